@@ -1,0 +1,150 @@
+"""pvekit: Proxmox VE clusters from Jupyter.
+
+Connect to one cluster (:func:`connect`) or a group of clusters (:func:`connect_group`,
+:class:`Group`), read inventory as pandas DataFrames, act on guests and follow their tasks,
+analyse capacity, draw plotly charts, build an HTML report, and drive it all from ipywidgets
+panels. :func:`demo` runs everything against the embedded Proxmox VE simulator.
+
+Heavy modules (pandas, plotly, ipywidgets) are imported on first use, so ``import pvekit``
+stays fast; every public name below is resolved lazily through :func:`__getattr__`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    AmbiguousGuestError,
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    ConnectionError,
+    GuestAgentError,
+    InvalidInputError,
+    InvalidVMIDError,
+    NodeUnreachableError,
+    NotFoundError,
+    NotImplementedByServerError,
+    ParameterError,
+    PermissionDeniedError,
+    PVEError,
+    ServerError,
+    TaskError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TimeoutError,
+    TLSError,
+    TransportError,
+    TwoFactorRequiredError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import capacity, charts, frames, report, sim, widgets
+    from ._cluster import Cluster
+    from ._config import Profile, load_config
+    from ._connect import connect, connect_group, demo
+    from ._format import (
+        UPID,
+        first_non_loopback_ip,
+        format_bytes,
+        format_uptime,
+        parse_upid,
+        parse_vmid,
+        safe_bool,
+        safe_float,
+        safe_string,
+    )
+    from ._group import Group
+    from ._guest import Guest
+    from ._tasks import Task
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (relative to this package)
+_LAZY: dict[str, str] = {
+    "connect": "._connect",
+    "connect_group": "._connect",
+    "demo": "._connect",
+    "Cluster": "._cluster",
+    "Group": "._group",
+    "Guest": "._guest",
+    "Task": "._tasks",
+    "Profile": "._config",
+    "load_config": "._config",
+    "UPID": "._format",
+    "parse_upid": "._format",
+    "format_bytes": "._format",
+    "format_uptime": "._format",
+    "parse_vmid": "._format",
+    "safe_string": "._format",
+    "safe_float": "._format",
+    "safe_bool": "._format",
+    "first_non_loopback_ip": "._format",
+}
+_SUBMODULES = ("capacity", "charts", "frames", "report", "sim", "widgets")
+
+__all__ = [
+    "UPID",
+    "APIError",
+    "AmbiguousGuestError",
+    "AuthenticationError",
+    "Cluster",
+    "ConfigError",
+    "ConnectionError",
+    "Group",
+    "Guest",
+    "GuestAgentError",
+    "InvalidInputError",
+    "InvalidVMIDError",
+    "NodeUnreachableError",
+    "NotFoundError",
+    "NotImplementedByServerError",
+    "PVEError",
+    "ParameterError",
+    "PermissionDeniedError",
+    "Profile",
+    "ServerError",
+    "TLSError",
+    "Task",
+    "TaskError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TimeoutError",
+    "TransportError",
+    "TwoFactorRequiredError",
+    "__version__",
+    "capacity",
+    "charts",
+    "connect",
+    "connect_group",
+    "demo",
+    "first_non_loopback_ip",
+    "format_bytes",
+    "format_uptime",
+    "frames",
+    "load_config",
+    "parse_upid",
+    "parse_vmid",
+    "report",
+    "safe_bool",
+    "safe_float",
+    "safe_string",
+    "sim",
+    "widgets",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'pvekit' has no attribute {name!r}")
+    globals()[name] = value  # cache: later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,68 @@
+"""Shared fixtures: simulators and clusters connected to them.
+
+Simulators are real HTTP servers on loopback; module-scoped ones are shared by the tests of one
+module, so tests that change state should use the function-scoped ``fresh_sim`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pvekit import Cluster
+    from pvekit.sim import Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "pve-fixtures"
+SCHEMA_DIR = ROOT.parent / "shared" / "pve-api"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tests away from the developer's own config, env vars and cache directory."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("PVEKIT_CONFIG", str(home / "pvekit" / "config.yaml"))
+    monkeypatch.setenv("PVEKIT_PVETUI_CONFIG", str(home / "pvetui" / "config.yml"))
+    monkeypatch.setenv("PVEKIT_CACHE_DIR", str(home / "cache"))
+    for var in list(os.environ):
+        if var.startswith("PROXMOX_") or var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            monkeypatch.delenv(var, raising=False)
+
+
+def _start(scenario: str = "demo", **kwargs: Any) -> Simulator:
+    from pvekit.sim import Simulator
+
+    sim = Simulator(scenario, **kwargs)
+    sim.start()
+    return sim
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    """A demo simulator shared by one test module (read-only use)."""
+    s = _start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def fresh_sim() -> Iterator[Simulator]:
+    """A demo simulator of its own, for tests that change state or inject faults."""
+    s = _start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def cluster(fresh_sim: Simulator) -> Iterator[Cluster]:
+    """A Cluster connected with the root password to the demo ``prod`` cluster, no cache."""
+    import pvekit
+
+    c = pvekit.connect(**fresh_sim["prod"].connect_kwargs(identity="root"), cache=False)
+    yield c
+    c.close()
