@@ -205,9 +205,7 @@ def _allocations(guests: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def storage_pools(
-    storage: pd.DataFrame, guests: pd.DataFrame | None = None
-) -> pd.DataFrame:
+def storage_pools(storage: pd.DataFrame, guests: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per storage pool, shared storage counted once, with thin-provisioning figures.
 
     Proxmox lists a shared storage once per node; here it becomes one row with ``node`` NA and
@@ -504,8 +502,15 @@ def cluster_usage(
         "mem_alloc_all",
     ):
         out[c] = _f(out[c]).fillna(0)
-    for c in ("cores", "cpu_used", "mem_used", "mem_total", "storage_used", "storage_total",
-              "provisioned"):
+    for c in (
+        "cores",
+        "cpu_used",
+        "mem_used",
+        "mem_total",
+        "storage_used",
+        "storage_total",
+        "provisioned",
+    ):
         out[c] = _f(out[c])
     out = out.reset_index().rename(columns={"index": "profile"})
     return _finish_totals(out)
@@ -583,9 +588,7 @@ def headroom(
     rows: list[dict[str, Any]] = []
     for profile, grp in usage.groupby("profile", sort=True):
         online = grp[grp["online"]]
-        free = {
-            r.node: float(_nz(r.mem_total) - _nz(r.mem_used)) for r in _rows(online)
-        }
+        free = {r.node: float(_nz(r.mem_total) - _nz(r.mem_used)) for r in _rows(online)}
         vcap = {
             r.node: float(_nz(r.cores) * max_vcpu_ratio - _nz(r.vcpus_running))
             for r in _rows(online)
@@ -628,9 +631,7 @@ def headroom(
                 vcap_else = sum(vcap[n] for n in others)
                 max_cores = max((cores[n] for n in others), default=0.0)
                 mem_fits = unplaced == 0
-                vcpus_fit = sum(vcpus) <= vcap_else and (
-                    not vcpus or max(vcpus) <= max_cores
-                )
+                vcpus_fit = sum(vcpus) <= vcap_else and (not vcpus or max(vcpus) <= max_cores)
                 row.update(
                     mem_free_elsewhere=free_else,
                     vcpu_capacity_elsewhere=vcap_else,
@@ -918,20 +919,27 @@ def _guest_stats(metrics: pd.DataFrame | None, quantile: float) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     m = m.assign(value=_f(m["value"]))
     w = m.pivot_table(
-        index=["profile", "target", "time"], columns="metric", values="value",
-        aggfunc="mean", observed=True,
+        index=["profile", "target", "time"],
+        columns="metric",
+        values="value",
+        aggfunc="mean",
+        observed=True,
     ).reset_index()
     for c in ("cpu", "mem", "maxmem"):
         if c not in w:
             w[c] = np.nan
     w["memf"] = _div(w["mem"], w["maxmem"])
-    stats = w.groupby(["profile", "target"], observed=True).agg(
-        cpu_median=("cpu", "median"),
-        cpu_peak=("cpu", lambda s: s.quantile(quantile)),
-        mem_median=("memf", "median"),
-        mem_peak=("memf", lambda s: s.quantile(quantile)),
-        samples=("cpu", "count"),
-    ).reset_index()
+    stats = (
+        w.groupby(["profile", "target"], observed=True)
+        .agg(
+            cpu_median=("cpu", "median"),
+            cpu_peak=("cpu", lambda s: s.quantile(quantile)),
+            mem_median=("memf", "median"),
+            mem_peak=("memf", lambda s: s.quantile(quantile)),
+            samples=("cpu", "count"),
+        )
+        .reset_index()
+    )
     stats["vmid"] = pd.to_numeric(stats["target"], errors="coerce")
     stats["profile"] = stats["profile"].astype("string")
     return stats[cols]
@@ -1001,8 +1009,11 @@ def rightsizing(
         if not running.iloc[i]:
             disk = _nz(r.get("disk_total"))
             if str(r["status"]) == "stopped" and disk > 0:
-                add(i, "stopped with disk",
-                    f"{label} is stopped but holds {_fmt_bytes(disk)} of disk")
+                add(
+                    i,
+                    "stopped with disk",
+                    f"{label} is stopped but holds {_fmt_bytes(disk)} of disk",
+                )
             continue
         c_med, c_peak = _nz(r["cpu_median"]), r["cpu_peak"]
         m_med, m_peak = _nz(r["mem_median"]), r["mem_peak"]
@@ -1010,26 +1021,38 @@ def rightsizing(
         if pd.notna(c_peak) and c_peak < low and ncores > 1:
             sug = max(1, math.ceil(c_peak * ncores / target))
             if sug < ncores:
-                add(i, "cpu oversized",
+                add(
+                    i,
+                    "cpu oversized",
                     f"{label} peaks at {_pct(c_peak)} of {int(ncores)} vCPUs: {sug} would do",
-                    suggested_cores=sug)
+                    suggested_cores=sug,
+                )
         if c_med >= high:
-            add(i, "cpu pinned",
+            add(
+                i,
+                "cpu pinned",
                 f"{label} runs at {_pct(c_med)} of its {int(_nz(ncores))} vCPUs (median)",
-                suggested_cores=math.ceil(_nz(ncores) * c_med / target) + 0)
+                suggested_cores=math.ceil(_nz(ncores) * c_med / target) + 0,
+            )
         mtot = mem.iloc[i]
         if pd.notna(m_peak) and m_peak < low and mtot > 1024 * _MIB:
             want = max(512 * _MIB, math.ceil(m_peak * mtot / target / (256 * _MIB)) * 256 * _MIB)
             if want < mtot:
-                add(i, "memory oversized",
+                add(
+                    i,
+                    "memory oversized",
                     f"{label} peaks at {_pct(m_peak)} of {_fmt_bytes(mtot)}: "
                     f"{_fmt_bytes(want)} would do",
-                    suggested_mem=want)
+                    suggested_mem=want,
+                )
         if m_med >= high and mtot > 0:
             want = math.ceil(m_med * mtot / target / (256 * _MIB)) * 256 * _MIB
-            add(i, "memory pinned",
+            add(
+                i,
+                "memory pinned",
                 f"{label} uses {_pct(m_med)} of {_fmt_bytes(mtot)} (median)",
-                suggested_mem=want)
+                suggested_mem=want,
+            )
     if not rows:
         return _empty({c: t for c, t in _RIGHTSIZING_COLUMNS.items()})
     out = pd.DataFrame(rows)
@@ -1084,8 +1107,11 @@ def hygiene(
     names = {
         (p, v): (n, nd)
         for p, v, n, nd in zip(
-            g["profile"], g["vmid"],
-            g["name"] if "name" in g else [""] * len(g), g["node"], strict=True,
+            g["profile"],
+            g["vmid"],
+            g["name"] if "name" in g else [""] * len(g),
+            g["node"],
+            strict=True,
         )
     }
     rows: list[dict[str, Any]] = []
@@ -1105,15 +1131,33 @@ def hygiene(
         for p, v, nd in zip(g["profile"], g["vmid"], g["node"], strict=True):
             when = last.get((p, v), pd.NaT)
             if pd.isna(when):
-                rows.append(dict(profile=p, vmid=v, node=nd, category="no backup",
-                                 detail="", when=pd.NaT, age_days=np.nan,
-                                 message=f"{label(p, v)} has no backup"))
+                rows.append(
+                    dict(
+                        profile=p,
+                        vmid=v,
+                        node=nd,
+                        category="no backup",
+                        detail="",
+                        when=pd.NaT,
+                        age_days=np.nan,
+                        message=f"{label(p, v)} has no backup",
+                    )
+                )
                 continue
             age = (now_ts - when).total_seconds() / _DAY
             if age > backup_days:
-                rows.append(dict(profile=p, vmid=v, node=nd, category="backup overdue",
-                                 detail="", when=when, age_days=age,
-                                 message=f"{label(p, v)}: last backup {age:.0f} days ago"))
+                rows.append(
+                    dict(
+                        profile=p,
+                        vmid=v,
+                        node=nd,
+                        category="backup overdue",
+                        detail="",
+                        when=when,
+                        age_days=age,
+                        message=f"{label(p, v)}: last backup {age:.0f} days ago",
+                    )
+                )
     if snapshots is not None:
         _require(snapshots, "snapshots", ["profile", "vmid", "name", "snaptime"])
         s = snapshots[snapshots["name"].astype("string") != "current"]
@@ -1124,22 +1168,39 @@ def hygiene(
             age = (now_ts - when).total_seconds() / _DAY
             if age > snapshot_days:
                 p, v = str(r.profile), float(r.vmid)
-                rows.append(dict(profile=p, vmid=v, node=getattr(r, "node", pd.NA),
-                                 category="old snapshot", detail=str(r.name), when=when,
-                                 age_days=age,
-                                 message=f"{label(p, v)}: snapshot '{r.name}' is "
-                                         f"{age:.0f} days old"))
+                rows.append(
+                    dict(
+                        profile=p,
+                        vmid=v,
+                        node=getattr(r, "node", pd.NA),
+                        category="old snapshot",
+                        detail=str(r.name),
+                        when=when,
+                        age_days=age,
+                        message=f"{label(p, v)}: snapshot '{r.name}' is {age:.0f} days old",
+                    )
+                )
     if "lock" in g:
         for p, v, nd, lock in zip(g["profile"], g["vmid"], g["node"], g["lock"], strict=True):
             if isinstance(lock, str) and lock:
-                rows.append(dict(profile=p, vmid=v, node=nd, category="locked", detail=lock,
-                                 when=pd.NaT, age_days=np.nan,
-                                 message=f"{label(p, v)} is locked ({lock})"))
+                rows.append(
+                    dict(
+                        profile=p,
+                        vmid=v,
+                        node=nd,
+                        category="locked",
+                        detail=lock,
+                        when=pd.NaT,
+                        age_days=np.nan,
+                        message=f"{label(p, v)} is locked ({lock})",
+                    )
+                )
     if not rows:
         return _empty(_HYGIENE_COLUMNS)
     out = pd.DataFrame(rows)
-    out["name"] = [names.get((p, v), ("", ""))[0] for p, v in zip(out.profile, out.vmid,
-                                                                   strict=True)]
+    out["name"] = [
+        names.get((p, v), ("", ""))[0] for p, v in zip(out.profile, out.vmid, strict=True)
+    ]
     out["when"] = pd.to_datetime(out["when"], utc=True)
     return _typed(out, _HYGIENE_COLUMNS)
 
@@ -1182,8 +1243,11 @@ def findings(
     rows: list[dict[str, Any]] = []
 
     def add(sev: str, profile: Any, cat: str, obj: Any, msg: str, metric: Any) -> None:
-        rows.append(dict(severity=sev, profile=profile, category=cat, object=obj, message=msg,
-                         metric=metric))
+        rows.append(
+            dict(
+                severity=sev, profile=profile, category=cat, object=obj, message=msg, metric=metric
+            )
+        )
 
     def level(frac: float) -> str | None:
         if frac >= th.critical_fraction:
@@ -1196,45 +1260,88 @@ def findings(
         for r in _rows(summary):
             q = r.quorate
             if q is not None and not pd.isna(q) and not bool(q):
-                add("critical", r.profile, "cluster", r.profile,
-                    f"cluster {r.profile} has lost quorum", 0.0)
+                add(
+                    "critical",
+                    r.profile,
+                    "cluster",
+                    r.profile,
+                    f"cluster {r.profile} has lost quorum",
+                    0.0,
+                )
     if node_usage is not None:
         for r in _rows(node_usage):
             obj = f"node {r.node}"
             if not r.online:
                 add("critical", r.profile, "node", obj, f"node {r.node} is offline", np.nan)
                 continue
-            for what, frac in (("memory", r.mem_fraction), ("CPU", r.cpu),
-                               ("local storage", r.storage_fraction)):
+            for what, frac in (
+                ("memory", r.mem_fraction),
+                ("CPU", r.cpu),
+                ("local storage", r.storage_fraction),
+            ):
                 if pd.notna(frac) and (sev := level(float(frac))):
-                    add(sev, r.profile, "usage", obj,
-                        f"node {r.node} {what} at {_pct(frac)}", float(frac))
+                    add(
+                        sev,
+                        r.profile,
+                        "usage",
+                        obj,
+                        f"node {r.node} {what} at {_pct(frac)}",
+                        float(frac),
+                    )
             oc = r.cpu_overcommit_running
             if pd.notna(oc) and oc > th.cpu_overcommit:
-                add("warning", r.profile, "overcommit", obj,
-                    f"node {r.node} runs {oc:.1f} vCPUs per core", float(oc))
+                add(
+                    "warning",
+                    r.profile,
+                    "overcommit",
+                    obj,
+                    f"node {r.node} runs {oc:.1f} vCPUs per core",
+                    float(oc),
+                )
             om = r.mem_overcommit_running
             if pd.notna(om) and om > th.mem_overcommit:
-                add("warning", r.profile, "overcommit", obj,
+                add(
+                    "warning",
+                    r.profile,
+                    "overcommit",
+                    obj,
                     f"node {r.node}: running guests are promised {_pct(om)} of its memory",
-                    float(om))
+                    float(om),
+                )
             elif pd.notna(r.mem_overcommit_all) and r.mem_overcommit_all > th.mem_overcommit:
-                add("info", r.profile, "overcommit", obj,
+                add(
+                    "info",
+                    r.profile,
+                    "overcommit",
+                    obj,
                     f"node {r.node}: all its guests together are promised "
                     f"{_pct(r.mem_overcommit_all)} of its memory",
-                    float(r.mem_overcommit_all))
+                    float(r.mem_overcommit_all),
+                )
     if storage_pools is not None:
         for r in _rows(storage_pools[storage_pools["counted"]]):
             obj = f"storage {r.pool}"
             if pd.notna(r.used_fraction) and (sev := level(float(r.used_fraction))):
-                add(sev, r.profile, "storage", obj,
+                add(
+                    sev,
+                    r.profile,
+                    "storage",
+                    obj,
                     f"storage {r.pool} is {_pct(r.used_fraction)} full "
-                    f"({_fmt_bytes(r.avail)} free)", float(r.used_fraction))
+                    f"({_fmt_bytes(r.avail)} free)",
+                    float(r.used_fraction),
+                )
             pr = r.provisioned_ratio
             if pd.notna(pr) and pr > th.provisioned_ratio:
-                add("warning", r.profile, "thin provisioning", obj,
+                add(
+                    "warning",
+                    r.profile,
+                    "thin provisioning",
+                    obj,
                     f"storage {r.pool}: {_fmt_bytes(r.provisioned)} of disks provisioned on "
-                    f"{_fmt_bytes(r.total)} ({pr:.2f}x)", float(pr))
+                    f"{_fmt_bytes(r.total)} ({pr:.2f}x)",
+                    float(pr),
+                )
     if headroom is not None:
         for r in _rows(headroom[headroom["online"]]):
             if pd.isna(r.fits) or bool(r.fits):
@@ -1247,17 +1354,30 @@ def findings(
                     + (f", {r.unplaced} guest(s) without room" if r.unplaced else "")
                 )
             if not bool(r.vcpus_fit):
-                reasons.append(f"{r.vcpus_needed} vCPUs vs room for "
-                               f"{max(0, int(_nz(r.vcpu_capacity_elsewhere)))}")
-            add("critical", r.profile, "failover", f"node {r.node}",
+                reasons.append(
+                    f"{r.vcpus_needed} vCPUs vs room for "
+                    f"{max(0, int(_nz(r.vcpu_capacity_elsewhere)))}"
+                )
+            add(
+                "critical",
+                r.profile,
+                "failover",
+                f"node {r.node}",
                 f"if node {r.node} fails its running guests do not fit: " + "; ".join(reasons),
-                float(_nz(r.mem_headroom)))
+                float(_nz(r.mem_headroom)),
+            )
         for r in _rows(headroom[headroom["weakest"]]):
             if pd.isna(r.fits) or not bool(r.fits):
                 continue
-            add("info", r.profile, "failover", f"node {r.node}",
+            add(
+                "info",
+                r.profile,
+                "failover",
+                f"node {r.node}",
                 f"weakest link: if node {r.node} fails, {_fmt_bytes(r.mem_headroom)} "
-                "memory is left on the others", float(_nz(r.mem_headroom)))
+                "memory is left on the others",
+                float(_nz(r.mem_headroom)),
+            )
     if forecast is not None:
         for r in _rows(forecast):
             what = f"node {r.target} memory" if r.kind == "node" else f"storage {r.target}"
@@ -1267,32 +1387,72 @@ def findings(
             if r.status != "growing" or pd.isna(r.days_until):
                 continue
             days = float(r.days_until)
-            sev = ("critical" if days <= th.forecast_critical_days
-                   else "warning" if days <= th.forecast_warning_days else None)
+            sev = (
+                "critical"
+                if days <= th.forecast_critical_days
+                else "warning"
+                if days <= th.forecast_warning_days
+                else None
+            )
             if sev:
-                add(sev, r.profile, "forecast", obj,
+                add(
+                    sev,
+                    r.profile,
+                    "forecast",
+                    obj,
                     f"{what} reaches {_pct(r.threshold)} in about {days:.0f} days "
-                    f"({float(r.days_low):.0f}-{_days(r.days_high)})", days)
+                    f"({float(r.days_low):.0f}-{_days(r.days_high)})",
+                    days,
+                )
     if rightsizing is not None:
         sev_of = {"cpu pinned": "warning", "memory pinned": "warning"}
         tmpl = rightsizing[rightsizing["category"] == "template"]
         for r in _rows(rightsizing[rightsizing["category"] != "template"]):
-            metric = (r.cpu_peak if r.category == "cpu oversized"
-                      else r.mem_peak if r.category == "memory oversized"
-                      else r.cpu_median if r.category == "cpu pinned"
-                      else r.mem_median if r.category == "memory pinned" else r.disk_total)
-            add(sev_of.get(r.category, "info"), r.profile, "right-sizing",
-                f"guest {r.vmid}", r.message, float(_nz(metric)))
+            metric = (
+                r.cpu_peak
+                if r.category == "cpu oversized"
+                else r.mem_peak
+                if r.category == "memory oversized"
+                else r.cpu_median
+                if r.category == "cpu pinned"
+                else r.mem_median
+                if r.category == "memory pinned"
+                else r.disk_total
+            )
+            add(
+                sev_of.get(r.category, "info"),
+                r.profile,
+                "right-sizing",
+                f"guest {r.vmid}",
+                r.message,
+                float(_nz(metric)),
+            )
         for profile, grp in tmpl.groupby("profile"):
             disk = _f(grp["disk_total"]).sum()
-            add("info", profile, "right-sizing", f"{len(grp)} templates",
-                f"{len(grp)} template(s) hold {_fmt_bytes(disk)} of disk", float(disk))
+            add(
+                "info",
+                profile,
+                "right-sizing",
+                f"{len(grp)} templates",
+                f"{len(grp)} template(s) hold {_fmt_bytes(disk)} of disk",
+                float(disk),
+            )
     if hygiene is not None:
-        sev_h = {"no backup": "warning", "backup overdue": "warning", "locked": "warning",
-                 "old snapshot": "info"}
+        sev_h = {
+            "no backup": "warning",
+            "backup overdue": "warning",
+            "locked": "warning",
+            "old snapshot": "info",
+        }
         for r in _rows(hygiene):
-            add(sev_h.get(r.category, "info"), r.profile, "hygiene", f"guest {r.vmid}",
-                r.message, float(r.age_days) if pd.notna(r.age_days) else np.nan)
+            add(
+                sev_h.get(r.category, "info"),
+                r.profile,
+                "hygiene",
+                f"guest {r.vmid}",
+                r.message,
+                float(r.age_days) if pd.notna(r.age_days) else np.nan,
+            )
     out = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
     out["severity"] = pd.Categorical(out["severity"], categories=list(SEVERITIES), ordered=True)
     for c in ("profile", "category", "object", "message"):
@@ -1361,8 +1521,17 @@ def analyse(
         else _empty(_FORECAST_COLUMNS)
     )
     rs = rightsizing(guests, metrics)
-    hy = hygiene(guests, backups, snapshots, backup_days=backup_days,
-                 snapshot_days=snapshot_days, now=now)
-    fi = findings(node_usage=nu, storage_pools=sp, headroom=hr, forecast=fc, rightsizing=rs,
-                  hygiene=hy, summary=summary, thresholds=th)
+    hy = hygiene(
+        guests, backups, snapshots, backup_days=backup_days, snapshot_days=snapshot_days, now=now
+    )
+    fi = findings(
+        node_usage=nu,
+        storage_pools=sp,
+        headroom=hr,
+        forecast=fc,
+        rightsizing=rs,
+        hygiene=hy,
+        summary=summary,
+        thresholds=th,
+    )
     return Analysis(nu, cu, gu, sp, hr, fc, rs, hy, fi, th)

@@ -21,8 +21,15 @@ NOW = pd.Timestamp("2026-11-29 12:00", tz=UTC)
 
 def make_nodes(rows: list[dict[str, Any]]) -> pd.DataFrame:
     base = {
-        "profile": "prod", "status": "online", "online": True, "cpu": 0.0, "cores": 8,
-        "mem_used": 0, "mem_total": 64 * GIB, "disk_used": 0, "disk_total": 100 * GIB,
+        "profile": "prod",
+        "status": "online",
+        "online": True,
+        "cpu": 0.0,
+        "cores": 8,
+        "mem_used": 0,
+        "mem_total": 64 * GIB,
+        "disk_used": 0,
+        "disk_total": 100 * GIB,
     }
     df = pd.DataFrame([{**base, **r} for r in rows])
     for c in ("cores", "mem_used", "mem_total", "disk_used", "disk_total"):
@@ -34,9 +41,21 @@ def make_nodes(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def make_guests(rows: list[dict[str, Any]]) -> pd.DataFrame:
     base = {
-        "profile": "prod", "name": "", "type": "qemu", "status": "running", "template": False,
-        "tags": [], "pool": None, "ha_state": None, "lock": None, "cpu": 0.5, "cores": 2,
-        "mem_used": GIB, "mem_total": 4 * GIB, "disk_used": 0, "disk_total": 32 * GIB,
+        "profile": "prod",
+        "name": "",
+        "type": "qemu",
+        "status": "running",
+        "template": False,
+        "tags": [],
+        "pool": None,
+        "ha_state": None,
+        "lock": None,
+        "cpu": 0.5,
+        "cores": 2,
+        "mem_used": GIB,
+        "mem_total": 4 * GIB,
+        "disk_used": 0,
+        "disk_total": 32 * GIB,
     }
     df = pd.DataFrame([{**base, **r} for r in rows])
     for c in ("vmid", "cores", "mem_used", "mem_total", "disk_used", "disk_total"):
@@ -50,8 +69,13 @@ def make_guests(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def make_storage(rows: list[dict[str, Any]]) -> pd.DataFrame:
     base = {
-        "profile": "prod", "type": "dir", "content": ["images"], "shared": False,
-        "status": "available", "active": True, "enabled": True,
+        "profile": "prod",
+        "type": "dir",
+        "content": ["images"],
+        "shared": False,
+        "status": "available",
+        "active": True,
+        "enabled": True,
     }
     df = pd.DataFrame([{**base, **r} for r in rows])
     for c in ("used", "total"):
@@ -65,49 +89,115 @@ def make_storage(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 @pytest.fixture
 def nodes() -> pd.DataFrame:
-    return make_nodes([
-        {"node": "pve1", "cpu": 0.5, "mem_used": 16 * GIB, "mem_total": 64 * GIB},
-        {"node": "pve2", "cpu": 0.25, "mem_used": 8 * GIB, "mem_total": 32 * GIB},
-        # an offline node: Proxmox leaves its sizes out
-        {"node": "pve3", "status": "offline", "online": False, "cpu": None, "cores": None,
-         "mem_used": None, "mem_total": None},
-        {"profile": "lab", "node": "lab1", "cores": 4, "cpu": 0.1, "mem_used": 4 * GIB,
-         "mem_total": 16 * GIB},
-    ])
+    return make_nodes(
+        [
+            {"node": "pve1", "cpu": 0.5, "mem_used": 16 * GIB, "mem_total": 64 * GIB},
+            {"node": "pve2", "cpu": 0.25, "mem_used": 8 * GIB, "mem_total": 32 * GIB},
+            # an offline node: Proxmox leaves its sizes out
+            {
+                "node": "pve3",
+                "status": "offline",
+                "online": False,
+                "cpu": None,
+                "cores": None,
+                "mem_used": None,
+                "mem_total": None,
+            },
+            {
+                "profile": "lab",
+                "node": "lab1",
+                "cores": 4,
+                "cpu": 0.1,
+                "mem_used": 4 * GIB,
+                "mem_total": 16 * GIB,
+            },
+        ]
+    )
 
 
 @pytest.fixture
 def guests() -> pd.DataFrame:
-    return make_guests([
-        {"vmid": 100, "node": "pve1", "cores": 4, "mem_total": 8 * GIB},
-        {"vmid": 101, "node": "pve1", "cores": 2, "mem_total": 4 * GIB},
-        {"vmid": 102, "node": "pve2", "cores": 2, "mem_total": 16 * GIB},
-        {"vmid": 103, "node": "pve2", "status": "stopped", "cores": 4, "mem_total": 8 * GIB,
-         "cpu": 0.0, "mem_used": 0},
-        {"vmid": 104, "node": "pve1", "status": "stopped", "template": True, "cores": 2,
-         "mem_total": 2 * GIB, "disk_total": 10 * GIB, "cpu": 0.0, "mem_used": 0},
-        {"vmid": 105, "node": "pve3", "status": "unknown", "cores": 1, "mem_total": 1 * GIB},
-        {"profile": "lab", "vmid": 100, "node": "lab1", "cores": 2, "mem_total": 2 * GIB},
-    ])
+    return make_guests(
+        [
+            {"vmid": 100, "node": "pve1", "cores": 4, "mem_total": 8 * GIB},
+            {"vmid": 101, "node": "pve1", "cores": 2, "mem_total": 4 * GIB},
+            {"vmid": 102, "node": "pve2", "cores": 2, "mem_total": 16 * GIB},
+            {
+                "vmid": 103,
+                "node": "pve2",
+                "status": "stopped",
+                "cores": 4,
+                "mem_total": 8 * GIB,
+                "cpu": 0.0,
+                "mem_used": 0,
+            },
+            {
+                "vmid": 104,
+                "node": "pve1",
+                "status": "stopped",
+                "template": True,
+                "cores": 2,
+                "mem_total": 2 * GIB,
+                "disk_total": 10 * GIB,
+                "cpu": 0.0,
+                "mem_used": 0,
+            },
+            {"vmid": 105, "node": "pve3", "status": "unknown", "cores": 1, "mem_total": 1 * GIB},
+            {"profile": "lab", "vmid": 100, "node": "lab1", "cores": 2, "mem_total": 2 * GIB},
+        ]
+    )
 
 
 @pytest.fixture
 def storage() -> pd.DataFrame:
-    return make_storage([
-        {"node": "pve1", "storage": "local", "used": 10 * GIB, "total": 100 * GIB},
-        {"node": "pve2", "storage": "local", "used": 30 * GIB, "total": 100 * GIB},
-        # a shared pool, listed once per node as Proxmox does
-        {"node": "pve1", "storage": "ceph", "type": "rbd", "shared": True,
-         "used": 500 * GIB, "total": 1000 * GIB},
-        {"node": "pve2", "storage": "ceph", "type": "rbd", "shared": True,
-         "used": 500 * GIB, "total": 1000 * GIB},
-        {"node": "pve3", "storage": "ceph", "type": "rbd", "shared": True, "status": "unknown",
-         "active": False, "used": 0, "total": 0},
-        {"node": "pve3", "storage": "local", "status": "unknown", "active": False,
-         "used": 0, "total": 0},
-        {"profile": "lab", "node": "lab1", "storage": "local", "used": 90 * GIB,
-         "total": 100 * GIB},
-    ])
+    return make_storage(
+        [
+            {"node": "pve1", "storage": "local", "used": 10 * GIB, "total": 100 * GIB},
+            {"node": "pve2", "storage": "local", "used": 30 * GIB, "total": 100 * GIB},
+            # a shared pool, listed once per node as Proxmox does
+            {
+                "node": "pve1",
+                "storage": "ceph",
+                "type": "rbd",
+                "shared": True,
+                "used": 500 * GIB,
+                "total": 1000 * GIB,
+            },
+            {
+                "node": "pve2",
+                "storage": "ceph",
+                "type": "rbd",
+                "shared": True,
+                "used": 500 * GIB,
+                "total": 1000 * GIB,
+            },
+            {
+                "node": "pve3",
+                "storage": "ceph",
+                "type": "rbd",
+                "shared": True,
+                "status": "unknown",
+                "active": False,
+                "used": 0,
+                "total": 0,
+            },
+            {
+                "node": "pve3",
+                "storage": "local",
+                "status": "unknown",
+                "active": False,
+                "used": 0,
+                "total": 0,
+            },
+            {
+                "profile": "lab",
+                "node": "lab1",
+                "storage": "local",
+                "used": 90 * GIB,
+                "total": 100 * GIB,
+            },
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------- usage
@@ -174,16 +264,26 @@ def test_group_usage_sums_and_recomputes_ratios(nodes, guests, storage) -> None:
 
 
 def test_storage_pools_shared_once_and_thin_provisioning(storage) -> None:
-    guests = make_guests([
-        {"vmid": 100, "node": "pve1", "disks": [
-            {"key": "scsi0", "storage": "ceph", "size": 600 * GIB},
-            {"key": "scsi1", "storage": "local", "size": 50 * GIB},
-            {"key": "ide2", "storage": "local", "size": None},  # a CD-ROM
-        ]},
-        {"vmid": 101, "node": "pve2", "disks": [
-            {"key": "scsi0", "storage": "ceph", "size": 600 * GIB},
-        ]},
-    ])
+    guests = make_guests(
+        [
+            {
+                "vmid": 100,
+                "node": "pve1",
+                "disks": [
+                    {"key": "scsi0", "storage": "ceph", "size": 600 * GIB},
+                    {"key": "scsi1", "storage": "local", "size": 50 * GIB},
+                    {"key": "ide2", "storage": "local", "size": None},  # a CD-ROM
+                ],
+            },
+            {
+                "vmid": 101,
+                "node": "pve2",
+                "disks": [
+                    {"key": "scsi0", "storage": "ceph", "size": 600 * GIB},
+                ],
+            },
+        ]
+    )
     p = capacity.storage_pools(storage, guests).set_index("pool")
     assert list(p.index).count("prod/ceph") == 1
     ceph = p.loc["prod/ceph"]
@@ -220,19 +320,25 @@ def test_headroom_n_plus_one(nodes, guests) -> None:
     assert not lab["fits"] and lab["mem_free_elsewhere"] == 0 and lab["weakest"]
     weakest = capacity.weakest_link(h.reset_index())
     assert set(zip(weakest["profile"], weakest["node"], strict=True)) == {
-        ("prod", "pve1"), ("lab", "lab1")}
+        ("prod", "pve1"),
+        ("lab", "lab1"),
+    }
 
 
 def test_headroom_catches_fragmentation_and_vcpus() -> None:
-    nodes = make_nodes([
-        {"node": "a", "cores": 16, "mem_used": 0, "mem_total": 64 * GIB},
-        {"node": "b", "cores": 4, "mem_used": 20 * GIB, "mem_total": 32 * GIB},
-        {"node": "c", "cores": 4, "mem_used": 20 * GIB, "mem_total": 32 * GIB},
-    ])
-    guests = make_guests([
-        # 16 GiB fits in the sum of free memory on b+c (24 GiB) but on neither alone (12)
-        {"vmid": 1, "node": "a", "cores": 8, "mem_total": 16 * GIB},
-    ])
+    nodes = make_nodes(
+        [
+            {"node": "a", "cores": 16, "mem_used": 0, "mem_total": 64 * GIB},
+            {"node": "b", "cores": 4, "mem_used": 20 * GIB, "mem_total": 32 * GIB},
+            {"node": "c", "cores": 4, "mem_used": 20 * GIB, "mem_total": 32 * GIB},
+        ]
+    )
+    guests = make_guests(
+        [
+            # 16 GiB fits in the sum of free memory on b+c (24 GiB) but on neither alone (12)
+            {"vmid": 1, "node": "a", "cores": 8, "mem_total": 16 * GIB},
+        ]
+    )
     h = capacity.headroom(nodes, guests, max_vcpu_ratio=4).set_index("node")
     a = h.loc["a"]
     assert a["mem_free_elsewhere"] == 24 * GIB and a["unplaced"] == 1
@@ -247,19 +353,37 @@ def test_headroom_catches_fragmentation_and_vcpus() -> None:
 # ---------------------------------------------------------------------------- forecasts
 
 
-def metrics_frame(series: dict[str, tuple[str, str, list[float | None], list[float | None]]],
-                  days: int = 30) -> pd.DataFrame:
+def metrics_frame(
+    series: dict[str, tuple[str, str, list[float | None], list[float | None]]], days: int = 30
+) -> pd.DataFrame:
     """series: target -> (kind, node, used values, total values), one sample a day."""
     rows = []
     for target, (kind, node, used, total) in series.items():
-        used_name, total_name = ("used", "total") if kind == "storage" else ("memused",
-                                                                              "memtotal")
+        used_name, total_name = ("used", "total") if kind == "storage" else ("memused", "memtotal")
         for i, (u, t) in enumerate(zip(used, total, strict=True)):
             time = NOW - pd.Timedelta(days=len(used) - 1 - i)
-            rows.append(dict(profile="prod", kind=kind, target=target, node=node, time=time,
-                             metric=used_name, value=u))
-            rows.append(dict(profile="prod", kind=kind, target=target, node=node, time=time,
-                             metric=total_name, value=t))
+            rows.append(
+                dict(
+                    profile="prod",
+                    kind=kind,
+                    target=target,
+                    node=node,
+                    time=time,
+                    metric=used_name,
+                    value=u,
+                )
+            )
+            rows.append(
+                dict(
+                    profile="prod",
+                    kind=kind,
+                    target=target,
+                    node=node,
+                    time=time,
+                    metric=total_name,
+                    value=t,
+                )
+            )
     df = pd.DataFrame(rows)
     df["value"] = df["value"].astype("float64")
     return df
@@ -290,12 +414,14 @@ def test_forecast_linear_growth_with_outlier_and_missing_rows() -> None:
 def test_forecast_not_growing_above_and_insufficient() -> None:
     rng = np.random.default_rng(0)
     flat = list(0.4 + rng.normal(0, 0.01, 30))
-    m = metrics_frame({
-        "pve1": ("node", "pve1", [v * 64 for v in flat], [64.0] * 30),
-        "pve2/local": ("storage", "pve2", [95.0] * 30, [100.0] * 30),
-        "pve2/tiny": ("storage", "pve2", [1.0, 2.0, 3.0], [100.0] * 3),
-        "pve2/down": ("storage", "pve2", [10.0 - i * 0.1 for i in range(30)], [100.0] * 30),
-    })
+    m = metrics_frame(
+        {
+            "pve1": ("node", "pve1", [v * 64 for v in flat], [64.0] * 30),
+            "pve2/local": ("storage", "pve2", [95.0] * 30, [100.0] * 30),
+            "pve2/tiny": ("storage", "pve2", [1.0, 2.0, 3.0], [100.0] * 3),
+            "pve2/down": ("storage", "pve2", [10.0 - i * 0.1 for i in range(30)], [100.0] * 30),
+        }
+    )
     f = capacity.forecast(m).set_index("target")
     assert f.loc["pve1", "status"] == "not growing" and f.loc["pve1", "resource"] == "memory"
     assert pd.isna(f.loc["pve1", "days_until"]) and pd.isna(f.loc["pve1", "eta"])
@@ -308,10 +434,12 @@ def test_forecast_not_growing_above_and_insufficient() -> None:
 
 def test_forecast_shared_pool_once_and_bad_input(storage) -> None:
     series = [float(i) for i in range(30)]
-    m = metrics_frame({
-        "pve1/ceph": ("storage", "pve1", series, [100.0] * 30),
-        "pve2/ceph": ("storage", "pve2", series, [100.0] * 30),
-    })
+    m = metrics_frame(
+        {
+            "pve1/ceph": ("storage", "pve1", series, [100.0] * 30),
+            "pve2/ceph": ("storage", "pve2", series, [100.0] * 30),
+        }
+    )
     assert len(capacity.forecast(m)) == 2
     assert len(capacity.forecast(m, storage=storage)) == 1
     with pytest.raises(InvalidInputError, match="threshold"):
@@ -340,31 +468,61 @@ def guest_metrics(vmid: int, cpu: list[float], mem: list[float], maxmem: float) 
     for i, (c, m) in enumerate(zip(cpu, mem, strict=True)):
         t = NOW - pd.Timedelta(hours=len(cpu) - i)
         for metric, value in (("cpu", c), ("mem", m), ("maxmem", maxmem)):
-            rows.append(dict(profile="prod", kind="guest", target=str(vmid), node="pve1",
-                             time=t, metric=metric, value=float(value)))
+            rows.append(
+                dict(
+                    profile="prod",
+                    kind="guest",
+                    target=str(vmid),
+                    node="pve1",
+                    time=t,
+                    metric=metric,
+                    value=float(value),
+                )
+            )
     return pd.DataFrame(rows)
 
 
 def test_rightsizing_categories() -> None:
-    g = make_guests([
-        {"vmid": 1, "node": "pve1", "cores": 8, "mem_total": 16 * GIB},  # idle: oversized
-        {"vmid": 2, "node": "pve1", "cores": 2, "mem_total": 4 * GIB},  # busy: pinned
-        {"vmid": 3, "node": "pve1", "status": "stopped", "disk_total": 50 * GIB, "cpu": 0.0},
-        {"vmid": 4, "node": "pve1", "status": "stopped", "template": True,
-         "disk_total": 8 * GIB, "cpu": 0.0},
-        # no metrics: judged on current values (cpu 0.95 of 4 cores)
-        {"vmid": 5, "node": "pve1", "cores": 4, "cpu": 0.95, "mem_used": 2 * GIB,
-         "mem_total": 4 * GIB},
-    ])
-    m = pd.concat([
-        guest_metrics(1, [0.02] * 20 + [0.1], [1 * GIB] * 21, 16 * GIB),
-        guest_metrics(2, [0.97] * 21, [3.9 * GIB] * 21, 4 * GIB),
-    ])
+    g = make_guests(
+        [
+            {"vmid": 1, "node": "pve1", "cores": 8, "mem_total": 16 * GIB},  # idle: oversized
+            {"vmid": 2, "node": "pve1", "cores": 2, "mem_total": 4 * GIB},  # busy: pinned
+            {"vmid": 3, "node": "pve1", "status": "stopped", "disk_total": 50 * GIB, "cpu": 0.0},
+            {
+                "vmid": 4,
+                "node": "pve1",
+                "status": "stopped",
+                "template": True,
+                "disk_total": 8 * GIB,
+                "cpu": 0.0,
+            },
+            # no metrics: judged on current values (cpu 0.95 of 4 cores)
+            {
+                "vmid": 5,
+                "node": "pve1",
+                "cores": 4,
+                "cpu": 0.95,
+                "mem_used": 2 * GIB,
+                "mem_total": 4 * GIB,
+            },
+        ]
+    )
+    m = pd.concat(
+        [
+            guest_metrics(1, [0.02] * 20 + [0.1], [1 * GIB] * 21, 16 * GIB),
+            guest_metrics(2, [0.97] * 21, [3.9 * GIB] * 21, 4 * GIB),
+        ]
+    )
     r = capacity.rightsizing(g, m)
     cats = set(zip(r["vmid"].astype(int), r["category"], strict=True))
     assert cats == {
-        (1, "cpu oversized"), (1, "memory oversized"), (2, "cpu pinned"), (2, "memory pinned"),
-        (3, "stopped with disk"), (4, "template"), (5, "cpu pinned"),
+        (1, "cpu oversized"),
+        (1, "memory oversized"),
+        (2, "cpu pinned"),
+        (2, "memory pinned"),
+        (3, "stopped with disk"),
+        (4, "template"),
+        (5, "cpu pinned"),
     }
     one = r[(r.vmid == 1) & (r.category == "cpu oversized")].iloc[0]
     # peak (95th pct) 0.02 of 8 cores = 0.16 cores; at a 70 % target 1 vCPU suffices
@@ -381,30 +539,44 @@ def test_rightsizing_categories() -> None:
 
 
 def test_hygiene_backups_snapshots_locks() -> None:
-    g = make_guests([
-        {"vmid": 1, "node": "pve1"},
-        {"vmid": 2, "node": "pve1", "lock": "backup"},
-        {"vmid": 3, "node": "pve1"},
-        {"profile": "lab", "vmid": 1, "node": "lab1"},
-    ])
-    b = pd.DataFrame({
-        "profile": ["prod", "prod", "prod", "lab"],
-        "vmid": pd.array([1, 1, 2, 1], dtype="Int64"),
-        "ctime": [NOW - pd.Timedelta(days=20), NOW - pd.Timedelta(days=1),
-                  NOW - pd.Timedelta(days=10), NOW - pd.Timedelta(days=2)],
-    })
-    s = pd.DataFrame({
-        "profile": ["prod", "prod", "prod"], "node": ["pve1"] * 3,
-        "vmid": pd.array([1, 1, 1], dtype="Int64"),
-        "name": ["before-upgrade", "yesterday", "current"],
-        "snaptime": [NOW - pd.Timedelta(days=40), NOW - pd.Timedelta(days=1), pd.NaT],
-    })
+    g = make_guests(
+        [
+            {"vmid": 1, "node": "pve1"},
+            {"vmid": 2, "node": "pve1", "lock": "backup"},
+            {"vmid": 3, "node": "pve1"},
+            {"profile": "lab", "vmid": 1, "node": "lab1"},
+        ]
+    )
+    b = pd.DataFrame(
+        {
+            "profile": ["prod", "prod", "prod", "lab"],
+            "vmid": pd.array([1, 1, 2, 1], dtype="Int64"),
+            "ctime": [
+                NOW - pd.Timedelta(days=20),
+                NOW - pd.Timedelta(days=1),
+                NOW - pd.Timedelta(days=10),
+                NOW - pd.Timedelta(days=2),
+            ],
+        }
+    )
+    s = pd.DataFrame(
+        {
+            "profile": ["prod", "prod", "prod"],
+            "node": ["pve1"] * 3,
+            "vmid": pd.array([1, 1, 1], dtype="Int64"),
+            "name": ["before-upgrade", "yesterday", "current"],
+            "snaptime": [NOW - pd.Timedelta(days=40), NOW - pd.Timedelta(days=1), pd.NaT],
+        }
+    )
     h = capacity.hygiene(g, b, s, backup_days=7, snapshot_days=30, now=NOW)
-    got = {(p, int(v), c) for p, v, c in zip(h["profile"], h["vmid"], h["category"],
-                                              strict=True)}
+    got = {(p, int(v), c) for p, v, c in zip(h["profile"], h["vmid"], h["category"], strict=True)}
     # VMIDs repeat across clusters: lab/1 has its own recent backup
-    assert got == {("prod", 2, "backup overdue"), ("prod", 3, "no backup"),
-                   ("prod", 1, "old snapshot"), ("prod", 2, "locked")}
+    assert got == {
+        ("prod", 2, "backup overdue"),
+        ("prod", 3, "no backup"),
+        ("prod", 1, "old snapshot"),
+        ("prod", 2, "locked"),
+    }
     overdue = h[h.category == "backup overdue"].iloc[0]
     assert overdue["age_days"] == pytest.approx(10)
     assert "before-upgrade" in h[h.category == "old snapshot"].iloc[0]["message"]
@@ -414,9 +586,13 @@ def test_hygiene_backups_snapshots_locks() -> None:
 
 
 def test_findings_prioritised(nodes, guests, storage) -> None:
-    a = capacity.analyse(nodes, guests, storage, now=NOW,
-                         summary=pd.DataFrame({"profile": ["prod", "lab"],
-                                               "quorate": [True, False]}))
+    a = capacity.analyse(
+        nodes,
+        guests,
+        storage,
+        now=NOW,
+        summary=pd.DataFrame({"profile": ["prod", "lab"], "quorate": [True, False]}),
+    )
     f = a.findings
     assert list(f.columns) == list(capacity.FINDING_COLUMNS)
     assert f["severity"].is_monotonic_increasing  # ordered: critical first
