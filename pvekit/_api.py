@@ -1,0 +1,475 @@
+"""The low-level Proxmox VE API client every higher call goes through.
+
+:class:`ApiClient` sends ``get``/``post``/``put``/``delete`` to ``/api2/json``, unwraps the
+``{"data": ...}`` envelope, maps HTTP errors to the pvekit exception tree, retries idempotent
+reads, recovers from an expired ticket, logs each request with its timing at DEBUG (redacted)
+and drops the cached reads a write made stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from . import _errors as errors
+from ._auth import TicketAuth, TokenAuth
+from ._config import Profile
+from ._errors import InvalidInputError, error_for_status, redact
+from ._transport import (
+    RETRY_STATUSES,
+    build_session,
+    is_cached_session,
+    request_options,
+    retry_delay,
+)
+
+__all__ = ["ApiClient", "affected_paths"]
+
+_READ = "GET"
+_GUEST_TYPES = ("qemu", "lxc")
+
+
+class _NoAuth(AuthBase):
+    """Overrides any session-level auth for the login request itself."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+def _clean_params(params: Mapping[str, Any] | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for source in (params or {}, extra):
+        for key, value in source.items():
+            if value is None:
+                continue
+            if not isinstance(key, str) or not key:
+                raise InvalidInputError(f"parameter names must be non-empty strings, not {key!r}")
+            if isinstance(value, bool):
+                value = 1 if value else 0
+            elif isinstance(value, list | tuple):
+                value = [1 if v is True else 0 if v is False else v for v in value]
+            merged[key] = value
+    return merged
+
+
+def _guest_parts(path: str) -> tuple[str | None, str | None, str | None]:
+    """(node, guest type, vmid) found in ``path``, where present."""
+    parts = path.strip("/").split("/")
+    node = parts[1] if len(parts) >= 2 and parts[0] == "nodes" else None
+    gtype = parts[2] if node and len(parts) >= 3 and parts[2] in _GUEST_TYPES else None
+    vmid = parts[3] if gtype and len(parts) >= 4 and parts[3].isdigit() else None
+    return node, gtype, vmid
+
+
+def affected_paths(path: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Cached reads a write to ``path`` makes stale: (prefixes, exact paths).
+
+    Every write drops ``/cluster/resources`` and the task lists. A write under a guest drops
+    that guest's reads, its node's guest list and storage (disks, backups); a write under a
+    node drops that node's reads of the same family; any other write drops its parent path.
+    A ``target``/``target-node`` parameter (migrate, clone) drops the target node's lists too.
+    """
+    prefixes = ["/cluster/resources", "/cluster/tasks", "/cluster/ha"]
+    exact: list[str] = []
+    node, gtype, vmid = _guest_parts(path)
+    parts = path.strip("/").split("/")
+    if node:
+        exact.append(f"/nodes/{node}/tasks")
+        exact.append("/nodes")
+        prefixes.append(f"/nodes/{node}/status")
+        if gtype and vmid:
+            prefixes.append(f"/nodes/{node}/{gtype}/{vmid}")
+            exact.append(f"/nodes/{node}/{gtype}")
+            prefixes.append(f"/nodes/{node}/storage")
+        elif len(parts) >= 3:
+            prefixes.append(f"/nodes/{node}/{parts[2]}")
+            if parts[2] in ("vzdump", "storage"):
+                prefixes.append(f"/nodes/{node}/storage")
+    else:
+        parent = "/" + "/".join(parts[:-1]) if len(parts) > 1 else path
+        prefixes.append(parent)
+        if parts and parts[0] == "storage":
+            prefixes.append("/nodes")
+    for key in ("target", "target-node", "node"):
+        target = params.get(key)
+        if isinstance(target, str) and target and "/" not in target:
+            for t in _GUEST_TYPES:
+                exact.append(f"/nodes/{target}/{t}")
+            prefixes.append(f"/nodes/{target}/storage")
+            exact.append(f"/nodes/{target}/tasks")
+    return list(dict.fromkeys(prefixes)), list(dict.fromkeys(exact))
+
+
+def _matches(path: str, prefixes: Iterable[str], exact: Iterable[str]) -> bool:
+    for p in prefixes:
+        p = p.rstrip("/") or "/"
+        if p == "/" or path == p or path.startswith(p + "/"):
+            return True
+    return path in exact
+
+
+class ApiClient:
+    """One cluster, one identity: the low-level Proxmox VE API.
+
+    ``get/post/put/delete(path, params=None, **params)`` return the unwrapped ``data``. ``path``
+    is relative to ``/api2/json`` and starts with ``/``; segments such as UPIDs and volids are
+    quoted by the caller. Parameter names go out exactly as given; ``None`` values are dropped
+    and ``True``/``False`` become ``1``/``0``. GET parameters travel in the query string, POST
+    and PUT parameters as a form, DELETE parameters in the query string (as Proxmox expects).
+
+    Reads are cached per the TTL table (``fresh=True`` bypasses and refreshes the cache) and
+    retried on connection errors, timeouts and 502/503/504. Writes are never retried, except
+    once after a 401 when the ticket is renewed (the server did not run the refused call).
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        session: requests.Session | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not isinstance(profile, Profile):
+            raise InvalidInputError(
+                f"ApiClient needs a pvekit.Profile, not {type(profile).__name__}"
+            )
+        self.settings = profile
+        self.profile: str = profile.name
+        self.host: str = profile.host
+        self.base_url: str = profile.base_url
+        self.user: str = profile.identity
+        self.is_token: bool = profile.is_token
+        self.log = logger or logging.getLogger("pvekit.api")
+        self._own_session = session is None
+        self.session = build_session(profile, session)
+        self._options = request_options(profile)
+        self._cached = is_cached_session(self.session)
+        self._index_lock = threading.Lock()
+        self._index: dict[str, set[str]] = {}
+        self._index_complete = False
+        self._closed = False
+        self.auth: TokenAuth | TicketAuth
+        if profile.is_token:
+            assert profile.token_id is not None and profile.token_value is not None
+            self.auth = TokenAuth(profile.token_id, profile.token_value)
+        else:
+            assert profile.password is not None
+            self.auth = TicketAuth(
+                profile.user,
+                profile.password,
+                self._post_login,
+                otp=profile.otp,
+                logger=logging.getLogger("pvekit.auth") if logger is None else logger,
+            )
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """GET ``path``; cached per the TTL table unless ``fresh=True``."""
+        return self._call("GET", path, _clean_params(params, kwargs), fresh=fresh)
+
+    def post(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """POST ``path`` (never retried, except once after a ticket renewal on 401)."""
+        return self._call("POST", path, _clean_params(params, kwargs))
+
+    def put(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """PUT ``path`` (never retried, except once after a ticket renewal on 401)."""
+        return self._call("PUT", path, _clean_params(params, kwargs))
+
+    def delete(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """DELETE ``path`` (never retried, except once after a ticket renewal on 401)."""
+        return self._call("DELETE", path, _clean_params(params, kwargs))
+
+    def invalidate(self, *prefixes: str) -> None:
+        """Drop cached GETs whose path (relative to /api2/json) starts with any prefix.
+
+        With no prefix, the whole cache of this client is dropped.
+        """
+        if not self._cached:
+            return
+        if not prefixes:
+            self.session.cache.clear()  # type: ignore[attr-defined]
+            with self._index_lock:
+                self._index.clear()
+                self._index_complete = True
+            return
+        self._drop(list(prefixes), [])
+
+    def check(self) -> Any:
+        """Make sure the credentials work: log in (password) and read ``/version`` fresh."""
+        if isinstance(self.auth, TicketAuth):
+            self.auth.credentials()
+        return self.get("/version", fresh=True)
+
+    def close(self) -> None:
+        """Release the HTTP connections and the cache file (an injected session is kept)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self.settings
+        warning = " INSECURE: server identity not verified" if s.insecure else ""
+        return (
+            f"<{type(self).__name__} {self.profile!r} {s.base_url} user={self.user!r} "
+            f"auth={s.auth_kind} tls={s.tls}{warning}>"
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_path(self, method: str, path: str) -> None:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidInputError(
+                f"API path must be a string starting with '/', got {path!r}",
+                profile=self.profile,
+                method=method,
+            )
+        if "?" in path or "#" in path or any(c.isspace() for c in path) or "//" in path:
+            raise InvalidInputError(
+                f"API path {path!r} must not contain a query string, spaces or '//': "
+                "pass parameters separately and quote path segments",
+                profile=self.profile,
+                method=method,
+            )
+        if self._closed:
+            raise errors.ConnectionError(
+                "this client is closed", profile=self.profile, method=method, path=path
+            )
+
+    def _transport_error(
+        self, exc: requests.RequestException, method: str, path: str
+    ) -> errors.TransportError:
+        detail = redact(str(exc))[:300]
+        ctx: dict[str, Any] = {"profile": self.profile, "method": method, "path": path}
+        if isinstance(exc, requests.exceptions.SSLError):
+            text = detail
+            if "Fingerprints did not match" in detail or "fingerprint" in detail.lower():
+                text = (
+                    "the server's certificate does not have the pinned SHA-256 fingerprint "
+                    f"{self.settings.fingerprint}; nothing was sent"
+                )
+            return errors.TLSError(f"TLS check of {self.host} failed: {text}", **ctx)
+        if isinstance(exc, requests.exceptions.Timeout):
+            kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
+            return errors.TimeoutError(
+                f"{kind} timeout talking to {self.host} (timeout {self.settings.timeout} s)",
+                **ctx,
+            )
+        return errors.ConnectionError(f"cannot reach {self.host}: {detail}", **ctx)
+
+    def _send(
+        self, method: str, path: str, params: dict[str, Any], *, fresh: bool, auth: AuthBase
+    ) -> requests.Response:
+        kwargs: dict[str, Any] = dict(self._options)
+        if method in ("GET", "DELETE"):
+            kwargs["params"] = params or None
+        else:
+            kwargs["data"] = params
+        if self._cached and method == _READ and fresh:
+            kwargs["force_refresh"] = True
+        return self.session.request(method, self.base_url + path, auth=auth, **kwargs)
+
+    def _log_request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        response: requests.Response | None,
+        started: float,
+        note: str = "",
+    ) -> None:
+        if not self.log.isEnabledFor(logging.DEBUG):
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        status = response.status_code if response is not None else "-"
+        cached = (
+            " (cache)" if response is not None and getattr(response, "from_cache", False) else ""
+        )
+        if path == "/access/ticket":
+            shown = ""
+        elif method == _READ:
+            shown = redact(" ".join(f"{k}={v}" for k, v in params.items()))
+        else:
+            shown = ", ".join(params)  # names only: values of writes may be sensitive
+        self.log.debug(
+            "[%s] %s %s%s -> %s in %.1f ms%s%s",
+            self.profile,
+            method,
+            path,
+            f" [{shown}]" if shown else "",
+            status,
+            elapsed,
+            cached,
+            note,
+        )
+
+    def _post_login(self, form: Mapping[str, str]) -> Any:
+        """The raw login POST used by TicketAuth: no auth, no retry, no cache."""
+        path = "/access/ticket"
+        started = time.perf_counter()
+        try:
+            response = self.session.request(
+                "POST", self.base_url + path, data=dict(form), auth=_NoAuth(), **self._options
+            )
+        except requests.RequestException as exc:
+            self._log_request("POST", path, {}, None, started, f" ({type(exc).__name__})")
+            raise self._transport_error(exc, "POST", path) from None
+        self._log_request("POST", path, {}, response, started)
+        return self._unwrap("POST", path, response)
+
+    def _unwrap(self, method: str, path: str, response: requests.Response) -> Any:
+        body: Any = None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            raise error_for_status(
+                response.status_code,
+                response.reason or "",
+                body=body,
+                profile=self.profile,
+                method=method,
+                path=path,
+            )
+        if body is None and response.content.strip():
+            raise errors.APIError(
+                f"answer is not JSON (Content-Type {response.headers.get('Content-Type')!r})",
+                profile=self.profile,
+                method=method,
+                path=path,
+                status=response.status_code,
+            )
+        if isinstance(body, Mapping) and "data" in body:
+            return body["data"]
+        return body
+
+    def _call(self, method: str, path: str, params: dict[str, Any], *, fresh: bool = False) -> Any:
+        self._check_path(method, path)
+        retries = self.settings.retries if method == _READ else 0
+        attempt = 0
+        reauthenticated = False
+        while True:
+            started = time.perf_counter()
+            try:
+                response = self._send(method, path, params, fresh=fresh, auth=self.auth)
+            except errors.PVEError:
+                raise  # a login inside the auth hook failed: already a clear error
+            except requests.RequestException as exc:
+                self._log_request(method, path, params, None, started, f" ({type(exc).__name__})")
+                error = self._transport_error(exc, method, path)
+                if attempt < retries and not isinstance(error, errors.TLSError):
+                    delay = retry_delay(attempt, self.settings.backoff)
+                    self._retry_note(method, path, str(error), attempt, retries, delay)
+                    time.sleep(delay)
+                    attempt += 1
+                    continue
+                raise error from None
+            self._log_request(method, path, params, response, started)
+            status = response.status_code
+            if status == 401 and isinstance(self.auth, TicketAuth) and not reauthenticated:
+                reauthenticated = True
+                self.auth.refresh_after_401(response.request.headers.get("Cookie"))
+                continue  # the server refused before running anything: safe to repeat once
+            if method == _READ and status in RETRY_STATUSES and attempt < retries:
+                delay = retry_delay(attempt, self.settings.backoff, response.headers)
+                self._retry_note(method, path, f"HTTP {status}", attempt, retries, delay)
+                response.close()
+                time.sleep(delay)
+                attempt += 1
+                continue
+            data = self._unwrap(method, path, response)
+            if method == _READ:
+                self._remember(path, response)
+            else:
+                prefixes, exact = affected_paths(path, params)
+                self._drop(prefixes, exact)
+            return data
+
+    def _retry_note(
+        self, method: str, path: str, why: str, attempt: int, retries: int, delay: float
+    ) -> None:
+        self.log.info(
+            "[%s] %s %s: %s; retry %d/%d in %.2f s",
+            self.profile,
+            method,
+            path,
+            why,
+            attempt + 1,
+            retries,
+            delay,
+        )
+
+    # -- cache index: which cache keys hold which API path ------------------------------------
+
+    def _relative(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        api = self.settings.api_path
+        if not parts.path.startswith(api):
+            return None
+        return parts.path[len(api) :] or "/"
+
+    def _remember(self, path: str, response: requests.Response) -> None:
+        key = getattr(response, "cache_key", None)
+        if not self._cached or not key:
+            return
+        with self._index_lock:
+            self._index.setdefault(path, set()).add(key)
+
+    def _scan_cache(self) -> None:
+        """Index answers stored before this client existed (a persistent SQLite cache)."""
+        cache = self.session.cache  # type: ignore[attr-defined]
+        found: dict[str, set[str]] = {}
+        try:
+            items = list(cache.responses.items())
+        except Exception as exc:  # an unreadable cache must not break a write
+            self.log.debug("[%s] cannot scan the cache: %s", self.profile, type(exc).__name__)
+            items = []
+        for key, response in items:
+            url = getattr(response, "url", None)
+            rel = self._relative(url) if isinstance(url, str) else None
+            if rel is not None:
+                found.setdefault(rel, set()).add(key)
+        with self._index_lock:
+            for rel, keys in found.items():
+                self._index.setdefault(rel, set()).update(keys)
+            self._index_complete = True
+
+    def _drop(self, prefixes: list[str], exact: list[str]) -> None:
+        if not self._cached:
+            return
+        if not self._index_complete:
+            self._scan_cache()
+        with self._index_lock:
+            doomed = [p for p in self._index if _matches(p, prefixes, exact)]
+            keys = [k for p in doomed for k in self._index.pop(p)]
+        if keys:
+            self.session.cache.delete(*keys)  # type: ignore[attr-defined]
+            self.log.debug(
+                "[%s] dropped %d cached answer(s) under %s",
+                self.profile,
+                len(keys),
+                ", ".join(doomed[:5]) + (" ..." if len(doomed) > 5 else ""),
+            )
