@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InvalidInputError
+from ._format import format_bytes
 
 __all__ = [
     "FINDING_COLUMNS",
@@ -106,26 +107,15 @@ def _int64(s: pd.Series) -> pd.Series:
 
 
 def _fmt_bytes(value: Any) -> str:
-    """Human bytes (binary units); pvekit._format.format_bytes when it is available."""
+    """Human bytes through the seed-compatible ``format_bytes``; "-" when missing."""
     try:
         v = float(value)
     except (TypeError, ValueError):
         return "-"
     if math.isnan(v):
         return "-"
-    try:
-        from ._format import format_bytes
-
-        return str(format_bytes(int(v)))
-    except Exception:  # the seed helper may not accept this value (negative, huge): fall back
-        pass
-    sign = "-" if v < 0 else ""
-    v = abs(v)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if v < 1024 or unit == "PiB":
-            return f"{sign}{v:.0f} {unit}" if unit == "B" else f"{sign}{v:.1f} {unit}"
-        v /= 1024
-    return f"{sign}{v:.1f} PiB"  # pragma: no cover
+    # format_bytes knows no negative sizes; a shortfall is shown with a sign
+    return ("-" if v < 0 else "") + format_bytes(abs(v))
 
 
 def _pct(value: Any) -> str:
