@@ -1,0 +1,1183 @@
+"""Pure builders from Proxmox VE JSON to typed pandas DataFrames, and the column reference.
+
+Every function here is a pure function of already-parsed JSON: no I/O, no clock (except
+:func:`group_status_frame`, whose caller passes times). They accept the bodies exactly as
+Proxmox sends them, with or without the ``{"data": ...}`` envelope, and survive what real
+servers do: numbers as strings, fields missing on stopped guests and offline nodes, ``""``
+instead of ``0``, agent errors inside an HTTP 200, extra fields of newer versions. Unknown
+fields are ignored, missing or malformed ones become nulls; a builder never raises on data.
+
+:data:`COLUMNS` is the one reference of every frame's columns: name, dtype, unit and meaning
+(``docs/frames.md`` is generated from it). Dtype conventions: bytes ``Int64``, fractions 0..1
+``float64``, times ``datetime64[ns, UTC]``, status and type ``category``, flags ``boolean``,
+text ``str``, tags and other multi-values Python lists (``object``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import _parse
+from ._errors import InvalidInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "COLUMNS",
+    "Column",
+    "apply_dtypes",
+    "backups_frame",
+    "columns",
+    "empty_frame",
+    "group_status_frame",
+    "guest_ips",
+    "guests_frame",
+    "metrics_frame",
+    "nodes_frame",
+    "snapshots_frame",
+    "storage_frame",
+    "summary_frame",
+    "tasks_frame",
+    "unwrap",
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One documented column: ``name``, pandas ``dtype``, ``unit`` and ``description``."""
+
+    name: str
+    dtype: str
+    unit: str
+    description: str
+
+
+_TIME = "datetime64[ns, UTC]"
+
+
+def _cols(*specs: tuple[str, str, str, str]) -> tuple[Column, ...]:
+    return tuple(Column(*spec) for spec in specs)
+
+
+_PROFILE = ("profile", "str", "", "profile name of the cluster (the key across clusters)")
+
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "nodes": _cols(
+        _PROFILE,
+        ("node", "str", "", "node name"),
+        ("status", "category", "", "online, offline or unknown"),
+        ("online", "boolean", "", "node is online (cluster membership view)"),
+        ("cpu", "float64", "fraction", "CPU usage 0..1 of all the node's cores"),
+        ("cores", "Int64", "count", "logical CPUs (threads) of the node"),
+        ("mem_used", "Int64", "bytes", "memory in use"),
+        ("mem_total", "Int64", "bytes", "physical memory"),
+        ("disk_used", "Int64", "bytes", "root file system used"),
+        ("disk_total", "Int64", "bytes", "root file system size"),
+        ("swap_used", "Int64", "bytes", "swap in use (needs the node online)"),
+        ("swap_total", "Int64", "bytes", "swap size (needs the node online)"),
+        ("uptime", "Int64", "seconds", "time since boot"),
+        ("loadavg_1", "float64", "", "load average over 1 minute"),
+        ("loadavg_5", "float64", "", "load average over 5 minutes"),
+        ("loadavg_15", "float64", "", "load average over 15 minutes"),
+        ("pve_version", "str", "", "pve-manager version, e.g. 8.2.4"),
+        ("kernel", "str", "", "running kernel release, e.g. 6.8.12-1-pve"),
+        ("ip", "str", "", "cluster network address of the node"),
+        ("level", "str", "", "subscription level ('' none, c community, b basic, s, p)"),
+        ("cgroup_mode", "Int64", "", "cgroup version of the node (PVE 7+)"),
+    ),
+    "guests": _cols(
+        _PROFILE,
+        ("vmid", "Int64", "", "guest ID (unique within one cluster only)"),
+        ("name", "str", "", "guest name (hostname for containers)"),
+        ("type", "category", "", "qemu or lxc"),
+        ("node", "str", "", "node the guest is on"),
+        ("status", "category", "", "running, stopped, paused, unknown..."),
+        ("template", "boolean", "", "guest is a template"),
+        ("tags", "object", "list", "tags as a list of strings"),
+        ("pool", "str", "", "resource pool, if any"),
+        ("ha_state", "str", "", "HA state (started, stopped, ...) if HA-managed"),
+        ("lock", "str", "", "config lock (backup, migrate, snapshot...) if any"),
+        ("cpu", "float64", "fraction", "CPU usage 0..1 of the guest's vCPUs"),
+        ("cores", "Int64", "count", "vCPUs (Proxmox maxcpu)"),
+        ("mem_used", "Int64", "bytes", "memory in use (0 when stopped)"),
+        ("mem_total", "Int64", "bytes", "memory size"),
+        ("disk_used", "Int64", "bytes", "root disk used (LXC); null for QEMU, see filesystems"),
+        ("disk_total", "Int64", "bytes", "root disk size"),
+        ("uptime", "Int64", "seconds", "time since start"),
+        ("netin", "Int64", "bytes", "network bytes received since start"),
+        ("netout", "Int64", "bytes", "network bytes sent since start"),
+        ("diskread", "Int64", "bytes", "disk bytes read since start"),
+        ("diskwrite", "Int64", "bytes", "disk bytes written since start"),
+    ),
+    "guests_details": _cols(
+        ("sockets", "Int64", "count", "CPU sockets (QEMU)"),
+        ("cpu_type", "str", "", "CPU type (QEMU cpu setting), null when the default"),
+        ("memory", "Int64", "bytes", "configured memory"),
+        ("balloon", "Int64", "bytes", "balloon minimum (QEMU); 0 disables ballooning"),
+        ("swap", "Int64", "bytes", "configured swap (LXC)"),
+        (
+            "disks",
+            "object",
+            "list",
+            "list of dict: key, storage, volume, size (bytes), format, cache, iothread, ssd, "
+            "discard, backup, mountpoint, media",
+        ),
+        (
+            "networks",
+            "object",
+            "list",
+            "list of dict: key, model, mac, bridge, vlan, firewall, rate (MB/s), ip, gateway, name",
+        ),
+        ("ostype", "str", "", "OS type setting (l26, win11, debian...)"),
+        ("boot", "str", "", "boot order setting as written"),
+        ("onboot", "boolean", "", "start at node boot"),
+        ("agent", "boolean", "", "QEMU guest agent enabled (null for LXC)"),
+        ("description", "str", "", "notes of the guest"),
+    ),
+    "guests_ips": _cols(
+        ("ip", "str", "", "primary IP: first IPv4, else first IPv6"),
+        ("ips", "object", "list", "all addresses, loopback and link-local dropped"),
+        ("ip_source", "category", "", "agent (QEMU guest agent), lxc (/interfaces) or config"),
+        (
+            "filesystems",
+            "object",
+            "list",
+            "guest agent file systems, list of dict: mountpoint, type, total, used (bytes)",
+        ),
+    ),
+    "guests_error": _cols(
+        ("error", "str", "", "why details or IPs of this guest are missing (null when fine)"),
+    ),
+    "storage": _cols(
+        _PROFILE,
+        ("node", "str", "", "node (null for a shared storage with unique=True)"),
+        ("storage", "str", "", "storage ID"),
+        ("type", "category", "", "plugin type: dir, lvmthin, zfspool, nfs, rbd..."),
+        ("content", "object", "list", "content types: images, rootdir, backup, iso..."),
+        ("shared", "boolean", "", "same storage seen from every node"),
+        ("status", "category", "", "available or unknown"),
+        ("active", "boolean", "", "storage is active on the node"),
+        ("enabled", "boolean", "", "storage is enabled on the node"),
+        ("used", "Int64", "bytes", "space used"),
+        ("total", "Int64", "bytes", "size"),
+        ("avail", "Int64", "bytes", "space available"),
+        ("used_fraction", "float64", "fraction", "used / total"),
+    ),
+    "tasks": _cols(
+        _PROFILE,
+        ("upid", "str", "", "unique task ID"),
+        ("node", "str", "", "node that runs the task"),
+        ("type", "category", "", "task type: qmstart, vzdump, qmigrate..."),
+        ("id", "str", "", "object of the task (often a VMID), null if none"),
+        ("user", "str", "", "user (or token) that started it"),
+        ("status", "category", "", "running, ok, warnings or error"),
+        ("exitstatus", "str", "", "Proxmox exit status text (null while running)"),
+        ("starttime", _TIME, "UTC", "start time"),
+        ("endtime", _TIME, "UTC", "end time (null while running)"),
+        ("duration", "float64", "seconds", "endtime - starttime (null while running)"),
+        ("running", "boolean", "", "task is still running"),
+    ),
+    "backups": _cols(
+        _PROFILE,
+        ("node", "str", "", "node the storage was listed from"),
+        ("storage", "str", "", "backup storage"),
+        ("volid", "str", "", "volume ID of the backup archive"),
+        ("vmid", "Int64", "", "guest ID the backup belongs to"),
+        ("guest_type", "category", "", "qemu or lxc"),
+        ("format", "str", "", "archive format (vma.zst, tar.zst, pbs-vm...)"),
+        ("size", "Int64", "bytes", "archive size"),
+        ("ctime", _TIME, "UTC", "creation time"),
+        ("notes", "str", "", "backup notes"),
+        ("protected", "boolean", "", "protected from pruning"),
+        ("verified", "boolean", "", "verification ok (PBS); null if never verified"),
+    ),
+    "snapshots": _cols(
+        _PROFILE,
+        ("node", "str", "", "node of the guest"),
+        ("vmid", "Int64", "", "guest ID"),
+        ("guest_type", "category", "", "qemu or lxc"),
+        ("name", "str", "", "snapshot name"),
+        ("description", "str", "", "snapshot description"),
+        ("snaptime", _TIME, "UTC", "time the snapshot was taken"),
+        ("vmstate", "boolean", "", "includes RAM state (QEMU)"),
+        ("parent", "str", "", "parent snapshot name"),
+    ),
+    "metrics": _cols(
+        _PROFILE,
+        ("kind", "category", "", "node, guest or storage"),
+        ("target", "str", "", "node name, VMID as text, or node/storage"),
+        ("node", "str", "", "node the data came from"),
+        ("time", _TIME, "UTC", "end of the RRD interval"),
+        ("metric", "category", "", "RRD series: cpu, mem, maxmem, netin, used, total..."),
+        ("value", "float64", "", "value as Proxmox reports it (bytes, fraction, bytes/s...)"),
+    ),
+    "summary": _cols(
+        _PROFILE,
+        ("nodes_online", "Int64", "count", "nodes online"),
+        ("nodes_total", "Int64", "count", "nodes in the cluster"),
+        ("quorate", "boolean", "", "cluster has quorum; null for a standalone node"),
+        ("version", "str", "", "PVE version of the node answering"),
+        ("cpu", "float64", "fraction", "CPU usage weighted by cores: sum(cpu*cores)/sum(cores)"),
+        ("cores", "Int64", "count", "logical CPUs of online nodes"),
+        ("mem_used", "Int64", "bytes", "memory used on online nodes"),
+        ("mem_total", "Int64", "bytes", "memory of online nodes"),
+        ("storage_used", "Int64", "bytes", "used on available storages, shared counted once"),
+        ("storage_total", "Int64", "bytes", "size of available storages, shared counted once"),
+        ("guests_running", "Int64", "count", "running guests (templates excluded)"),
+        ("guests_total", "Int64", "count", "guests (templates excluded)"),
+    ),
+    "group_status": _cols(
+        _PROFILE,
+        ("host", "str", "", "host:port of the cluster (no secrets)"),
+        ("connected", "boolean", "", "the profile has a working client"),
+        ("state", "category", "", "connected, failed or closed"),
+        ("error", "str", "", "last error of this profile (null when fine)"),
+        ("checked_at", _TIME, "UTC", "when the state was last updated"),
+    ),
+}
+
+
+def columns(frame: str, *, details: bool = False, ips: bool = False) -> list[str]:
+    """Column names of a frame, in order; ``guests`` takes the ``details``/``ips`` switches."""
+    return [c.name for c in _column_specs(frame, details=details, ips=ips)]
+
+
+def _column_specs(frame: str, *, details: bool = False, ips: bool = False) -> list[Column]:
+    if frame not in COLUMNS or frame.startswith("guests_"):
+        raise InvalidInputError(
+            f"unknown frame {frame!r}: expected one of "
+            + ", ".join(k for k in COLUMNS if not k.startswith("guests_"))
+        )
+    specs = list(COLUMNS[frame])
+    if frame == "guests":
+        if details:
+            specs += COLUMNS["guests_details"]
+        if ips:
+            specs += COLUMNS["guests_ips"]
+        if details or ips:
+            specs += COLUMNS["guests_error"]
+    return specs
+
+
+_ALL_DTYPES: dict[str, str] = {c.name: c.dtype for specs in COLUMNS.values() for c in specs}
+
+
+# --------------------------------------------------------------------------- value helpers
+
+
+def unwrap(body: Any) -> Any:
+    """Strip the HTTP ``{"data": ...}`` envelope if present (``pvesh`` output has none)."""
+    if isinstance(body, Mapping) and "data" in body and set(body) <= {"data", "errors", "message"}:
+        return body["data"]
+    return body
+
+
+def _rows(body: Any) -> list[Mapping[str, Any]]:
+    data = unwrap(body)
+    if isinstance(data, Mapping):
+        data = [data]
+    if not isinstance(data, list | tuple):
+        return []
+    return [row for row in data if isinstance(row, Mapping)]
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return int(value) if isinstance(value, bool) else None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return None
+            return int(number) if math.isfinite(number) else None
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return float(value) if isinstance(value, bool) else None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+    return None
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return _parse_num_text(value)
+    return None
+
+
+def _parse_num_text(value: float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _nonempty(value: Any) -> str | None:
+    text = _str(value)
+    return text if text else None
+
+
+def _mib(value: Any) -> int | None:
+    number = _int(value)
+    return None if number is None else number * 1024 * 1024
+
+
+def _memory_mib(value: Any) -> int | None:
+    # PVE 8.1+ may write memory as a property string "current=4096".
+    if isinstance(value, str) and "=" in value:
+        try:
+            value = _parse.parse_kv(value, default_key="current").get("current")
+        except InvalidInputError:
+            return None
+    return _mib(value)
+
+
+# --------------------------------------------------------------------------- frame assembly
+
+
+def apply_dtypes(df: pd.DataFrame, frame: str | None = None) -> pd.DataFrame:
+    """Cast the known columns of ``df`` to their documented dtypes (in place and returned).
+
+    Useful after ``pd.concat`` of frames from several clusters, which widens categories to
+    ``object``. With ``frame`` given, that frame's specs decide; otherwise any known column
+    name is cast.
+    """
+    import pandas as pd
+
+    if frame is not None:
+        dtypes = {c.name: c.dtype for c in _column_specs(frame, details=True, ips=True)}
+    else:
+        dtypes = _ALL_DTYPES
+    for name, dtype in dtypes.items():
+        if name not in df.columns:
+            continue
+        df[name] = _cast(pd, df[name], dtype)
+    return df
+
+
+def _cast(pd: Any, values: Any, dtype: str) -> Any:
+    if dtype == "object":
+        return pd.Series(list(values), dtype="object", index=getattr(values, "index", None))
+    if dtype == _TIME:
+        series = pd.Series(values, dtype="object", index=getattr(values, "index", None))
+        if len(series) and not all(
+            isinstance(v, int | float) or v is None or v is pd.NaT for v in series
+        ):
+            return pd.to_datetime(series, utc=True, errors="coerce").astype(_TIME)
+        numbers = pd.to_numeric(series, errors="coerce")
+        return pd.to_datetime(numbers, unit="s", utc=True).astype(_TIME)
+    if dtype == "Int64":
+        series = pd.Series(values, index=getattr(values, "index", None))
+        if series.dtype == "Int64":
+            return series
+        return pd.to_numeric(series, errors="coerce").round().astype("Int64")
+    if dtype == "float64":
+        return pd.to_numeric(
+            pd.Series(values, index=getattr(values, "index", None)), errors="coerce"
+        ).astype("float64")
+    if dtype == "boolean":
+        series = pd.Series(values, index=getattr(values, "index", None))
+        if series.dtype == "boolean":
+            return series
+        return series.astype("object").map(_bool, na_action="ignore").astype("boolean")
+    if dtype == "category":
+        series = pd.Series(values, index=getattr(values, "index", None))
+        return series.astype("object").where(series.notna(), None).astype("category")
+    return pd.Series(values, index=getattr(values, "index", None)).astype(dtype)
+
+
+def _build(
+    frame: str, data: dict[str, list[Any]], *, details: bool = False, ips: bool = False
+) -> pd.DataFrame:
+    import pandas as pd
+
+    specs = _column_specs(frame, details=details, ips=ips)
+    length = max((len(v) for v in data.values()), default=0)
+    out: dict[str, Any] = {}
+    for spec in specs:
+        values = data.get(spec.name)
+        if values is None:
+            values = [None] * length
+        out[spec.name] = _cast(pd, pd.Series(values, dtype="object"), spec.dtype)
+    return pd.DataFrame(out, columns=[s.name for s in specs])
+
+
+def empty_frame(frame: str, *, details: bool = False, ips: bool = False) -> pd.DataFrame:
+    """A frame with no rows and the documented columns and dtypes."""
+    return _build(frame, {}, details=details, ips=ips)
+
+
+class _Table:
+    """Column-wise accumulator: fast for 10,000 rows and keeps every column aligned."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.data: dict[str, list[Any]] = {name: [] for name in names}
+
+    def add(self, **values: Any) -> None:
+        for name, column in self.data.items():
+            column.append(values.get(name))
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+def _pve_version(text: Any) -> str | None:
+    # "pve-manager/7.4-16/0f39f621" -> "7.4-16"
+    if not isinstance(text, str) or not text:
+        return None
+    parts = text.split("/")
+    return parts[1] if len(parts) > 1 and parts[0] == "pve-manager" else text
+
+
+def _kernel(status: Mapping[str, Any]) -> str | None:
+    current = status.get("current-kernel")
+    if isinstance(current, Mapping) and isinstance(current.get("release"), str):
+        return str(current["release"])
+    kversion = status.get("kversion")
+    if isinstance(kversion, str) and kversion:
+        parts = kversion.split()
+        # "Linux 5.15.108-1-pve #1 SMP ..." -> "5.15.108-1-pve"
+        return parts[1] if len(parts) > 1 and parts[0] == "Linux" else kversion
+    return None
+
+
+def _sub(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = body.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def nodes_frame(
+    profile: str,
+    resources: Any,
+    cluster_status: Any = None,
+    node_status: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Build the ``nodes`` frame.
+
+    ``resources``: rows of ``/cluster/resources`` (any type; node rows are used) or of
+    ``/nodes``. ``cluster_status``: ``/cluster/status`` rows (IP, online flag, nodes missing
+    from the resources). ``node_status``: node name -> ``/nodes/{node}/status`` body (swap,
+    load, versions, kernel); nodes without one get nulls there.
+    """
+    by_node: dict[str, dict[str, Any]] = {}
+    for row in _rows(resources):
+        if row.get("type", "node") != "node" or not _nonempty(row.get("node")):
+            continue
+        by_node[str(row["node"])] = dict(row)
+    membership: dict[str, Mapping[str, Any]] = {}
+    for row in _rows(cluster_status):
+        if row.get("type") == "node" and _nonempty(row.get("name")):
+            membership[str(row["name"])] = row
+            by_node.setdefault(str(row["name"]), {})
+    statuses = node_status or {}
+    names = sorted(by_node)
+    table = _Table(columns("nodes"))
+    for name in names:
+        res = by_node[name]
+        mem = membership.get(name, {})
+        st = unwrap(statuses.get(name))
+        st = st if isinstance(st, Mapping) else {}
+        status = _nonempty(res.get("status"))
+        online_flag = _bool(mem.get("online")) if "online" in mem else None
+        if status is None:
+            status = "unknown" if online_flag is None else ("online" if online_flag else "offline")
+        online = online_flag if online_flag is not None else status == "online"
+        memory, rootfs = _sub(st, "memory"), _sub(st, "rootfs")
+        swap, cpuinfo = _sub(st, "swap"), _sub(st, "cpuinfo")
+        raw_load = st.get("loadavg")
+        load: list[Any] = list(raw_load) if isinstance(raw_load, list | tuple) else []
+        load += [None] * (3 - len(load))
+
+        def pick(primary: Any, fallback: Any) -> Any:
+            return primary if primary is not None else fallback
+
+        table.add(
+            profile=profile,
+            node=name,
+            status=status,
+            online=online,
+            cpu=_float(pick(res.get("cpu"), st.get("cpu"))),
+            cores=_int(pick(res.get("maxcpu"), cpuinfo.get("cpus"))),
+            mem_used=_int(pick(res.get("mem"), memory.get("used"))),
+            mem_total=_int(pick(res.get("maxmem"), memory.get("total"))),
+            disk_used=_int(pick(res.get("disk"), rootfs.get("used"))),
+            disk_total=_int(pick(res.get("maxdisk"), rootfs.get("total"))),
+            swap_used=_int(swap.get("used")),
+            swap_total=_int(swap.get("total")),
+            uptime=_int(pick(res.get("uptime"), st.get("uptime"))),
+            loadavg_1=_float(load[0]),
+            loadavg_5=_float(load[1]),
+            loadavg_15=_float(load[2]),
+            pve_version=_pve_version(st.get("pveversion")),
+            kernel=_kernel(st),
+            ip=_nonempty(mem.get("ip")),
+            level=_str(pick(res.get("level"), mem.get("level"))),
+            cgroup_mode=_int(res.get("cgroup-mode")),
+        )
+    return _build("nodes", table.data)
+
+
+# --------------------------------------------------------------------------- guests
+
+
+def _guest_key(vmid: Any) -> int | None:
+    return _int(vmid)
+
+
+def guests_frame(
+    profile: str,
+    resources: Any,
+    *,
+    configs: Mapping[int, Any] | None = None,
+    ip_data: Mapping[int, Mapping[str, Any]] | None = None,
+    errors: Mapping[int, str] | None = None,
+    details: bool = False,
+    ips: bool = False,
+) -> pd.DataFrame:
+    """Build the ``guests`` frame from ``/cluster/resources`` rows (qemu and lxc rows used).
+
+    ``details=True`` adds the config columns from ``configs`` (VMID -> ``.../config`` body);
+    ``ips=True`` adds addresses and file systems from ``ip_data`` (VMID -> mapping with any
+    of ``agent_interfaces``, ``lxc_interfaces``, ``fsinfo`` bodies, see :func:`guest_ips`).
+    ``errors`` (VMID -> message) fills the ``error`` column, along with agent errors found
+    inside the bodies. Rows are sorted by VMID.
+    """
+    configs = configs or {}
+    ip_data = ip_data or {}
+    errors = errors or {}
+    rows = [r for r in _rows(resources) if r.get("type") in ("qemu", "lxc")]
+    rows.sort(key=lambda r: _int(r.get("vmid")) or 0)
+    table = _Table(columns("guests", details=details, ips=ips))
+    for row in rows:
+        vmid = _int(row.get("vmid"))
+        gtype = str(row.get("type"))
+        disk_used = _int(row.get("disk"))
+        if gtype == "qemu" and not disk_used:
+            # QEMU always reports 0 here: only the guest agent knows file system usage.
+            disk_used = None
+        values: dict[str, Any] = {
+            "profile": profile,
+            "vmid": vmid,
+            "name": _str(row.get("name")),
+            "type": gtype,
+            "node": _str(row.get("node")),
+            "status": _nonempty(row.get("status")),
+            "template": bool(_bool(row.get("template"))),
+            "tags": _parse.parse_tags(row.get("tags")),
+            "pool": _nonempty(row.get("pool")),
+            "ha_state": _nonempty(row.get("hastate")),
+            "lock": _nonempty(row.get("lock")),
+            "cpu": _float(row.get("cpu")),
+            "cores": _int(row.get("maxcpu")),
+            "mem_used": _int(row.get("mem")),
+            "mem_total": _int(row.get("maxmem")),
+            "disk_used": disk_used,
+            "disk_total": _int(row.get("maxdisk")),
+            "uptime": _int(row.get("uptime")),
+            "netin": _int(row.get("netin")),
+            "netout": _int(row.get("netout")),
+            "diskread": _int(row.get("diskread")),
+            "diskwrite": _int(row.get("diskwrite")),
+        }
+        problems: list[str] = []
+        if vmid is not None and errors.get(vmid):
+            problems.append(str(errors[vmid]))
+        config = unwrap(configs.get(vmid)) if vmid is not None else None
+        config = config if isinstance(config, Mapping) else None
+        if details:
+            values.update(guest_details(config, gtype))
+        if ips:
+            info = guest_ips(ip_data.get(vmid) if vmid is not None else None, config, gtype)
+            if info.pop("error", None):
+                problems.append(str(info.get("_agent_error")))
+            info.pop("_agent_error", None)
+            values.update(info)
+        if details or ips:
+            values["error"] = "; ".join(dict.fromkeys(problems)) or None
+        table.add(**values)
+    return _build("guests", table.data, details=details, ips=ips)
+
+
+def guest_details(config: Mapping[str, Any] | None, gtype: str) -> dict[str, Any]:
+    """The ``details=True`` columns of one guest from its config body (``None`` -> nulls)."""
+    if config is None:
+        return dict.fromkeys(c.name for c in COLUMNS["guests_details"])
+    is_qemu = gtype != "lxc"
+    cpu_type: str | None = None
+    if is_qemu and _nonempty(config.get("cpu")):
+        try:
+            cpu_type = _parse.parse_kv(config["cpu"], default_key="cputype").get("cputype")
+        except InvalidInputError:
+            cpu_type = None
+    agent: bool | None = None
+    if is_qemu:
+        try:
+            agent = _parse.parse_agent(config.get("agent"))
+        except InvalidInputError:
+            agent = None
+    sockets = _int(config.get("sockets")) if is_qemu else None
+    if is_qemu and sockets is None:
+        sockets = 1  # Proxmox's default when the key is absent
+    return {
+        "sockets": sockets,
+        "cpu_type": cpu_type,
+        "memory": _memory_mib(config.get("memory")),
+        "balloon": _mib(config.get("balloon")) if is_qemu else None,
+        "swap": _mib(config.get("swap")) if not is_qemu else None,
+        "disks": _parse.parse_disks(config, gtype),
+        "networks": _parse.parse_networks(config, gtype),
+        "ostype": _nonempty(config.get("ostype")),
+        "boot": _nonempty(config.get("boot")),
+        "onboot": bool(_bool(config.get("onboot"))),
+        "agent": agent,
+        "description": _nonempty(config.get("description")),
+    }
+
+
+def _agent_result(body: Any) -> tuple[Any, str | None]:
+    """Unwrap a guest-agent body to its ``result``; return (result, error text)."""
+    data = unwrap(body)
+    if isinstance(data, Mapping) and "error" in data and "result" not in data:
+        data = {"result": {"error": data["error"]}}
+    if isinstance(data, Mapping) and "result" in data:
+        result = data["result"]
+        if isinstance(result, Mapping) and isinstance(result.get("error"), Mapping):
+            err = result["error"]
+            desc = _str(err.get("desc")) or "unknown error"
+            cls = _str(err.get("class"))
+            return None, f"guest agent error: {desc}" + (f" ({cls})" if cls else "")
+        return result, None
+    if isinstance(data, list):
+        return data, None
+    return None, None
+
+
+def _usable_ip(text: Any) -> str | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        addr = ipaddress.ip_address(text.split("/", 1)[0].split("%", 1)[0])
+    except ValueError:
+        return None
+    if addr.is_loopback or addr.is_link_local or addr.is_unspecified:
+        return None
+    return str(addr)
+
+
+def _configured_macs(config: Mapping[str, Any] | None, gtype: str) -> set[str]:
+    if not config:
+        return set()
+    return {
+        str(net["mac"]).upper() for net in _parse.parse_networks(config, gtype) if net.get("mac")
+    }
+
+
+def _ordered(addresses: Iterable[str]) -> list[str]:
+    unique = list(dict.fromkeys(addresses))
+    v4 = [a for a in unique if ":" not in a]
+    v6 = [a for a in unique if ":" in a]
+    return v4 + v6
+
+
+def guest_ips(
+    data: Mapping[str, Any] | None, config: Mapping[str, Any] | None, gtype: str
+) -> dict[str, Any]:
+    """The ``ips=True`` columns of one guest.
+
+    ``data`` may hold ``agent_interfaces`` (QEMU ``agent/network-get-interfaces`` body),
+    ``lxc_interfaces`` (``/lxc/{vmid}/interfaces`` body) and ``fsinfo`` (``agent/get-fsinfo``
+    body). Sources in order: the agent (only NICs whose MAC is configured on the guest, when
+    the config is known), LXC interfaces, then static ``ip=`` in the config. Loopback and
+    link-local addresses are dropped. An agent error inside the body is reported under
+    ``error`` / ``_agent_error`` (the caller folds it into the ``error`` column).
+    """
+    data = data or {}
+    macs = _configured_macs(config, gtype)
+    ip_list: list[str] = []
+    source: str | None = None
+    agent_error: str | None = None
+
+    if data.get("agent_interfaces") is not None:
+        result, agent_error = _agent_result(data["agent_interfaces"])
+        found: list[str] = []
+        for iface in result if isinstance(result, list) else []:
+            if not isinstance(iface, Mapping):
+                continue
+            mac = _str(iface.get("hardware-address"))
+            if macs and (not mac or mac.upper() not in macs):
+                continue
+            for entry in iface.get("ip-addresses") or []:
+                if isinstance(entry, Mapping):
+                    ip = _usable_ip(entry.get("ip-address"))
+                    if ip:
+                        found.append(ip)
+        if found:
+            ip_list, source = _ordered(found), "agent"
+
+    if not ip_list and data.get("lxc_interfaces") is not None:
+        found = []
+        for iface in _rows(data["lxc_interfaces"]):
+            if iface.get("name") == "lo":
+                continue
+            mac = _str(iface.get("hwaddr"))
+            if macs and mac and mac.upper() not in macs:
+                continue
+            for key in ("inet", "inet6"):
+                ip = _usable_ip(iface.get(key))
+                if ip:
+                    found.append(ip)
+            for entry in iface.get("ip-addresses") or []:
+                if isinstance(entry, Mapping):
+                    ip = _usable_ip(entry.get("ip-address"))
+                    if ip:
+                        found.append(ip)
+        if found:
+            ip_list, source = _ordered(found), "lxc"
+
+    if not ip_list and config:
+        found = []
+        for net in _parse.parse_networks(config, gtype):
+            ip = _parse.strip_prefix(net.get("ip"))
+            if ip and _usable_ip(ip):
+                found.append(ip)
+        if gtype != "lxc":
+            for key in sorted(k for k in config if re.fullmatch(r"ipconfig\d+", k)):
+                try:
+                    ip6 = _parse.parse_ipconfig(config[key]).get("ip6")
+                except InvalidInputError:
+                    continue
+                addr = _parse.strip_prefix(ip6)
+                if addr and _usable_ip(addr):
+                    found.append(addr)
+        if found:
+            ip_list, source = _ordered(found), "config"
+
+    filesystems: list[dict[str, Any]] = []
+    if data.get("fsinfo") is not None:
+        result, fs_error = _agent_result(data["fsinfo"])
+        agent_error = agent_error or fs_error
+        for fs in result if isinstance(result, list) else []:
+            if not isinstance(fs, Mapping):
+                continue
+            filesystems.append(
+                {
+                    "mountpoint": _str(fs.get("mountpoint")),
+                    "type": _str(fs.get("type")),
+                    "total": _int(fs.get("total-bytes")),
+                    "used": _int(fs.get("used-bytes")),
+                }
+            )
+    return {
+        "ip": ip_list[0] if ip_list else None,
+        "ips": ip_list,
+        "ip_source": source,
+        "filesystems": filesystems,
+        "error": agent_error is not None,
+        "_agent_error": agent_error,
+    }
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def _content(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value if v]
+    if not isinstance(value, str):
+        return []
+    return sorted({part.strip() for part in value.split(",") if part.strip()})
+
+
+def storage_frame(
+    profile: str,
+    resources: Any,
+    node_storage: Mapping[str, Any] | None = None,
+    *,
+    unique: bool = False,
+) -> pd.DataFrame:
+    """Build the ``storage`` frame: one row per (node, storage).
+
+    ``resources``: ``/cluster/resources`` rows (storage rows used: ``disk``/``maxdisk``,
+    ``status``). ``node_storage``: node -> ``/nodes/{node}/storage`` rows (``active``,
+    ``enabled``, ``used``/``total``/``avail``), which win where both exist. ``unique=True``
+    keeps a shared storage once (node null), preferring an ``available`` row.
+    """
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in _rows(resources):
+        if row.get("type") != "storage":
+            continue
+        node, storage = _nonempty(row.get("node")), _nonempty(row.get("storage"))
+        if not node or not storage:
+            continue
+        merged[(node, storage)] = {
+            "node": node,
+            "storage": storage,
+            "type": _nonempty(row.get("plugintype")),
+            "content": _content(row.get("content")),
+            "shared": _bool(row.get("shared")),
+            "status": _nonempty(row.get("status")),
+            "used": _int(row.get("disk")),
+            "total": _int(row.get("maxdisk")),
+        }
+    for node, body in (node_storage or {}).items():
+        for row in _rows(body):
+            storage = _nonempty(row.get("storage"))
+            if not storage:
+                continue
+            entry = merged.setdefault((str(node), storage), {"node": str(node), "storage": storage})
+            active = _bool(row.get("active"))
+            entry["active"] = active
+            entry["enabled"] = _bool(row.get("enabled"))
+            entry["type"] = _nonempty(row.get("type")) or entry.get("type")
+            if row.get("content") is not None:
+                entry["content"] = _content(row.get("content"))
+            if row.get("shared") is not None:
+                entry["shared"] = _bool(row.get("shared"))
+            for key in ("used", "total", "avail"):
+                if _int(row.get(key)) is not None:
+                    entry[key] = _int(row.get(key))
+            if _float(row.get("used_fraction")) is not None:
+                entry["used_fraction"] = _float(row.get("used_fraction"))
+            if not entry.get("status"):
+                entry["status"] = "available" if active else "unknown"
+    entries = [merged[k] for k in sorted(merged)]
+    for entry in entries:
+        used, total = entry.get("used"), entry.get("total")
+        if entry.get("avail") is None and used is not None and total is not None:
+            entry["avail"] = max(total - used, 0)
+        if entry.get("used_fraction") is None and used is not None and total:
+            entry["used_fraction"] = used / total
+        if entry.get("active") is None and entry.get("status"):
+            entry["active"] = entry["status"] == "available"
+        entry.setdefault("content", [])
+        entry["shared"] = bool(entry.get("shared"))
+    if unique:
+        entries = _unique_storage(entries)
+    table = _Table(columns("storage"))
+    for entry in entries:
+        table.add(profile=profile, **entry)
+    return _build("storage", table.data)
+
+
+def _unique_storage(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    shared: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if not entry.get("shared"):
+            out.append(entry)
+            continue
+        best = shared.get(entry["storage"])
+        if best is None or (
+            best.get("status") != "available" and entry.get("status") == "available"
+        ):
+            shared[entry["storage"]] = entry
+    for name in sorted(shared):
+        out.append({**shared[name], "node": None})
+    return out
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def _task_state(row: Mapping[str, Any]) -> tuple[str, str | None, bool]:
+    """(status, exitstatus, running) from a task list row or a task status body."""
+    raw_status = _str(row.get("status"))
+    exit_text = _str(row.get("exitstatus"))
+    running = raw_status in ("running", "RUNNING") or (
+        raw_status is None and row.get("endtime") in (None, "") and exit_text is None
+    )
+    if running:
+        return "running", None, True
+    if exit_text is None and raw_status not in (None, "stopped"):
+        exit_text = raw_status  # the task LIST puts the exit status text in `status`
+    if exit_text is None:
+        return "error", None, False
+    if exit_text == "OK":
+        return "ok", exit_text, False
+    if exit_text.startswith("WARNINGS"):
+        return "warnings", exit_text, False
+    return "error", exit_text, False
+
+
+def tasks_frame(profile: str, tasks: Any) -> pd.DataFrame:
+    """Build the ``tasks`` frame from task list rows (``/nodes/{node}/tasks``,
+    ``/cluster/tasks``) or task status bodies; newest first, one row per UPID."""
+    seen: dict[str, Mapping[str, Any]] = {}
+    anonymous: list[Mapping[str, Any]] = []
+    for row in _rows(tasks):
+        upid = _nonempty(row.get("upid"))
+        if upid:
+            seen[upid] = row
+        else:
+            anonymous.append(row)
+    rows = list(seen.values()) + anonymous
+    rows.sort(key=lambda r: -(_float(r.get("starttime")) or 0.0))
+    table = _Table(columns("tasks"))
+    for row in rows:
+        status, exitstatus, running = _task_state(row)
+        start = _float(row.get("starttime"))
+        end = None if running else _float(row.get("endtime"))
+        table.add(
+            profile=profile,
+            upid=_nonempty(row.get("upid")),
+            node=_nonempty(row.get("node")),
+            type=_nonempty(row.get("type")),
+            id=_nonempty(row.get("id")),
+            user=_nonempty(row.get("user")),
+            status=status,
+            exitstatus=exitstatus,
+            starttime=start,
+            endtime=end,
+            duration=(end - start) if start is not None and end is not None else None,
+            running=running,
+        )
+    return _build("tasks", table.data)
+
+
+# --------------------------------------------------------------------------- backups
+
+
+_VZDUMP_RE = re.compile(r"vzdump-(qemu|lxc|openvz)-(\d+)-")
+
+
+def backups_frame(profile: str, volumes: Any) -> pd.DataFrame:
+    """Build the ``backups`` frame from storage content rows (``content=backup``).
+
+    Each row is a ``/nodes/{node}/storage/{storage}/content`` entry with ``node`` and
+    ``storage`` added by the caller (``storage`` falls back to the volid prefix). Rows
+    that are not backups are skipped; a volid seen twice (shared storage) is kept once.
+    Sorted by VMID, then newest first.
+    """
+    seen: set[str] = set()
+    items: list[dict[str, Any]] = []
+    for row in _rows(volumes):
+        volid = _nonempty(row.get("volid"))
+        if not volid or volid in seen:
+            continue
+        content = _str(row.get("content"))
+        if content not in (None, "backup"):
+            continue
+        seen.add(volid)
+        match = _VZDUMP_RE.search(volid)
+        gtype = _nonempty(row.get("subtype")) or (match.group(1) if match else None)
+        if gtype == "openvz":
+            gtype = "lxc"
+        vmid = _int(row.get("vmid"))
+        if vmid is None and match:
+            vmid = int(match.group(2))
+        verification = row.get("verification")
+        verified = None
+        if isinstance(verification, Mapping) and verification.get("state"):
+            verified = verification.get("state") == "ok"
+        items.append(
+            {
+                "profile": profile,
+                "node": _nonempty(row.get("node")),
+                "storage": _nonempty(row.get("storage")) or volid.split(":", 1)[0],
+                "volid": volid,
+                "vmid": vmid,
+                "guest_type": gtype,
+                "format": _nonempty(row.get("format")),
+                "size": _int(row.get("size")),
+                "ctime": _float(row.get("ctime")),
+                "notes": _nonempty(row.get("notes")),
+                "protected": bool(_bool(row.get("protected"))),
+                "verified": verified,
+            }
+        )
+    items.sort(key=lambda i: (i["vmid"] or 0, -(i["ctime"] or 0.0)))
+    table = _Table(columns("backups"))
+    for item in items:
+        table.add(**item)
+    return _build("backups", table.data)
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def snapshots_frame(profile: str, snapshots: Any) -> pd.DataFrame:
+    """Build the ``snapshots`` frame from snapshot list rows.
+
+    Each row is a ``/nodes/{node}/{type}/{vmid}/snapshot`` entry with ``node``, ``vmid`` and
+    ``guest_type`` added by the caller. The ``current`` pseudo-snapshot ("You are here!")
+    is dropped. Sorted by VMID, then snapshot time.
+    """
+    items: list[dict[str, Any]] = []
+    for row in _rows(snapshots):
+        name = _nonempty(row.get("name"))
+        if not name or name == "current":
+            continue
+        items.append(
+            {
+                "profile": profile,
+                "node": _nonempty(row.get("node")),
+                "vmid": _int(row.get("vmid")),
+                "guest_type": _nonempty(row.get("guest_type")),
+                "name": name,
+                "description": _nonempty(row.get("description")),
+                "snaptime": _float(row.get("snaptime")),
+                "vmstate": bool(_bool(row.get("vmstate"))),
+                "parent": _nonempty(row.get("parent")),
+            }
+        )
+    items.sort(key=lambda i: (i["vmid"] or 0, i["snaptime"] or 0.0, i["name"]))
+    table = _Table(columns("snapshots"))
+    for item in items:
+        table.add(**item)
+    return _build("snapshots", table.data)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def metrics_frame(
+    profile: str, kind: str, series: Iterable[tuple[str, str | None, Any]]
+) -> pd.DataFrame:
+    """Build the long/tidy ``metrics`` frame.
+
+    ``series``: ``(target, node, rrddata rows)`` per target. Each numeric field of a row
+    other than ``time`` becomes one row (``metric``, ``value``); nulls (the newest RRD rows
+    may be empty) and non-numeric fields are skipped.
+    """
+    table = _Table(columns("metrics"))
+    for target, node, body in series:
+        for row in _rows(body):
+            time = _float(row.get("time"))
+            if time is None:
+                continue
+            for metric, raw in row.items():
+                if metric == "time":
+                    continue
+                value = _float(raw)
+                if value is None:
+                    continue
+                table.add(
+                    profile=profile,
+                    kind=kind,
+                    target=str(target),
+                    node=node,
+                    time=time,
+                    metric=metric,
+                    value=value,
+                )
+    return _build("metrics", table.data)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summary_frame(
+    profile: str, resources: Any, cluster_status: Any = None, version: Any = None
+) -> pd.DataFrame:
+    """Build the one-row ``summary`` frame of a cluster, like Proxmox's datacenter view.
+
+    ``resources``: all ``/cluster/resources`` rows. CPU is weighted by cores over online
+    nodes; storage counts available storages only (status unknown is skipped), a shared
+    storage once. ``cluster_status`` gives quorum (null when no cluster is defined);
+    ``version`` is the ``/version`` body.
+    """
+    rows = _rows(resources)
+    nodes = [r for r in rows if r.get("type") == "node"]
+    members = [r for r in _rows(cluster_status) if r.get("type") == "node"]
+    names = {str(r.get("node")) for r in nodes if r.get("node")} | {
+        str(r.get("name")) for r in members if r.get("name")
+    }
+    online = [r for r in nodes if r.get("status") == "online"]
+    cores = sum(_int(r.get("maxcpu")) or 0 for r in online)
+    weighted = sum((_float(r.get("cpu")) or 0.0) * (_int(r.get("maxcpu")) or 0) for r in online)
+    storage_used = storage_total = 0
+    counted: set[str] = set()
+    for row in rows:
+        if row.get("type") != "storage" or row.get("status") != "available":
+            continue
+        name = str(row.get("storage"))
+        key = name if _bool(row.get("shared")) else f"{row.get('node')}/{name}"
+        if key in counted:
+            continue
+        counted.add(key)
+        storage_used += _int(row.get("disk")) or 0
+        storage_total += _int(row.get("maxdisk")) or 0
+    guests = [r for r in rows if r.get("type") in ("qemu", "lxc") and not _bool(r.get("template"))]
+    quorate = None
+    for row in _rows(cluster_status):
+        if row.get("type") == "cluster":
+            quorate = _bool(row.get("quorate"))
+    ver = unwrap(version)
+    version_text = _nonempty(ver.get("version")) if isinstance(ver, Mapping) else _nonempty(ver)
+    data: dict[str, list[Any]] = {
+        "profile": [profile],
+        "nodes_online": [len(online)],
+        "nodes_total": [len(names)],
+        "quorate": [quorate],
+        "version": [version_text],
+        "cpu": [weighted / cores if cores else None],
+        "cores": [cores],
+        "mem_used": [sum(_int(r.get("mem")) or 0 for r in online)],
+        "mem_total": [sum(_int(r.get("maxmem")) or 0 for r in online)],
+        "storage_used": [storage_used],
+        "storage_total": [storage_total],
+        "guests_running": [sum(1 for g in guests if g.get("status") == "running")],
+        "guests_total": [len(guests)],
+    }
+    return _build("summary", data)
+
+
+# --------------------------------------------------------------------------- group status
+
+
+def group_status_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Build the ``group_status`` frame from one mapping per profile (keys = column names;
+    ``checked_at`` as epoch seconds or a datetime)."""
+    table = _Table(columns("group_status"))
+    for row in rows:
+        checked: Any = row.get("checked_at")
+        if checked is not None and hasattr(checked, "timestamp"):
+            checked = checked.timestamp()
+        table.add(**{**row, "checked_at": checked})
+    return _build("group_status", table.data)
