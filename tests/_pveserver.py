@@ -26,6 +26,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 API = "/api2/json"
+ROOT_PW = "rootpw-S3cret"
+TOKEN_ID = "root@pam!pvekit"
+TOKEN_SECRET = "tok-5ecr3t-value"
 
 
 @dataclass
@@ -105,8 +108,8 @@ class PVEServer:
         tfa: dict[str, str] | None = None,
     ) -> None:
         self.https = https
-        self.users = users if users is not None else {"root@pam": "rootpw-S3cret"}
-        self.tokens = tokens if tokens is not None else {"root@pam!pvekit": "tok-5ecr3t-value"}
+        self.users = users if users is not None else {"root@pam": ROOT_PW}
+        self.tokens = tokens if tokens is not None else {TOKEN_ID: TOKEN_SECRET}
         self.tfa = tfa or {}
         self.requests: list[Recorded] = []
         self.tickets: dict[str, tuple[str, str]] = {}  # ticket -> (user, csrf)
@@ -144,7 +147,9 @@ class PVEServer:
             ctx.load_cert_chain(cert_path, key_path)
             server.socket = ctx.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -334,3 +339,37 @@ def _make_handler(server: PVEServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = _serve
 
     return Handler
+
+
+def password_profile(srv: PVEServer, **kwargs: Any) -> Any:
+    """A Profile logging in to ``srv`` as root@pam with a password (fast retries)."""
+    from pvekit._config import Profile
+
+    fields: dict[str, Any] = {
+        "host": srv.url,
+        "user": "root@pam",
+        "password": ROOT_PW,
+        "backoff": 0.01,
+        "timeout": 5,
+    }
+    if srv.https:
+        fields["fingerprint"] = srv.fingerprint
+    fields.update(kwargs)
+    return Profile(**fields)
+
+
+def token_profile(srv: PVEServer, **kwargs: Any) -> Any:
+    """A Profile using the API token ``root@pam!pvekit`` on ``srv``."""
+    from pvekit._config import Profile
+
+    fields: dict[str, Any] = {
+        "host": srv.url,
+        "token_name": TOKEN_ID,
+        "token_value": TOKEN_SECRET,
+        "backoff": 0.01,
+        "timeout": 5,
+    }
+    if srv.https:
+        fields["fingerprint"] = srv.fingerprint
+    fields.update(kwargs)
+    return Profile(**fields)
