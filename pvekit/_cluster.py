@@ -5,27 +5,109 @@ the read methods of the inventory (``nodes()``, ``guests()``, ``storage()``, ``t
 ``backups()``, ``snapshots()``, ``metrics()``, ``summary()``), each a tidy, typed DataFrame
 whose columns are documented in :data:`pvekit.frames.COLUMNS`, and handles for actions:
 ``guest(vmid)`` and ``task(upid)``.
+
+Reads go through the client's cache (TTLs per endpoint); every method takes ``fresh=True``
+to bypass it. The basic tables come from one ``/cluster/resources`` request; enrichment that
+needs one request per guest or node runs concurrently on a bounded thread pool, shows a
+progress bar in notebooks, and records per-item failures instead of failing the whole table.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
+from . import frames
 from ._api import ApiClient
+from ._errors import InvalidInputError, PVEError
+from ._format import parse_vmid
+from ._parse import parse_agent
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from ._guest import Guest
     from ._tasks import Task
 
-__all__ = ["Cluster"]
+__all__ = ["Cluster", "IncompleteDataWarning"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+TIMEFRAMES = ("hour", "day", "week", "month", "year", "decade")
+CONSOLIDATIONS = ("AVERAGE", "MAX")
+METRIC_KINDS = ("node", "guest", "storage")
+DEFAULT_TASK_LIMIT = 500
+
+
+class IncompleteDataWarning(UserWarning):
+    """Some rows of a frame could not be read (a node down, a request failed); the warning
+    names what is missing and why."""
+
+
+def _interactive() -> bool:
+    """True inside a Jupyter kernel or on a terminal: where a progress bar helps."""
+    shell = sys.modules.get("IPython")
+    if shell is not None:
+        try:
+            ip = shell.get_ipython()
+        except Exception:
+            ip = None
+        if ip is not None and getattr(ip, "kernel", None) is not None:
+            return True
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _path(*segments: Any) -> str:
+    return "/" + "/".join(quote(str(s), safe="") for s in segments)
+
+
+def _epoch(value: Any) -> int:
+    """``since`` as epoch seconds: accepts int/float seconds, datetime, pandas Timestamp or an
+    ISO string; naive times are taken as UTC."""
+    if isinstance(value, bool):
+        raise InvalidInputError(f"invalid since={value!r}: expected a time")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise InvalidInputError(f"invalid since={value!r}: negative epoch seconds")
+        return int(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"invalid since={value!r}: expected an ISO time like '2024-05-01T12:00'"
+            ) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            from datetime import UTC
+
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp())
+    raise InvalidInputError(
+        f"invalid since={value!r}: expected epoch seconds, a datetime or an ISO string"
+    )
 
 
 class Cluster(ApiClient):
     """A connected Proxmox VE cluster with inventory reads as DataFrames.
 
     Build one with :func:`pvekit.connect`. Every frame has the profile name in its first
-    column so frames of several clusters concatenate cleanly.
+    column so frames of several clusters concatenate cleanly. ``max_workers`` bounds the
+    requests this cluster runs at once for per-guest or per-node enrichment.
     """
+
+    max_workers: int = 8
+
+    # -- handles -------------------------------------------------------------------------------
 
     def guest(self, vmid: int | str, profile: str | None = None) -> Guest:
         """Return a :class:`~pvekit.Guest` handle for ``vmid`` on this cluster.
@@ -33,6 +115,10 @@ class Cluster(ApiClient):
         ``profile`` exists for signature parity with :meth:`pvekit.Group.guest`; on a single
         cluster it must be ``None`` or this cluster's profile name.
         """
+        if profile is not None and profile != self.profile:
+            raise InvalidInputError(
+                f"profile {profile!r} does not match this cluster's profile {self.profile!r}"
+            )
         from ._guest import Guest
 
         return Guest(self, vmid)
@@ -42,3 +128,516 @@ class Cluster(ApiClient):
         from ._tasks import Task
 
         return Task(self, upid)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def resources(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """The raw rows of ``GET /cluster/resources`` (nodes, guests, storages, pools...).
+
+        One request answers every inventory table, so the frames built from it share one
+        cached answer.
+        """
+        data = self.get("/cluster/resources", fresh=fresh)
+        return [row for row in data or [] if isinstance(row, dict)]
+
+    def _fan_out(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        *,
+        desc: str,
+        progress: bool | None,
+    ) -> list[R | PVEError]:
+        """Run ``fn`` on every item with at most ``max_workers`` at once; keep order.
+
+        A :class:`PVEError` becomes the item's result so one failure never sinks the rest;
+        any other exception is a bug and propagates.
+        """
+        if not items:
+            return []
+        show = _interactive() if progress is None else bool(progress)
+
+        def guarded(item: T) -> R | PVEError:
+            try:
+                return fn(item)
+            except PVEError as err:
+                return err
+
+        workers = max(1, min(self.max_workers, len(items)))
+        from tqdm.auto import tqdm
+
+        results: list[R | PVEError] = []
+        with (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pvekit") as pool,
+            tqdm(
+                total=len(items),
+                desc=f"{self.profile}: {desc}",
+                disable=not show,
+                leave=False,
+            ) as bar,
+        ):
+            for result in pool.map(guarded, items):
+                results.append(result)
+                bar.update(1)
+        return results
+
+    def _warn(self, what: str, failures: Mapping[str, str]) -> None:
+        if not failures:
+            return
+        listed = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        warnings.warn(
+            f"profile {self.profile!r}: {what} incomplete, {len(failures)} failed: {listed}{more}",
+            IncompleteDataWarning,
+            stacklevel=3,
+        )
+
+    @staticmethod
+    def _online_nodes(resources: Iterable[Mapping[str, Any]]) -> list[str]:
+        return sorted(
+            str(r["node"])
+            for r in resources
+            if r.get("type") == "node" and r.get("status") == "online" and r.get("node")
+        )
+
+    # -- inventory -----------------------------------------------------------------------------
+
+    def nodes(self, *, fresh: bool = False, progress: bool | None = None) -> pd.DataFrame:
+        """Nodes as a DataFrame (columns: ``frames.COLUMNS["nodes"]``); offline nodes stay.
+
+        Requests: ``/cluster/resources``, ``/cluster/status`` and ``/nodes/{node}/status`` of
+        each online node (concurrently) for swap, load, versions and kernel.
+        """
+        resources = self.resources(fresh=fresh)
+        status = self.get("/cluster/status", fresh=fresh)
+        online = self._online_nodes(resources)
+        results = self._fan_out(
+            lambda n: self.get(_path("nodes", n, "status"), fresh=fresh),
+            online,
+            desc="node status",
+            progress=progress,
+        )
+        node_status: dict[str, Any] = {}
+        failed: dict[str, str] = {}
+        for name, result in zip(online, results, strict=True):
+            if isinstance(result, PVEError):
+                failed[name] = result.message
+            else:
+                node_status[name] = result
+        self._warn("node status", failed)
+        return frames.nodes_frame(self.profile, resources, status, node_status)
+
+    def guests(
+        self,
+        details: bool = False,
+        ips: bool = False,
+        *,
+        fresh: bool = False,
+        progress: bool | None = None,
+    ) -> pd.DataFrame:
+        """QEMU VMs and LXC containers as a DataFrame, sorted by VMID.
+
+        The basic table is one ``/cluster/resources`` request. ``details=True`` adds each
+        guest's config (one ``.../config`` request per guest); ``ips=True`` adds addresses
+        (QEMU guest agent ``network-get-interfaces`` filtered by configured MACs, LXC
+        ``/interfaces``, else static ``ip=`` in the config) and agent file systems. Those
+        requests run concurrently (at most ``max_workers`` at once) with a progress bar
+        (``progress=None``: only when interactive). A guest whose config or agent cannot be
+        read keeps its row; the ``error`` column says why.
+        """
+        resources = self.resources(fresh=fresh)
+        if not (details or ips):
+            return frames.guests_frame(self.profile, resources)
+        online = set(self._online_nodes(resources))
+        guests = [
+            r for r in resources if r.get("type") in ("qemu", "lxc") and r.get("vmid") is not None
+        ]
+
+        def enrich(row: Mapping[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
+            return self._enrich(row, online, ips=ips, fresh=fresh)
+
+        results = self._fan_out(enrich, guests, desc="guest details", progress=progress)
+        configs: dict[int, Any] = {}
+        ip_data: dict[int, dict[str, Any]] = {}
+        errors: dict[int, str] = {}
+        for row, result in zip(guests, results, strict=True):
+            vmid = frames._int(row.get("vmid"))
+            if vmid is None:
+                continue
+            if isinstance(result, PVEError):
+                errors[vmid] = result.message
+                continue
+            config, data, problems = result
+            if config is not None:
+                configs[vmid] = config
+            ip_data[vmid] = data
+            if problems:
+                errors[vmid] = "; ".join(problems)
+        return frames.guests_frame(
+            self.profile,
+            resources,
+            configs=configs,
+            ip_data=ip_data,
+            errors=errors,
+            details=details,
+            ips=ips,
+        )
+
+    def _enrich(
+        self, row: Mapping[str, Any], online: set[str], *, ips: bool, fresh: bool
+    ) -> tuple[Any, dict[str, Any], list[str]]:
+        """Config and address data of one guest: (config or None, ip data, problems)."""
+        node, gtype, vmid = str(row.get("node")), str(row.get("type")), row.get("vmid")
+        if node not in online:
+            return None, {}, [f"node {node!r} is not online"]
+        base = _path("nodes", node, gtype, vmid)
+        problems: list[str] = []
+        config: Any = None
+        try:
+            config = self.get(base + "/config", fresh=fresh)
+        except PVEError as err:
+            problems.append(f"config: {err.message}")
+        data: dict[str, Any] = {}
+        if not ips or row.get("status") != "running":
+            return config, data, problems
+        if gtype == "lxc":
+            try:
+                data["lxc_interfaces"] = self.get(base + "/interfaces", fresh=fresh)
+            except PVEError as err:
+                problems.append(f"interfaces: {err.message}")
+            return config, data, problems
+        try:
+            agent_on = parse_agent((config or {}).get("agent")) if config is not None else True
+        except InvalidInputError:
+            agent_on = True  # unreadable setting: ask the agent, its answer decides
+        if not agent_on:
+            return config, data, problems
+        try:
+            data["agent_interfaces"] = self.get(base + "/agent/network-get-interfaces", fresh=fresh)
+        except PVEError as err:
+            # A stopped or absent agent makes the fsinfo call fail the same way: skip it.
+            problems.append(f"guest agent: {err.message}")
+            return config, data, problems
+        try:
+            data["fsinfo"] = self.get(base + "/agent/get-fsinfo", fresh=fresh)
+        except PVEError as err:
+            problems.append(f"guest agent fsinfo: {err.message}")
+        return config, data, problems
+
+    def storage(
+        self, unique: bool = False, *, fresh: bool = False, progress: bool | None = None
+    ) -> pd.DataFrame:
+        """Storages as a DataFrame, one row per (node, storage).
+
+        ``unique=True`` counts a shared storage once for this cluster (its ``node`` is null).
+        Rows of status ``unknown`` (storage offline, node down) are kept. Requests:
+        ``/cluster/resources`` plus ``/nodes/{node}/storage`` per online node (``active``,
+        ``enabled``, ``avail``).
+        """
+        resources = self.resources(fresh=fresh)
+        online = self._online_nodes(resources)
+        results = self._fan_out(
+            lambda n: self.get(_path("nodes", n, "storage"), fresh=fresh),
+            online,
+            desc="storage",
+            progress=progress,
+        )
+        per_node: dict[str, Any] = {}
+        failed: dict[str, str] = {}
+        for name, result in zip(online, results, strict=True):
+            if isinstance(result, PVEError):
+                failed[name] = result.message
+            else:
+                per_node[name] = result
+        self._warn("storage", failed)
+        return frames.storage_frame(self.profile, resources, per_node, unique=unique)
+
+    def tasks(
+        self,
+        running: bool | None = None,
+        since: Any = None,
+        limit: int = DEFAULT_TASK_LIMIT,
+        *,
+        fresh: bool = False,
+        progress: bool | None = None,
+    ) -> pd.DataFrame:
+        """Recent tasks of every online node, newest first, at most ``limit`` rows.
+
+        ``running=True`` lists only active tasks, ``False`` only finished ones, ``None``
+        both. ``since`` (epoch seconds, datetime, ISO string) keeps tasks started at or after
+        it. Requests: ``/nodes/{node}/tasks`` per online node with ``limit``/``since``/
+        ``source``.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise InvalidInputError(f"invalid limit={limit!r}: expected a positive int")
+        if running not in (None, True, False):
+            raise InvalidInputError(f"invalid running={running!r}: expected True, False or None")
+        since_epoch = None if since is None else _epoch(since)
+        resources = self.resources(fresh=fresh)
+        online = self._online_nodes(resources)
+        params: dict[str, Any] = {
+            "limit": limit,
+            "since": since_epoch,
+            "source": "active" if running else "all",
+        }
+        results = self._fan_out(
+            lambda n: self.get(_path("nodes", n, "tasks"), params, fresh=fresh),
+            online,
+            desc="tasks",
+            progress=progress,
+        )
+        rows: list[Any] = []
+        failed: dict[str, str] = {}
+        for name, result in zip(online, results, strict=True):
+            if isinstance(result, PVEError):
+                failed[name] = result.message
+            elif isinstance(result, list):
+                rows.extend(r for r in result if isinstance(r, dict))
+        self._warn("tasks", failed)
+        df = frames.tasks_frame(self.profile, rows)
+        if running is not None:
+            df = df[df["running"] == running]
+        if since_epoch is not None:
+            import pandas as pd
+
+            df = df[df["starttime"] >= pd.Timestamp(since_epoch, unit="s", tz="UTC")]
+        return df.head(limit).reset_index(drop=True)
+
+    def backups(
+        self, vmid: int | str | None = None, *, fresh: bool = False, progress: bool | None = None
+    ) -> pd.DataFrame:
+        """Backup archives (vzdump, PBS) on every available backup storage.
+
+        A shared storage is listed once (from one online node), a local one from each node.
+        ``vmid`` narrows to one guest (sent to Proxmox as ``vmid``). Requests:
+        ``/cluster/resources`` plus ``/nodes/{node}/storage/{storage}/content?content=backup``.
+        """
+        vmid_int = None if vmid is None else parse_vmid(vmid)
+        resources = self.resources(fresh=fresh)
+        online = set(self._online_nodes(resources))
+        targets: list[tuple[str, str]] = []
+        shared_seen: set[str] = set()
+        for row in sorted(
+            (r for r in resources if r.get("type") == "storage"),
+            key=lambda r: (str(r.get("storage")), str(r.get("node"))),
+        ):
+            node, name = str(row.get("node")), str(row.get("storage"))
+            content = frames._content(row.get("content"))
+            if "backup" not in content or row.get("status") != "available" or node not in online:
+                continue
+            if frames._bool(row.get("shared")):
+                if name in shared_seen:
+                    continue
+                shared_seen.add(name)
+            targets.append((node, name))
+
+        def listing(target: tuple[str, str]) -> list[dict[str, Any]]:
+            node, name = target
+            params = {"content": "backup", "vmid": vmid_int}
+            rows = self.get(_path("nodes", node, "storage", name, "content"), params, fresh=fresh)
+            return [{**r, "node": node, "storage": name} for r in rows or [] if isinstance(r, dict)]
+
+        results = self._fan_out(listing, targets, desc="backups", progress=progress)
+        volumes: list[dict[str, Any]] = []
+        failed: dict[str, str] = {}
+        for (node, name), result in zip(targets, results, strict=True):
+            if isinstance(result, PVEError):
+                failed[f"{node}/{name}"] = result.message
+            else:
+                volumes.extend(result)
+        self._warn("backups", failed)
+        df = frames.backups_frame(self.profile, volumes)
+        if vmid_int is not None:
+            df = df[df["vmid"] == vmid_int].reset_index(drop=True)
+        return df
+
+    def snapshots(
+        self, vmid: int | str | None = None, *, fresh: bool = False, progress: bool | None = None
+    ) -> pd.DataFrame:
+        """Snapshots of every guest (or of ``vmid``), without the ``current`` pseudo-snapshot.
+
+        Templates are skipped (they cannot hold snapshots). A VMID not in this cluster gives
+        an empty frame. Requests: ``/cluster/resources`` plus ``.../snapshot`` per guest.
+        """
+        vmid_int = None if vmid is None else parse_vmid(vmid)
+        resources = self.resources(fresh=fresh)
+        online = set(self._online_nodes(resources))
+        guests = [
+            r
+            for r in resources
+            if r.get("type") in ("qemu", "lxc")
+            and not frames._bool(r.get("template"))
+            and (vmid_int is None or frames._int(r.get("vmid")) == vmid_int)
+        ]
+        failed: dict[str, str] = {}
+        reachable = []
+        for row in guests:
+            if str(row.get("node")) in online:
+                reachable.append(row)
+            else:
+                failed[str(row.get("vmid"))] = f"node {row.get('node')!r} is not online"
+
+        def listing(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+            node, gtype, gid = str(row["node"]), str(row["type"]), frames._int(row.get("vmid"))
+            rows = self.get(_path("nodes", node, gtype, gid, "snapshot"), fresh=fresh)
+            extra = {"node": node, "vmid": gid, "guest_type": gtype}
+            return [{**r, **extra} for r in rows or [] if isinstance(r, dict)]
+
+        results = self._fan_out(listing, reachable, desc="snapshots", progress=progress)
+        snaps: list[dict[str, Any]] = []
+        for row, result in zip(reachable, results, strict=True):
+            if isinstance(result, PVEError):
+                failed[str(row.get("vmid"))] = result.message
+            else:
+                snaps.extend(result)
+        self._warn("snapshots", failed)
+        return frames.snapshots_frame(self.profile, snaps)
+
+    def metrics(
+        self,
+        kind: str,
+        targets: Iterable[Any] | Any = None,
+        timeframe: str = "day",
+        cf: str = "AVERAGE",
+        *,
+        fresh: bool = False,
+        progress: bool | None = None,
+    ) -> pd.DataFrame:
+        """RRD time series as a long/tidy frame: one row per (target, time, metric).
+
+        ``kind``: ``"node"`` (targets: node names; default every online node), ``"guest"``
+        (targets: VMIDs; default every non-template guest on an online node) or
+        ``"storage"`` (targets: ``"node/storage"`` or a storage name, meaning every node that
+        has it; default every available storage, shared ones once). ``timeframe``: hour,
+        day, week, month, year (decade on PVE 9); ``cf``: AVERAGE or MAX. Targets are
+        fetched concurrently.
+        """
+        if kind not in METRIC_KINDS:
+            raise InvalidInputError(f"invalid kind={kind!r}: expected one of {METRIC_KINDS}")
+        if timeframe not in TIMEFRAMES:
+            raise InvalidInputError(
+                f"invalid timeframe={timeframe!r}: expected one of {TIMEFRAMES}"
+            )
+        if cf not in CONSOLIDATIONS:
+            raise InvalidInputError(f"invalid cf={cf!r}: expected one of {CONSOLIDATIONS}")
+        wanted = self._metric_targets_arg(kind, targets)
+        resources = self.resources(fresh=fresh)
+        jobs = self._metric_jobs(kind, wanted, resources)
+        params = {"timeframe": timeframe, "cf": cf}
+        results = self._fan_out(
+            lambda job: self.get(job[2], params, fresh=fresh),
+            jobs,
+            desc=f"{kind} metrics",
+            progress=progress,
+        )
+        series: list[tuple[str, str | None, Any]] = []
+        failed: dict[str, str] = {}
+        for (target, node, _), result in zip(jobs, results, strict=True):
+            if isinstance(result, PVEError):
+                failed[target] = result.message
+            else:
+                series.append((target, node, result))
+        self._warn(f"{kind} metrics", failed)
+        return frames.metrics_frame(self.profile, kind, series)
+
+    @staticmethod
+    def _metric_targets_arg(kind: str, targets: Any) -> list[str] | None:
+        if targets is None:
+            return None
+        if isinstance(targets, str | int) and not isinstance(targets, bool):
+            targets = [targets]
+        out: list[str] = []
+        for target in targets:
+            if kind == "guest":
+                out.append(str(parse_vmid(target)))
+            elif isinstance(target, str) and target:
+                out.append(target)
+            else:
+                raise InvalidInputError(f"invalid {kind} target {target!r}: expected a name")
+        return out
+
+    def _metric_jobs(
+        self, kind: str, wanted: list[str] | None, resources: list[dict[str, Any]]
+    ) -> list[tuple[str, str, str]]:
+        """(target, node, path) for each RRD request; unknown targets raise NotFoundError."""
+        from ._errors import NotFoundError
+
+        online = set(self._online_nodes(resources))
+        jobs: list[tuple[str, str, str]] = []
+        if kind == "node":
+            names = sorted(
+                {str(r["node"]) for r in resources if r.get("type") == "node" and r.get("node")}
+            )
+            pick = names if wanted is None else wanted
+            for name in pick:
+                if name not in names:
+                    raise NotFoundError(
+                        f"node {name!r} is not in this cluster", profile=self.profile
+                    )
+                if wanted is None and name not in online:
+                    continue
+                jobs.append((name, name, _path("nodes", name, "rrddata")))
+        elif kind == "guest":
+            by_id = {
+                str(frames._int(r.get("vmid"))): r
+                for r in resources
+                if r.get("type") in ("qemu", "lxc")
+            }
+            if wanted is None:
+                pick = [
+                    k
+                    for k, r in sorted(by_id.items(), key=lambda kv: int(kv[0]))
+                    if not frames._bool(r.get("template")) and str(r.get("node")) in online
+                ]
+            else:
+                pick = wanted
+            for gid in pick:
+                row = by_id.get(gid)
+                if row is None:
+                    raise NotFoundError(f"guest {gid} is not in this cluster", profile=self.profile)
+                node = str(row.get("node"))
+                jobs.append((gid, node, _path("nodes", node, row["type"], gid, "rrddata")))
+        else:
+            rows = [r for r in resources if r.get("type") == "storage" and r.get("node")]
+            if wanted is None:
+                seen: set[str] = set()
+                for r in sorted(rows, key=lambda r: (str(r.get("storage")), str(r.get("node")))):
+                    name, node = str(r.get("storage")), str(r["node"])
+                    if r.get("status") != "available" or node not in online:
+                        continue
+                    if frames._bool(r.get("shared")):
+                        if name in seen:
+                            continue
+                        seen.add(name)
+                    jobs.append(self._storage_job(node, name))
+            else:
+                for target in wanted:
+                    node_part, _, name = target.rpartition("/")
+                    matches = [
+                        r
+                        for r in rows
+                        if str(r.get("storage")) == name
+                        and (not node_part or str(r.get("node")) == node_part)
+                    ]
+                    if not matches:
+                        raise NotFoundError(
+                            f"storage {target!r} is not in this cluster", profile=self.profile
+                        )
+                    for r in matches:
+                        jobs.append(self._storage_job(str(r["node"]), name))
+        return jobs
+
+    @staticmethod
+    def _storage_job(node: str, name: str) -> tuple[str, str, str]:
+        return (f"{node}/{name}", node, _path("nodes", node, "storage", name, "rrddata"))
+
+    def summary(self, *, fresh: bool = False) -> pd.DataFrame:
+        """One row of cluster totals, like Proxmox's datacenter summary.
+
+        CPU is weighted by cores, storage counts shared storages once and skips status
+        ``unknown``. Requests: ``/cluster/resources``, ``/cluster/status``, ``/version``.
+        """
+        resources = self.resources(fresh=fresh)
+        status = self.get("/cluster/status", fresh=fresh)
+        version = self.get("/version", fresh=fresh)
+        return frames.summary_frame(self.profile, resources, status, version)
