@@ -1,0 +1,453 @@
+"""The HTTP(S) front: one threaded stdlib server per simulated cluster.
+
+Request flow, in ``pve-api-daemon`` order: fault injection, routing against the official
+schema (501 for an unknown method/path), authentication (401), permission check (403),
+parameter validation (400), proxying to the node (595 when it is offline), then the handler,
+whose result is wrapped in ``{"data": ...}``. Every request is recorded (secrets redacted).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ._auth import AuthDB, Identity
+from ._errors import SimHTTPError, param_error
+from ._faults import Faults
+from ._handlers import ACTION_OF, GUEST_TYPE_OF, ROUTES, Ctx, RawJSON
+from ._schema import Schema, load_schema
+from ._state import ClusterState
+from ._tls import SelfSignedCert
+
+__all__ = ["RecordedRequest", "SimCluster"]
+
+API_PREFIX = "/api2/json"
+_SECRET_PARAMS = {"password", "otp", "tfa-challenge", "new-password", "ticket", "value",
+                  "token_value", "secret", "input-data"}
+_SECRET_HEADERS = {"authorization", "cookie", "csrfpreventiontoken"}
+_MAX_BODY = 16 * 1024 * 1024
+_MAX_RECORDED = 100_000
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the simulator served.
+
+    ``path`` is relative to ``/api2/json`` (``/cluster/resources``), as pvekit's ApiClient
+    spells paths; ``params`` holds query and form parameters; secrets in ``params`` and
+    ``headers`` are replaced by ``"***"``. ``status`` is the HTTP status answered (0 for a
+    dropped connection); ``time`` is the simulator clock at arrival.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, Any]
+    headers: Mapping[str, str]
+    status: int
+    time: float
+    cluster: str = ""
+
+
+def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        if k.lower() in _SECRET_HEADERS:
+            if k.lower() == "authorization" and v.startswith("PVEAPIToken="):
+                tokenid = v.split("=", 2)[1] if v.count("=") >= 2 else ""
+                out[k] = f"PVEAPIToken={tokenid}=***"
+            elif k.lower() == "cookie":
+                out[k] = "PVEAuthCookie=***"
+            else:
+                out[k] = "***"
+        else:
+            out[k] = v
+    return out
+
+
+def _redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if k in _SECRET_PARAMS else v) for k, v in params.items()}
+
+
+def _parse_params(raw: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, values in parse_qs(raw, keep_blank_values=True).items():
+        out[k] = values[0] if len(values) == 1 else values
+    return out
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr: tuple[str, int], cluster: SimCluster,
+                 tls: ssl.SSLContext | None) -> None:
+        self.cluster = cluster
+        self.tls = tls
+        super().__init__(addr, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs in the connection's own thread, so a slow or broken client
+        # cannot stall the accept loop.
+        if self.tls is not None:
+            try:
+                request.settimeout(10)
+                request = self.tls.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (ssl.SSLError, OSError):
+                return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up is not the simulator's problem
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def version_string(self) -> str:
+        return "pve-api-daemon/3.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._send(501, "Method 'HEAD' not implemented", {"data": None})
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        cluster = self.server.cluster
+        split = urlsplit(self.path)
+        params = _parse_params(split.query)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            self._send(413, "Request Entity Too Large", {"data": None})
+            return
+        if length:
+            body = self.rfile.read(length).decode("utf-8", "replace")
+            ctype = (self.headers.get("Content-Type") or "").lower()
+            if "application/json" in ctype:
+                try:
+                    decoded = json.loads(body or "{}")
+                except ValueError:
+                    self._send(400, "Parameter verification failed.",
+                               {"errors": {"body": "invalid JSON"}, "data": None})
+                    return
+                if isinstance(decoded, dict):
+                    params.update({k: ("1" if v is True else "0" if v is False else
+                                       v if isinstance(v, list) else str(v))
+                                   for k, v in decoded.items() if v is not None})
+            else:
+                params.update(_parse_params(body))
+        headers = {k: v for k, v in self.headers.items()}
+        path = split.path
+        api_path = path[len(API_PREFIX):] if path.startswith(API_PREFIX + "/") else None
+        status = 0
+        try:
+            if api_path is None:
+                status = 404
+                self._send(404, "Not Found", {"data": None})
+                return
+            decision = cluster.faults.decide(method, api_path)
+            if decision.delay:
+                time.sleep(decision.delay)
+            if decision.drop:
+                status = 0
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if decision.status is not None:
+                status = decision.status
+                self._send(status, decision.reason, {"data": None})
+                return
+            status, reason, payload = cluster.handle(method, api_path, params, headers)
+            self._send(status, reason, payload)
+        finally:
+            cluster.record(method, api_path if api_path is not None else path, params,
+                           headers, status)
+
+    def _send(self, status: int, reason: str, payload: Any) -> None:
+        if isinstance(payload, RawJSON):
+            body = payload.body
+        else:
+            body = json.dumps(payload, separators=(",", ":")).encode()
+        # The reason phrase carries PVE's message: one latin-1 line.
+        phrase = " ".join(reason.split()).encode("latin-1", "replace").decode("latin-1")
+        self.send_response(status, phrase[:500] or "OK")
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Cache-Control", "max-age=0")
+        self.send_header("Pragma", "no-cache")
+        self.send_header("Expires", self.date_time_string())
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+
+
+@dataclass
+class SimCluster:
+    """One simulated cluster and its HTTP server (see ``docs/simulator.md``)."""
+
+    name: str
+    state: ClusterState
+    auth: AuthDB
+    faults: Faults
+    host_ip: str = "127.0.0.1"
+    port: int = 0
+    https: bool = False
+    cert: SelfSignedCert | None = None
+    _server: _Server | None = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    _requests: list[RecordedRequest] = field(default_factory=list, repr=False)
+    _rec_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.schema: Schema = load_schema(self.state.pve_version)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        tls = None
+        if self.https:
+            assert self.cert is not None
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(self.cert.cert_file, self.cert.key_file)
+        self._server = _Server((self.host_ip, self.port), self, tls)
+        self.port = self._server.server_address[1]
+        if self.https and self.cert is not None:
+            for n in self.state.nodes.values():
+                n.fingerprint = self.cert.fingerprint
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.1},
+                                        name=f"pvekit-sim-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # -- public facts -----------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """``"127.0.0.1:PORT"``."""
+        return f"{self.host_ip}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``"http://127.0.0.1:PORT"`` (``https://`` in HTTPS mode)."""
+        return f"{'https' if self.https else 'http'}://{self.host}"
+
+    @property
+    def fingerprint(self) -> str | None:
+        """SHA-256 fingerprint of the certificate, ``AA:BB:...`` (None without HTTPS)."""
+        return self.cert.fingerprint if self.cert else None
+
+    @property
+    def ca_file(self) -> str | None:
+        """PEM file of the self-signed certificate (None without HTTPS)."""
+        return self.cert.cert_file if self.cert else None
+
+    def connect_kwargs(self, identity: str = "root") -> dict[str, Any]:
+        """Keyword arguments for :func:`pvekit.connect` as one of the demo identities.
+
+        ``root`` (password), ``token`` (API token ``root@pam!pvekit``), ``auditor`` (read
+        only) or ``tfa`` (password plus the current TOTP code as ``otp``).
+        """
+        kw: dict[str, Any] = {"host": self.url}
+        if identity == "root":
+            kw.update(user="root@pam", password=self.auth.users["root@pam"].password)
+        elif identity == "token":
+            kw.update(token_name="root@pam!pvekit", token_value=self.auth.token_secret)
+        elif identity == "auditor":
+            kw.update(user="auditor@pve", password=self.auth.users["auditor@pve"].password)
+        elif identity == "tfa":
+            kw.update(user="tfa@pve", password=self.auth.users["tfa@pve"].password,
+                      otp=self.auth.current_otp())
+        else:
+            raise ValueError(f"unknown identity {identity!r}; use root, token, auditor or tfa")
+        if self.https:
+            kw.update(verify_ssl=True, ca_file=self.ca_file, fingerprint=self.fingerprint)
+        return kw
+
+    # -- recording --------------------------------------------------------------------------
+
+    def record(self, method: str, path: str, params: Mapping[str, Any],
+               headers: Mapping[str, str], status: int) -> None:
+        rec = RecordedRequest(method, path, _redact_params(params), _redact_headers(headers),
+                              status, self.state.clock.now(), self.name)
+        with self._rec_lock:
+            self._requests.append(rec)
+            if len(self._requests) > _MAX_RECORDED:
+                del self._requests[: _MAX_RECORDED // 10]
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Requests served so far, oldest first (a copy)."""
+        with self._rec_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._rec_lock:
+            self._requests.clear()
+
+    # -- control ----------------------------------------------------------------------------
+
+    def set_node_online(self, node: str, online: bool) -> None:
+        """Take a node down (its guests stop, proxied calls answer 595) or bring it back."""
+        with self.state.lock:
+            n = self.state.node(node)
+            if n.online == online:
+                return
+            n.online = online
+            now = self.state.clock.now()
+            if online:
+                n.boot_time = now
+            else:
+                for g in self.state.guests.values():
+                    if g.node == node and g.running:
+                        g.status, g.started_at, g.paused, g.pid = "stopped", None, False, 0
+                for t in self.state.tasks:
+                    if t.node == node and t.running:
+                        t.outcome = "unexpected status"
+                        t.on_done = None
+                        self.state._finish(t, now)
+            self.state.changed()
+
+    def expire_tickets(self) -> None:
+        """Invalidate every ticket issued so far (clients must log in again)."""
+        self.auth.expire_tickets()
+
+    # -- request handling -------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, params: dict[str, Any],
+               headers: Mapping[str, str]) -> tuple[int, str, Any]:
+        """Answer one API request: (status, reason phrase, JSON payload)."""
+        try:
+            result = self._handle(method, path, params, headers)
+        except SimHTTPError as exc:
+            payload: dict[str, Any] = {"data": None}
+            if exc.errors is not None:
+                payload = {"errors": exc.errors, "data": None}
+            return exc.status, exc.message, payload
+        if isinstance(result, RawJSON):
+            return 200, "OK", result
+        return 200, "OK", {"data": result}
+
+    def _handle(self, method: str, path: str, params: dict[str, Any],
+                headers: Mapping[str, str]) -> Any:
+        found = self.schema.resolve(path)
+        ep = self.schema.endpoints.get((found[0], method)) if found else None
+        if found is None or ep is None:
+            raise SimHTTPError(501, f"Method '{method} {API_PREFIX}{path}' not implemented")
+        template, variables = found
+        ident: Identity | None = None
+        if not (template == "/access/ticket" and method == "POST") and not (
+                template == "/access/domains" and method == "GET"):
+            ident = self.auth.authenticate(method, headers)
+            self._authorize(ident, method, ep.perm, variables, params)
+        merged = dict(params)
+        merged.update(variables)
+        errors = self.schema.check(ep, merged)
+        if errors:
+            raise param_error(errors)
+        handler = ROUTES.get((template, method))
+        with self.state.lock:
+            self.state.tick()
+            if ep.proxyto == "node" and "node" in variables:
+                self.state.check_node_online(variables["node"])
+            if handler is None:
+                return self._fallback(template, method)
+            extra: dict[str, Any] = {}
+            if template in GUEST_TYPE_OF:
+                extra["gtype"] = GUEST_TYPE_OF[template]
+            if template in ACTION_OF:
+                extra["action"] = ACTION_OF[template]
+            ctx = Ctx(self.state, self.auth, ident, method, variables, params, extra)
+            return handler(ctx)
+
+    def _authorize(self, ident: Identity, method: str, perm: Any,
+                   variables: Mapping[str, str], params: Mapping[str, Any]) -> None:
+        from ._auth import AUDIT_PRIVS
+
+        read_only = ident.privs <= frozenset(AUDIT_PRIVS)
+        ok, why = self.auth.check(ident, perm, variables, params)
+        if method != "GET" and read_only:
+            # PVE has no write an audit-only role may do: fail like the real check would.
+            if ok or not why:
+                why = _describe_write(perm, variables, params)
+            raise SimHTTPError(403, f"Permission check failed ({why})")
+        if not ok:
+            raise SimHTTPError(403, f"Permission check failed ({why})")
+
+    def _fallback(self, template: str, method: str) -> Any:
+        """Schema paths the simulator has no model for: index paths list their children;
+        anything else is refused like an unimplemented feature."""
+        if method == "GET":
+            prefix = template.rstrip("/") + "/"
+            children = sorted({p[len(prefix):].split("/")[0]
+                               for (p, _m) in self.schema.endpoints
+                               if p.startswith(prefix)})
+            if children:
+                return [{"name": c.strip("{}")} for c in children if not c.startswith("{")]
+            return []
+        raise SimHTTPError(501, f"Method '{method} {API_PREFIX}{template}' not implemented "
+                                "by the pvekit simulator")
+
+
+def _describe_write(perm: Any, variables: Mapping[str, str], params: Mapping[str, Any]) -> str:
+    from ._auth import _subst
+
+    def first(expr: Any) -> tuple[str, str] | None:
+        if not isinstance(expr, list) or not expr:
+            return None
+        if expr[0] == "perm" and len(expr) > 2 and expr[2]:
+            return str(expr[1]), str(expr[2][0])
+        for sub in expr[1:]:
+            found = first(sub)
+            if found:
+                return found
+        return None
+
+    found = first(perm)
+    if found is None:
+        vmid = params.get("vmid") or variables.get("vmid")
+        return f"/vms/{vmid}, VM.Backup" if vmid else "/, Sys.Modify"
+    return f"{_subst(found[0], variables, params)}, {found[1]}"
