@@ -1,0 +1,1068 @@
+"""The guest panel: a filterable guest list with guarded, backgrounded actions."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from .._errors import InvalidInputError, PVEError
+from .._format import format_bytes
+from ._actions import ACTIONS, flag, selection_reason, text
+from ._common import CSS, Permissions, Runner, Source, esc, guarded, log
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .._cluster import Cluster
+    from .._group import Group
+
+__all__ = ["GuestPanel"]
+
+ALL = ""  # filter value meaning "no filter"
+NBSP = "\u00a0"  # browsers collapse plain spaces inside <option>; these keep the columns
+_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
+_SNAPSHOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{1,39}$")
+
+# (header, width) of the columns of the guest list; the last one takes the rest of the line
+_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("profile", 9),
+    ("vmid", 7),
+    ("name", 20),
+    ("type", 5),
+    ("node", 10),
+    ("status", 9),
+    ("cpu", 5),
+    ("memory", 20),
+    ("uptime", 8),
+    ("tags", 0),
+)
+
+Key = tuple[str, int]  # (profile, vmid)
+Identity = tuple[tuple[str, int, str], ...]  # sorted (profile, vmid, node) of a selection
+
+
+def _short_uptime(seconds: Any) -> str:
+    value = text(seconds)
+    if not value:
+        return ""
+    total = int(float(value))
+    if total <= 0:
+        return ""
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days}d{hours}h"
+    return f"{hours}h{rest // 60}m" if hours else f"{rest // 60}m"
+
+
+def _tags(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(t) for t in value if str(t)]
+    raw = text(value)
+    return [t for t in re.split(r"[;,\s]+", raw) if t] if raw else []
+
+
+def _cell(row: Mapping[str, Any], column: str) -> str:
+    if column == "type":
+        kind = text(row.get("type"))
+        return f"{kind}*" if flag(row.get("template")) else kind
+    if column == "cpu":
+        cpu = text(row.get("cpu"))
+        return f"{float(cpu) * 100:.0f}%" if cpu and text(row.get("status")) == "running" else ""
+    if column == "memory":
+        total = text(row.get("mem_total"))
+        used = text(row.get("mem_used"))
+        if not total:
+            return ""
+        if used and text(row.get("status")) == "running":
+            return f"{format_bytes(int(float(used)))}/{format_bytes(int(float(total)))}"
+        return format_bytes(int(float(total)))
+    if column == "uptime":
+        return _short_uptime(row.get("uptime"))
+    if column == "tags":
+        return ",".join(_tags(row.get("tags")))
+    return text(row.get(column))
+
+
+def _line(cells: Sequence[str]) -> str:
+    parts = []
+    for (_, width), cell in zip(_COLUMNS, cells, strict=True):
+        if width:
+            cell = cell if len(cell) < width else cell[: width - 2] + "…"
+            parts.append(cell.ljust(width))
+        else:
+            parts.append(cell)
+    return "".join(parts).rstrip().replace(" ", NBSP)
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+    """The fixed-width line showing one guest in the list."""
+    return _line([_cell(row, c) for c, _ in _COLUMNS])
+
+
+def describe(row: Mapping[str, Any]) -> str:
+    """'VM 101 (web01), profile prod, node pve1': how confirmations name a guest."""
+    kind = "container" if text(row.get("type")) == "lxc" else "VM"
+    name = text(row.get("name"))
+    named = f" ({name})" if name else ""
+    return (
+        f"{kind} {text(row.get('vmid'))}{named}, profile {text(row.get('profile'))}, "
+        f"node {text(row.get('node'))}"
+    )
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    if frame is None:
+        return []
+    if hasattr(frame, "to_dict"):
+        return list(frame.to_dict("records"))
+    return [dict(r) for r in frame]
+
+
+@dataclass
+class _Pending:
+    """A confirmation waiting for its button: valid for exactly ``identity``."""
+
+    identity: Identity
+    action: str
+    run: Callable[[], Any]
+    scope: str = "panel"  # "snapshot" when it also depends on the chosen snapshot
+
+
+@dataclass
+class _Dialog:
+    kind: str
+    identity: Identity
+    box: w.VBox
+    parts: dict[str, w.Widget] = field(default_factory=dict)
+
+
+class TaskView(w.VBox):
+    """One task in the panel: what it is, a progress bar, its state and the tail of its log."""
+
+    def __init__(self, title: str) -> None:
+        self.title = w.HTML(f"<b>{esc(title)}</b>", layout=w.Layout(width="auto"))
+        self.title.add_class("pvekit-task-title")
+        self.bar = w.FloatProgress(
+            value=0.0, min=0.0, max=1.0, bar_style="info", layout=w.Layout(width="220px")
+        )
+        self.bar.add_class("pvekit-task-progress")
+        self.state = w.HTML("starting")
+        self.state.add_class("pvekit-task-state")
+        self.tail = w.HTML("")
+        self.tail.add_class("pvekit-task-log")
+        self.started = time.monotonic()
+        self.done = False
+        self.ok: bool | None = None
+        self.error: str | None = None
+        super().__init__([w.HBox([self.bar, self.title, self.state]), self.tail])
+        self.add_class("pvekit-task")
+
+    def progress(self, fraction: float | None, state: str, lines: Sequence[str]) -> None:
+        if fraction is not None:
+            self.bar.value = max(self.bar.value, min(max(fraction, 0.0), 1.0))
+        self.state.value = esc(state)
+        self.show_log(lines)
+
+    def show_log(self, lines: Sequence[str]) -> None:
+        if lines:
+            self.tail.value = "<pre>" + esc("\n".join(lines)) + "</pre>"
+
+    def finish(self, ok: bool, message: str, lines: Sequence[str] = ()) -> None:
+        self.done = True
+        self.ok = ok
+        self.bar.value = 1.0
+        self.bar.bar_style = "success" if ok else "danger"
+        elapsed = time.monotonic() - self.started
+        if ok:
+            self.state.value = f"{esc(message)} ({elapsed:.1f} s)"
+        else:
+            self.error = message
+            self.state.value = f'<span class="pvekit-task-error">{esc(message)}</span>'
+            self.add_class("pvekit-task-failed")
+        self.show_log(lines)
+
+
+class GuestPanel(w.VBox):
+    """A filterable guest list of a Cluster or Group with action buttons and task progress.
+
+    Select one or several guests (filters: profile, node, status, type, tag, text search);
+    buttons are enabled only where the action suits every selected guest (type, state, lock)
+    and the identity holds the privilege (``GET /access/permissions``); the button's tooltip
+    says why one is disabled. Stop and reset, and a snapshot rollback or delete, first ask for
+    a confirmation naming each guest with its profile and node; the confirmation is dropped as
+    soon as the selection changes. Actions run on background threads: each task shows a
+    progress bar and the tail of its log, failures show Proxmox's message, and the list is
+    re-read fresh when the tasks end.
+
+    ``read_only=True`` shows the list and its filters only. Drive it from code with
+    :meth:`select`, ``panel.buttons[name].click()``, :meth:`confirm` and :meth:`wait_idle`.
+    """
+
+    def __init__(
+        self,
+        cluster_or_group: Cluster | Group,
+        read_only: bool = False,
+        *,
+        rows: int = 16,
+        poll: float = 0.5,
+        log_lines: int = 6,
+        max_tasks: int = 12,
+    ) -> None:
+        self._src = Source(cluster_or_group)
+        self.read_only = bool(read_only)
+        self._poll = float(poll)
+        self._log_lines = int(log_lines)
+        self._max_tasks = int(max_tasks)
+        self._runner = Runner("pvekit-panel")
+        self._lock = threading.RLock()
+        self._updating = False
+        self._guests: list[dict[str, Any]] = []
+        self._by_key: dict[Key, dict[str, Any]] = {}
+        self._nodes: list[dict[str, Any]] = []
+        self._storage: list[dict[str, Any]] = []
+        self._perms: dict[str, Permissions] = {}
+        self._busy: set[Key] = set()
+        self._pending: _Pending | None = None
+        self._dialog: _Dialog | None = None
+        self.task_views: list[TaskView] = []
+        self.loaded_at: float | None = None
+
+        style = {"description_width": "initial"}
+        self.filters: dict[str, w.Widget] = {
+            name: w.Dropdown(
+                options=[(f"all {label}", ALL)],
+                value=ALL,
+                description=label.capitalize() if name == "profile" else "",
+                layout=w.Layout(width="auto"),
+                style=style,
+            )
+            for name, label in (
+                ("profile", "profiles"),
+                ("node", "nodes"),
+                ("status", "states"),
+                ("type", "types"),
+                ("tag", "tags"),
+            )
+        }
+        self.filters["search"] = w.Text(
+            placeholder="search name, vmid, tag…",
+            continuous_update=True,
+            layout=w.Layout(width="200px"),
+        )
+        for name, widget in self.filters.items():
+            widget.add_class(f"pvekit-filter-{name}")
+            widget.observe(self._on_filter, names="value")
+        self.refresh_button = w.Button(
+            description="Refresh", icon="refresh", tooltip="re-read guests, nodes and permissions"
+        )
+        self.refresh_button.add_class("pvekit-refresh")
+        self.refresh_button.on_click(self._on_refresh)
+
+        self.title = w.HTML()
+        self.title.add_class("pvekit-panel-title")
+        self.header = w.HTML(
+            '<div class="pvekit-list-header">'
+            + esc(_line([h for h, _ in _COLUMNS])).replace(" ", "&nbsp;")
+            + "</div>"
+        )
+        self.guest_list = w.SelectMultiple(options=[], rows=rows, layout=w.Layout(width="100%"))
+        self.guest_list.add_class("pvekit-guest-list")
+        self.guest_list.observe(self._on_selection, names="value")
+        self.summary = w.HTML()
+        self.summary.add_class("pvekit-selection")
+        self.message = w.HTML()
+        self.message.add_class("pvekit-message")
+
+        self.buttons: dict[str, w.Button] = {}
+        self.confirm_text = w.HTML()
+        self.confirm_text.add_class("pvekit-confirm-text")
+        self.confirm_button = w.Button(description="Confirm", button_style="danger", icon="check")
+        self.confirm_button.add_class("pvekit-confirm")
+        self.confirm_button.on_click(self._on_confirm)
+        self.cancel_button = w.Button(description="Cancel", icon="times")
+        self.cancel_button.add_class("pvekit-cancel")
+        self.cancel_button.on_click(self._on_cancel)
+        self.confirm_box = w.VBox(
+            [self.confirm_text, w.HBox([self.confirm_button, self.cancel_button])],
+            layout=w.Layout(display="none"),
+        )
+        self.confirm_box.add_class("pvekit-confirm-box")
+        self.dialog_box = w.VBox()
+        self.dialog_box.add_class("pvekit-dialog-area")
+        self.tasks_box = w.VBox()
+        self.tasks_box.add_class("pvekit-tasks")
+
+        children: list[w.Widget] = [
+            w.HTML(CSS),
+            self.title,
+            w.HBox(
+                [*self.filters.values(), self.refresh_button], layout=w.Layout(flex_flow="row wrap")
+            ),
+            self.header,
+            self.guest_list,
+            self.summary,
+        ]
+        if not self.read_only:
+            for name, spec in ACTIONS.items():
+                button = w.Button(
+                    description=spec.label,
+                    icon=spec.icon,
+                    disabled=True,
+                    button_style="danger" if spec.destructive else "",
+                    layout=w.Layout(width="auto"),
+                )
+                button.add_class("pvekit-action")
+                button.add_class(f"pvekit-action-{name}")
+                button.on_click(self._action_handler(name))
+                self.buttons[name] = button
+            children += [
+                w.HBox(list(self.buttons.values()), layout=w.Layout(flex_flow="row wrap")),
+                self.confirm_box,
+                self.dialog_box,
+            ]
+        children += [self.message, self.tasks_box]
+        super().__init__(children)
+        self.add_class("pvekit-guest-panel")
+        # First read in the foreground so the panel shows data as soon as it is displayed.
+        self._load(fresh=False, permissions=True)
+
+    # ------------------------------------------------------------------ public API -------
+    @property
+    def frame(self) -> pd.DataFrame:
+        """All guests as last read (the ``guests()`` frame)."""
+        import pandas as pd
+
+        with self._lock:
+            return pd.DataFrame(self._guests)
+
+    @property
+    def visible(self) -> pd.DataFrame:
+        """The guests the filters let through, in list order."""
+        import pandas as pd
+
+        with self._lock:
+            return pd.DataFrame([self._by_key[k] for k in self._visible_keys()])
+
+    @property
+    def selection(self) -> pd.DataFrame:
+        """The selected guests."""
+        import pandas as pd
+
+        return pd.DataFrame(self._selected_rows())
+
+    @property
+    def permissions(self) -> dict[str, Permissions]:
+        """The identity's effective privileges per profile (``GET /access/permissions``)."""
+        return dict(self._perms)
+
+    @property
+    def busy(self) -> bool:
+        """True while a task, a refresh or a dialog read runs in the background."""
+        return self._runner.busy
+
+    def select(self, *guests: int | str | tuple[str, int]) -> None:
+        """Select guests by VMID (or ``(profile, vmid)`` in a group); replaces the selection.
+
+        Only guests the filters show can be selected: what is acted on is what is seen.
+        """
+        keys: list[str] = []
+        with self._lock:
+            visible = self._visible_keys()
+            for g in guests:
+                if isinstance(g, tuple):
+                    profile, vmid = str(g[0]), int(g[1])
+                    matches = [k for k in visible if k == (profile, vmid)]
+                else:
+                    vmid = int(g)
+                    matches = [k for k in visible if k[1] == vmid]
+                if not matches:
+                    raise InvalidInputError(f"guest {g!r} is not in the (filtered) list")
+                if len(matches) > 1:
+                    raise InvalidInputError(
+                        f"VMID {g!r} exists in profiles {[k[0] for k in matches]}; "
+                        "pass (profile, vmid)"
+                    )
+                keys.append(self._value(matches[0]))
+        self.guest_list.value = tuple(keys)
+
+    def reason(self, action: str) -> str | None:
+        """Why ``action`` is disabled for the current selection (``None`` when enabled)."""
+        if action not in ACTIONS:
+            raise InvalidInputError(f"unknown action {action!r}; one of {sorted(ACTIONS)}")
+        if self.read_only:
+            return "the panel is read-only"
+        with self._lock:
+            return selection_reason(
+                action,
+                self._selected_rows(),
+                self._perms,
+                busy=frozenset(self._busy),
+                other_online_nodes=self._other_online_nodes(),
+            )
+
+    def confirm(self) -> None:
+        """Press the confirmation button (same as clicking it)."""
+        self.confirm_button.click()
+
+    def refresh(self, *, wait: bool = False, timeout: float = 60.0) -> None:
+        """Re-read guests, nodes, storage and permissions fresh, in the background."""
+        self._runner.submit(self._refresh_job, True)
+        if wait:
+            self.wait_idle(timeout)
+
+    def wait_idle(self, timeout: float | None = 60.0) -> bool:
+        """Wait until no background work (tasks, refreshes, dialog reads) is left.
+
+        Returns True when idle; False if ``timeout`` seconds passed first.
+        """
+        return self._runner.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Stop the background workers and close the widgets."""
+        self._runner.close()
+        super().close()
+
+    def show_error(self, message: str) -> None:
+        """Show an error line in the panel."""
+        self.message.value = f'<span class="pvekit-message-error">{esc(message)}</span>'
+
+    def show_info(self, message: str) -> None:
+        self.message.value = esc(message)
+
+    # ------------------------------------------------------------------ data -------------
+    def _load(self, *, fresh: bool, permissions: bool) -> None:
+        """Read the inventory (and the permissions) and redraw; errors go to the panel."""
+        errors: list[str] = []
+        try:
+            guests = _records(self._src.guests(fresh=fresh))
+        except PVEError as exc:
+            self.show_error(f"could not read guests: {exc}")
+            return
+        try:
+            nodes = _records(self._src.nodes(fresh=fresh))
+        except PVEError as exc:
+            nodes = []
+            errors.append(f"nodes: {exc}")
+        storage: list[dict[str, Any]] | None = None
+        if not self.read_only:
+            try:
+                storage = _records(self._src.storage(fresh=fresh))
+            except PVEError as exc:
+                storage = []
+                errors.append(f"storage: {exc}")
+        perms = self._src.permissions() if permissions and not self.read_only else None
+        with self._lock:
+            self._guests = guests
+            self._by_key = {(text(r.get("profile")), int(r["vmid"])): r for r in guests}
+            self._nodes = nodes
+            if storage is not None:
+                self._storage = storage
+            if perms is not None:
+                self._perms = perms
+            self.loaded_at = time.time()
+            self._render()
+        if errors:
+            self.show_error("partial data: " + "; ".join(errors))
+
+    def _refresh_job(self, permissions: bool) -> None:
+        self._load(fresh=True, permissions=permissions)
+
+    # ------------------------------------------------------------------ rendering --------
+    @staticmethod
+    def _value(key: Key) -> str:
+        return f"{key[0]}/{key[1]}"
+
+    def _key_of(self, value: str) -> Key:
+        profile, _, vmid = value.rpartition("/")
+        return profile, int(vmid)
+
+    def _matches(
+        self, row: Mapping[str, Any], filters: Mapping[str, str], words: list[str]
+    ) -> bool:
+        for name in ("profile", "node", "status", "type"):
+            wanted = filters[name]
+            if wanted != ALL and text(row.get(name)) != wanted:
+                return False
+        tags = _tags(row.get("tags"))
+        if filters["tag"] != ALL and filters["tag"] not in tags:
+            return False
+        if words:
+            hay = " ".join(
+                [text(row.get(c)) for c in ("vmid", "name", "node", "profile", "pool", "status")]
+                + tags
+            ).lower()
+            return all(word in hay for word in words)
+        return True
+
+    def _visible_keys(self) -> list[Key]:
+        filters = {
+            n: str(self.filters[n].value or ALL)
+            for n in ("profile", "node", "status", "type", "tag")
+        }
+        words = str(self.filters["search"].value or "").lower().split()
+        keys = [k for k, row in self._by_key.items() if self._matches(row, filters, words)]
+        return sorted(keys)
+
+    def _set_options(self, name: str, label: str, values: Iterable[str]) -> None:
+        dropdown = self.filters[name]
+        current = dropdown.value
+        options = [(f"all {label}", ALL)] + [(v, v) for v in sorted(set(values)) if v]
+        if list(dropdown.options) != options:
+            dropdown.options = options
+        dropdown.value = current if current in {v for _, v in options} else ALL
+
+    def _render(self) -> None:
+        """Rebuild filter choices and the list, keeping the selection where still visible."""
+        with self._lock:
+            self._updating = True
+            try:
+                rows = self._guests
+                self._set_options("profile", "profiles", (text(r.get("profile")) for r in rows))
+                self._set_options("node", "nodes", (text(r.get("node")) for r in rows))
+                self._set_options("status", "states", (text(r.get("status")) for r in rows))
+                self._set_options("type", "types", (text(r.get("type")) for r in rows))
+                self._set_options("tag", "tags", (t for r in rows for t in _tags(r.get("tags"))))
+                keys = self._visible_keys()
+                before = set(self.guest_list.value)
+                options = [(row_label(self._by_key[k]), self._value(k)) for k in keys]
+                if list(self.guest_list.options) != options:
+                    self.guest_list.options = options
+                kept = tuple(v for _, v in options if v in before)
+                if tuple(self.guest_list.value) != kept:
+                    self.guest_list.value = kept
+                self.title.value = f"<b>Guests</b>: {len(keys)} shown of {len(rows)}" + (
+                    " (read-only)" if self.read_only else ""
+                )
+            finally:
+                self._updating = False
+            self._selection_changed()
+
+    # ------------------------------------------------------------------ selection --------
+    def _selected_rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            out = []
+            for value in self.guest_list.value:
+                row = self._by_key.get(self._key_of(value))
+                if row is not None:
+                    out.append(row)
+            return out
+
+    def _identity(self, rows: Sequence[Mapping[str, Any]] | None = None) -> Identity:
+        rows = self._selected_rows() if rows is None else rows
+        return tuple(
+            sorted((text(r.get("profile")), int(r["vmid"]), text(r.get("node"))) for r in rows)
+        )
+
+    def _other_online_nodes(self) -> dict[tuple[str, str], int]:
+        online: dict[str, set[str]] = {}
+        for n in self._nodes:
+            if self._node_online(n):
+                online.setdefault(text(n.get("profile")), set()).add(text(n.get("node")))
+        out: dict[tuple[str, str], int] = {}
+        for r in self._guests:
+            p, node = text(r.get("profile")), text(r.get("node"))
+            out[(p, node)] = len(online.get(p, set()) - {node})
+        return out
+
+    @staticmethod
+    def _node_online(n: Mapping[str, Any]) -> bool:
+        if "online" in n and text(n.get("online")):
+            return flag(n.get("online"))
+        return text(n.get("status")) == "online"
+
+    def _on_filter(self, change: Mapping[str, Any]) -> None:
+        if not self._updating:
+            self._render()
+
+    def _on_selection(self, change: Mapping[str, Any]) -> None:
+        if not self._updating:
+            self._selection_changed()
+
+    def _selection_changed(self) -> None:
+        """Drop a confirmation or dialog made for another selection; update buttons/summary."""
+        with self._lock:
+            rows = self._selected_rows()
+            identity = self._identity(rows)
+            if self._pending is not None and self._pending.identity != identity:
+                self._cancel_pending("selection changed: confirmation cancelled")
+            if self._dialog is not None and self._dialog.identity != identity:
+                self._close_dialog()
+            if rows:
+                names = ", ".join(
+                    f"{text(r.get('vmid'))} {text(r.get('name'))} ({text(r.get('status'))})"
+                    for r in rows[:8]
+                )
+                more = f" and {len(rows) - 8} more" if len(rows) > 8 else ""
+                self.summary.value = f"<b>Selected</b> ({len(rows)}): {esc(names)}{more}"
+            else:
+                self.summary.value = "<i>Select one or more guests (Ctrl/Shift-click).</i>"
+            for name, button in self.buttons.items():
+                why = self.reason(name)
+                button.disabled = why is not None
+                button.tooltip = why or f"{ACTIONS[name].label} the selected guests"
+
+    # ------------------------------------------------------------------ confirmation -----
+    def _ask(
+        self,
+        action: str,
+        rows: Sequence[Mapping[str, Any]],
+        what: str,
+        run: Callable[[], Any],
+        scope: str = "panel",
+    ) -> None:
+        items = "".join(f"<li>{esc(describe(r))}</li>" for r in rows)
+        self.confirm_text.value = f"<b>{esc(what)}?</b><ul>{items}</ul>"
+        self.confirm_button.description = (
+            f"Confirm {ACTIONS[action].label.lower()}" if action in ACTIONS else "Confirm"
+        )
+        self._pending = _Pending(self._identity(rows), action, run, scope)
+        self.confirm_box.layout.display = "flex"
+
+    def _cancel_pending(self, note: str | None = None) -> None:
+        self._pending = None
+        self.confirm_box.layout.display = "none"
+        self.confirm_text.value = ""
+        if note:
+            self.show_info(note)
+
+    @guarded
+    def _on_confirm(self, _button: w.Button) -> None:
+        with self._lock:
+            pending = self._pending
+            if pending is None:
+                self.show_error("nothing to confirm")
+                return
+            if pending.identity != self._identity():
+                self._cancel_pending()
+                self.show_error("the selection changed; confirmation cancelled")
+                return
+            self._cancel_pending()
+        pending.run()
+
+    @guarded
+    def _on_cancel(self, _button: w.Button) -> None:
+        self._cancel_pending("cancelled")
+
+    # ------------------------------------------------------------------ actions ----------
+    def _action_handler(self, name: str) -> Callable[[w.Button], None]:
+        def handler(_button: w.Button) -> None:
+            self._on_action(name)
+
+        handler.__name__ = f"on_{name}"
+        return handler
+
+    @guarded
+    def _on_action(self, name: str) -> None:
+        spec = ACTIONS[name]
+        with self._lock:
+            why = self.reason(name)
+            if why is not None:
+                # A Python click() reaches here even on a disabled button.
+                self.show_error(f"{spec.label}: {why}")
+                return
+            rows = [dict(r) for r in self._selected_rows()]
+            self._cancel_pending()
+            self.message.value = ""
+            if spec.dialog:
+                self._open_dialog(spec.dialog, rows)
+            elif spec.destructive:
+                self._ask(
+                    name,
+                    rows,
+                    f"Really {spec.verb} {len(rows)} guest(s)",
+                    lambda: self._start(name, rows),
+                )
+            else:
+                self._start(name, rows)
+
+    def _start(
+        self,
+        action: str,
+        rows: Sequence[Mapping[str, Any]],
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        method: str | None = None,
+        title: str | None = None,
+        after: Callable[[], None] | None = None,
+    ) -> list[TaskView]:
+        """Start ``action`` on each guest in the background; one TaskView per guest."""
+        method = method or action
+        jobs: list[tuple[Mapping[str, Any], TaskView]] = []
+        with self._lock:
+            for row in rows:
+                view = TaskView(f"{title or action} · {describe(row)}")
+                jobs.append((row, view))
+                self._busy.add((text(row.get("profile")), int(row["vmid"])))
+            self.task_views = [v for _, v in jobs] + self.task_views
+            # Keep running tasks, drop the oldest finished ones beyond max_tasks.
+            keep = [v for v in self.task_views if not v.done]
+            keep += [v for v in self.task_views if v.done][: max(self._max_tasks - len(keep), 0)]
+            self.task_views = [v for v in self.task_views if v in keep]
+            self.tasks_box.children = tuple(self.task_views)
+            self._selection_changed()
+        self._runner.submit(self._run_batch, method, jobs, dict(kwargs or {}), after)
+        return [v for _, v in jobs]
+
+    def _run_batch(
+        self,
+        method: str,
+        jobs: list[tuple[Mapping[str, Any], TaskView]],
+        kwargs: dict[str, Any],
+        after: Callable[[], None] | None,
+    ) -> None:
+        active: list[tuple[Any, TaskView]] = []
+        try:
+            for row, view in jobs:
+                try:
+                    guest = self._src.guest(text(row.get("profile")), int(row["vmid"]))
+                    task = getattr(guest, method)(**kwargs)
+                except PVEError as exc:
+                    view.finish(False, str(exc))
+                    log.info("%s failed to start: %s", method, exc)
+                    continue
+                if task is None or not hasattr(task, "status"):
+                    view.finish(True, "done")
+                    continue
+                view.progress(None, "running", [])
+                active.append((task, view))
+            while active:
+                time.sleep(self._poll)
+                still: list[tuple[Any, TaskView]] = []
+                for task, view in active:
+                    if self._poll_task(task, view):
+                        still.append((task, view))
+                active = still
+        finally:
+            with self._lock:
+                for row, _ in jobs:
+                    self._busy.discard((text(row.get("profile")), int(row["vmid"])))
+            failed = [v.error for _, v in jobs if v.ok is False and v.error]
+            self._load(fresh=True, permissions=False)
+            if failed:
+                self.show_error(f"{len(failed)} of {len(jobs)} failed: {failed[0]}")
+            if after is not None:
+                after()
+
+    def _tail(self, task: Any) -> list[str]:
+        try:
+            lines = task.log(limit=200)
+        except TypeError:
+            lines = task.log()
+        out = []
+        for line in lines or []:
+            out.append(text(line.get("t")) if isinstance(line, Mapping) else str(line))
+        return out[-self._log_lines :]
+
+    def _poll_task(self, task: Any, view: TaskView) -> bool:
+        """Update ``view`` from the task; True while it still runs."""
+        try:
+            status = task.status()
+            lines = self._tail(task)
+        except PVEError as exc:
+            view.finish(False, f"lost track of the task: {exc}")
+            return False
+        running = bool(task.running)
+        if running:
+            fraction = None
+            for line in reversed(lines):
+                m = _PERCENT.search(line)
+                if m:
+                    fraction = float(m.group(1)) / 100.0
+                    break
+            view.progress(fraction, "running", lines)
+            return True
+        exitstatus = text(status.get("exitstatus")) if isinstance(status, Mapping) else ""
+        if bool(task.ok):
+            view.finish(True, exitstatus or "OK", lines)
+        else:
+            view.finish(False, exitstatus or "failed", lines)
+        return False
+
+    @guarded
+    def _on_refresh(self, _button: w.Button) -> None:
+        self.refresh()
+
+    # ------------------------------------------------------------------ dialogs ----------
+    def _close_dialog(self) -> None:
+        if self._pending is not None and self._pending.scope != "panel":
+            self._cancel_pending()
+        self._dialog = None
+        self.dialog_box.children = ()
+
+    def _dialog_frame(
+        self, kind: str, rows: Sequence[Mapping[str, Any]], title: str, body: list[w.Widget]
+    ) -> _Dialog:
+        close = w.Button(description="Close", icon="times")
+        close.add_class("pvekit-dialog-close")
+        box = w.VBox([w.HTML(f"<b>{esc(title)}</b>"), *body, close])
+        box.add_class("pvekit-dialog")
+        box.add_class(f"pvekit-dialog-{kind}")
+        dialog = _Dialog(kind, self._identity(rows), box, {"close": close})
+        close.on_click(lambda _b: self._close_dialog())
+        self._dialog = dialog
+        self.dialog_box.children = (box,)
+        return dialog
+
+    def _open_dialog(self, kind: str, rows: list[dict[str, Any]]) -> None:
+        if kind == "migrate":
+            self._migrate_dialog(rows)
+        elif kind == "backup":
+            self._backup_dialog(rows)
+        elif kind == "snapshot":
+            self._snapshot_dialog(rows[0])
+        else:  # pragma: no cover - ACTIONS only names these
+            raise KeyError(kind)
+
+    def migration_targets(self, profile: str, source: str) -> list[tuple[str, str]]:
+        """(label, node) of the online nodes of ``profile`` other than ``source``, most free
+        memory first; the label shows the free memory."""
+        targets = []
+        for n in self._nodes:
+            node = text(n.get("node"))
+            if text(n.get("profile")) != profile or node == source or not self._node_online(n):
+                continue
+            total, used = text(n.get("mem_total")), text(n.get("mem_used"))
+            free = int(float(total)) - int(float(used)) if total and used else None
+            label = f"{node} ({format_bytes(free)} free memory)" if free is not None else node
+            targets.append((free if free is not None else -1, label, node))
+        targets.sort(key=lambda t: (-t[0], t[2]))
+        return [(label, node) for _, label, node in targets]
+
+    def _migrate_dialog(self, rows: list[dict[str, Any]]) -> None:
+        profile, source = text(rows[0].get("profile")), text(rows[0].get("node"))
+        target = w.Dropdown(options=self.migration_targets(profile, source), description="Target")
+        target.add_class("pvekit-migrate-target")
+        running = [r for r in rows if text(r.get("status")) == "running"]
+        online = w.Checkbox(
+            value=True,
+            description="live migration of running VMs / restart running containers",
+            indent=False,
+            layout=w.Layout(display="flex" if running else "none"),
+        )
+        online.add_class("pvekit-migrate-online")
+        go = w.Button(description="Migrate", icon="exchange", button_style="primary")
+        go.add_class("pvekit-migrate-go")
+        names = ", ".join(f"{text(r.get('vmid'))} {text(r.get('name'))}" for r in rows)
+        dialog = self._dialog_frame(
+            "migrate",
+            rows,
+            f"Migrate {names} (profile {profile}) from node {source}",
+            [target, online, go],
+        )
+        dialog.parts.update(target=target, online=online, go=go)
+
+        @guarded
+        def run(_self: GuestPanel) -> None:
+            if not target.value:
+                raise InvalidInputError("choose a target node")
+            chosen = str(target.value)
+            self._close_dialog()
+            for row in rows:
+                kw: dict[str, Any] = {"target": chosen}
+                if text(row.get("status")) == "running":
+                    if text(row.get("type")) == "qemu":
+                        kw["online"] = bool(online.value)
+                    else:
+                        kw["restart"] = bool(online.value)
+                self._start("migrate", [row], kw, title=f"migrate to {chosen}")
+
+        go.on_click(lambda _b: run(self))
+
+    def backup_storages(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+        """(label, storage) usable for backups of all ``rows``: content ``backup``, enabled,
+        active on every node hosting one of them, and ``Datastore.AllocateSpace`` allowed."""
+        profile = text(rows[0].get("profile"))
+        nodes = {text(r.get("node")) for r in rows}
+        perms = self._perms.get(profile)
+        seen: dict[str, dict[str, Any]] = {}
+        on_nodes: dict[str, set[str]] = {}
+        for s in self._storage:
+            if text(s.get("profile")) != profile:
+                continue
+            content = s.get("content")
+            kinds = content if isinstance(content, (list, tuple)) else _tags(content)
+            if "backup" not in kinds:
+                continue
+            if not flag(s.get("enabled", True)) or not flag(s.get("active", True)):
+                continue
+            name = text(s.get("storage"))
+            if perms is None or not perms.allows("Datastore.AllocateSpace", f"/storage/{name}"):
+                continue
+            seen.setdefault(name, dict(s))
+            on_nodes.setdefault(name, set()).add(text(s.get("node")))
+        out = []
+        for name, s in sorted(seen.items()):
+            if not nodes <= on_nodes[name]:
+                continue
+            avail = text(s.get("avail"))
+            free = f", {format_bytes(int(float(avail)))} free" if avail else ""
+            out.append((f"{name} ({text(s.get('type'))}{free})", name))
+        return out
+
+    def _backup_dialog(self, rows: list[dict[str, Any]]) -> None:
+        options = self.backup_storages(rows)
+        storage = w.Dropdown(options=options, description="Storage")
+        storage.add_class("pvekit-backup-storage")
+        mode = w.Dropdown(
+            options=["snapshot", "suspend", "stop"], value="snapshot", description="Mode"
+        )
+        mode.add_class("pvekit-backup-mode")
+        go = w.Button(
+            description="Back up", icon="save", button_style="primary", disabled=not options
+        )
+        go.add_class("pvekit-backup-go")
+        note = w.HTML("" if options else "<i>no backup-capable storage on these nodes</i>")
+        names = ", ".join(f"{text(r.get('vmid'))} {text(r.get('name'))}" for r in rows)
+        dialog = self._dialog_frame("backup", rows, f"Back up {names}", [storage, mode, note, go])
+        dialog.parts.update(storage=storage, mode=mode, go=go)
+
+        @guarded
+        def run(_self: GuestPanel) -> None:
+            if not storage.value:
+                raise InvalidInputError("choose a backup storage")
+            chosen, how = str(storage.value), str(mode.value)
+            self._close_dialog()
+            self._start(
+                "backup", rows, {"storage": chosen, "mode": how}, title=f"backup to {chosen}"
+            )
+
+        go.on_click(lambda _b: run(self))
+
+    def _snapshot_dialog(self, row: dict[str, Any]) -> None:
+        profile, vmid = text(row.get("profile")), int(row["vmid"])
+        perms = self._perms.get(profile) or Permissions({})
+        pool = text(row.get("pool")) or None
+        can_take = perms.allows("VM.Snapshot", f"/vms/{vmid}", pool=pool)
+        can_rollback = perms.allows_any(
+            ("VM.Snapshot", "VM.Snapshot.Rollback"), f"/vms/{vmid}", pool=pool
+        )
+        listing = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
+        listing.add_class("pvekit-snapshot-list")
+        listing.add_class("pvekit-mono")
+        name = w.Text(placeholder="snapshot name", description="Name")
+        name.add_class("pvekit-snapshot-name")
+        description = w.Text(placeholder="optional", description="Description")
+        description.add_class("pvekit-snapshot-description")
+        vmstate = w.Checkbox(
+            value=False,
+            description="include RAM",
+            indent=False,
+            layout=w.Layout(
+                display="flex"
+                if text(row.get("type")) == "qemu" and text(row.get("status")) == "running"
+                else "none"
+            ),
+        )
+        vmstate.add_class("pvekit-snapshot-vmstate")
+        create = w.Button(description="Take snapshot", icon="camera", disabled=not can_take)
+        create.add_class("pvekit-snapshot-create")
+        rollback = w.Button(
+            description="Rollback", icon="undo", button_style="danger", disabled=True
+        )
+        rollback.add_class("pvekit-snapshot-rollback")
+        delete = w.Button(description="Delete", icon="trash", button_style="danger", disabled=True)
+        delete.add_class("pvekit-snapshot-delete")
+        status = w.HTML("<i>loading snapshots…</i>")
+        status.add_class("pvekit-snapshot-status")
+        dialog = self._dialog_frame(
+            "snapshot",
+            [row],
+            f"Snapshots of {describe(row)}",
+            [
+                listing,
+                status,
+                w.HBox([name, description, vmstate, create]),
+                w.HBox([rollback, delete]),
+            ],
+        )
+        dialog.parts.update(
+            list=listing,
+            name=name,
+            description=description,
+            vmstate=vmstate,
+            create=create,
+            rollback=rollback,
+            delete=delete,
+            status=status,
+        )
+
+        def chosen_changed(_change: Mapping[str, Any]) -> None:
+            picked = bool(listing.value)
+            rollback.disabled = not (picked and can_rollback)
+            delete.disabled = not (picked and can_take)
+            if self._pending is not None and self._pending.scope == "snapshot":
+                self._cancel_pending("snapshot choice changed: confirmation cancelled")
+
+        listing.observe(chosen_changed, names="value")
+
+        def load() -> None:
+            try:
+                snaps = _records(self._src.guest(profile, vmid).snapshots())
+            except PVEError as exc:
+                status.value = f'<span class="pvekit-message-error">{esc(exc)}</span>'
+                return
+            snaps = [s for s in snaps if text(s.get("name")) and text(s.get("name")) != "current"]
+            options = []
+            for s in snaps:
+                when = text(s.get("snaptime"))[:19]
+                label = f"{text(s.get('name')):<20} {when:<20} {text(s.get('description'))[:40]}"
+                options.append((label.rstrip().replace(" ", NBSP), text(s.get("name"))))
+            if self._dialog is dialog:
+                listing.options = options
+                status.value = f"{len(options)} snapshot(s)"
+
+        def reload_later() -> None:
+            if self._dialog is dialog:
+                load()
+
+        @guarded
+        def take(_self: GuestPanel) -> None:
+            snap = name.value.strip()
+            if not _SNAPSHOT_NAME.match(snap):
+                raise InvalidInputError(
+                    f"snapshot name {snap!r}: 2-40 letters, digits, '-' or '_', "
+                    "starting with a letter"
+                )
+            kw: dict[str, Any] = {"name": snap}
+            if description.value.strip():
+                kw["description"] = description.value.strip()
+            if vmstate.value and vmstate.layout.display != "none":
+                kw["vmstate"] = True
+            name.value = ""
+            self._start("snapshot", [row], kw, title=f"snapshot {snap}", after=reload_later)
+
+        @guarded
+        def ask(_self: GuestPanel, what: str) -> None:
+            snap = listing.value
+            if not snap:
+                raise InvalidInputError("choose a snapshot first")
+            if what == "rollback":
+                text_ = f"Roll back to snapshot '{snap}' (the current state is lost)"
+                method, title = "rollback", f"rollback to {snap}"
+            else:
+                text_ = f"Delete snapshot '{snap}'"
+                method, title = "delete_snapshot", f"delete snapshot {snap}"
+            self._ask(
+                what,
+                [row],
+                text_,
+                lambda: self._start(
+                    what, [row], {"name": snap}, method=method, title=title, after=reload_later
+                ),
+                scope="snapshot",
+            )
+            self.confirm_button.description = "Confirm " + (
+                "rollback" if what == "rollback" else "delete"
+            )
+
+        create.on_click(lambda _b: take(self))
+        rollback.on_click(lambda _b: ask(self, "rollback"))
+        delete.on_click(lambda _b: ask(self, "delete"))
+        self._runner.submit(load)
