@@ -236,7 +236,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _PROFILE,
         ("host", "str", "", "host:port of the cluster (no secrets)"),
         ("connected", "boolean", "", "the profile has a working client"),
-        ("state", "category", "", "connected, failed or closed"),
+        ("state", "category", "", "pending (not contacted yet), connected, failed or closed"),
         ("error", "str", "", "last error of this profile (null when fine)"),
         ("checked_at", _TIME, "UTC", "when the state was last updated"),
     ),

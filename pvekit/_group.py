@@ -1,0 +1,374 @@
+"""A group of Proxmox VE clusters answering the same calls as one :class:`~pvekit.Cluster`.
+
+A :class:`Group` fans every read out to its clusters concurrently and concatenates the frames
+(each row keeps its ``profile``). A cluster that is down or refuses the call does not sink the
+others: its rows are missing, a :class:`PartialResultWarning` names the profile and the
+reason, and :meth:`Group.status` shows each profile's connection state and last error.
+Across clusters the key of a guest is ``(profile, vmid)``: VMIDs repeat between clusters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import frames
+from ._errors import (
+    AmbiguousGuestError,
+    AuthenticationError,
+    InvalidInputError,
+    NotFoundError,
+    PVEError,
+    TransportError,
+)
+from ._format import parse_vmid
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from ._cluster import Cluster
+    from ._guest import Guest
+    from ._tasks import Task
+
+__all__ = ["Group", "PartialResultWarning"]
+
+
+class PartialResultWarning(UserWarning):
+    """Some clusters of a group did not answer; the frame holds the others' rows only."""
+
+
+# Errors that say the cluster itself is unusable (not just this one call).
+_CONNECTION_ERRORS = (TransportError, AuthenticationError)
+
+
+@dataclass
+class _ProfileState:
+    state: str = "pending"  # pending -> connected | failed; closed after close()
+    error: str | None = None
+    checked_at: float | None = None
+
+
+class Group:
+    """Several clusters, read as one: every frame is the concatenation of each cluster's.
+
+    ``clusters`` is an iterable of :class:`~pvekit.Cluster` (profile names must be unique) or
+    a mapping profile -> Cluster. Build one with :func:`pvekit.connect_group` or
+    :func:`pvekit.demo`. Reads: ``nodes()``, ``guests()``, ``storage()``, ``tasks()``,
+    ``backups()``, ``snapshots()``, ``metrics()``, ``summary()`` with the same arguments as
+    on a Cluster; ``guest(vmid, profile=None)``, ``map(fn)``, ``status()``, ``reconnect()``,
+    ``close()``. Index by profile: ``group["prod"]``.
+    """
+
+    def __init__(
+        self,
+        clusters: Iterable[Cluster] | Mapping[str, Cluster],
+        *,
+        max_workers: int | None = None,
+    ) -> None:
+        items = (
+            list(clusters.items())
+            if isinstance(clusters, Mapping)
+            else [(getattr(c, "profile", None), c) for c in clusters]
+        )
+        self._clusters: dict[str, Cluster] = {}
+        for name, cluster in items:
+            if not isinstance(name, str) or not name:
+                raise InvalidInputError(f"a group member needs a profile name, got {cluster!r}")
+            if name in self._clusters:
+                raise InvalidInputError(
+                    f"profile {name!r} appears twice in the group: profile names must be unique"
+                )
+            self._clusters[name] = cluster
+        if max_workers is not None and (
+            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+        ):
+            raise InvalidInputError(f"invalid max_workers={max_workers!r}: expected an int >= 1")
+        self.max_workers = max_workers
+        self._lock = threading.Lock()
+        self._states: dict[str, _ProfileState] = {p: _ProfileState() for p in self._clusters}
+
+    # -- container protocol -------------------------------------------------------------------
+
+    @property
+    def profiles(self) -> list[str]:
+        """Profile names, in group order."""
+        return list(self._clusters)
+
+    @property
+    def clusters(self) -> dict[str, Cluster]:
+        """Profile -> Cluster (a copy)."""
+        return dict(self._clusters)
+
+    def __getitem__(self, profile: str) -> Cluster:
+        try:
+            return self._clusters[profile]
+        except KeyError:
+            raise InvalidInputError(
+                f"profile {profile!r} is not in this group (profiles: {', '.join(self._clusters)})"
+            ) from None
+
+    def __iter__(self) -> Iterator[Cluster]:
+        return iter(list(self._clusters.values()))
+
+    def __len__(self) -> int:
+        return len(self._clusters)
+
+    def __contains__(self, profile: object) -> bool:
+        return profile in self._clusters
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{p}={s.state}" for p, s in self._states.items())
+        return f"<{type(self).__name__} {len(self)} clusters: {parts}>"
+
+    def __enter__(self) -> Group:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- fan-out ------------------------------------------------------------------------------
+
+    def _record(self, profile: str, error: BaseException | None) -> None:
+        with self._lock:
+            state = self._states[profile]
+            if state.state == "closed":
+                return
+            state.checked_at = time.time()
+            if error is None:
+                state.state, state.error = "connected", None
+            else:
+                state.error = str(error)
+                if isinstance(error, _CONNECTION_ERRORS):
+                    state.state = "failed"
+                elif state.state == "pending":
+                    # The cluster answered (with an error about this call): it is reachable.
+                    state.state = "connected"
+
+    def map(
+        self, fn: Callable[[Cluster], Any], *, profiles: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """Run ``fn(cluster)`` on every cluster concurrently; return profile -> result.
+
+        A cluster whose call raised maps to the exception object instead (nothing is
+        raised), so callers can tell partial from complete results. Closed profiles are
+        skipped. The outcome updates :meth:`status`.
+        """
+        names = list(self._clusters) if profiles is None else [p for p in profiles]
+        for name in names:
+            self[name]  # validate before any request
+        names = [n for n in names if self._states[n].state != "closed"]
+        if not names:
+            return {}
+
+        def run(name: str) -> Any:
+            try:
+                result = fn(self._clusters[name])
+            except Exception as err:
+                self._record(name, err)
+                return err
+            self._record(name, None)
+            return result
+
+        workers = self.max_workers or len(names)
+        with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
+            results = list(pool.map(run, names))
+        return dict(zip(names, results, strict=True))
+
+    def _gather(self, frame: str, call: Callable[[Cluster], pd.DataFrame], **spec: bool) -> Any:
+        import pandas as pd
+
+        results = self.map(call)
+        good: list[pd.DataFrame] = []
+        for profile, result in results.items():
+            if isinstance(result, BaseException):
+                if not isinstance(result, PVEError):
+                    raise result
+                host = getattr(self._clusters[profile], "host", "?")
+                warnings.warn(
+                    f"profile {profile!r} ({host}) is missing from this {frame} frame: {result}",
+                    PartialResultWarning,
+                    stacklevel=3,
+                )
+            elif len(result):
+                good.append(result)
+        if not good:
+            return frames.empty_frame(frame, **spec)
+        df = pd.concat(good, ignore_index=True)
+        return frames.apply_dtypes(df, frame)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def nodes(self, **kwargs: Any) -> pd.DataFrame:
+        """Nodes of every cluster (see :meth:`pvekit.Cluster.nodes`)."""
+        return self._gather("nodes", lambda c: c.nodes(**kwargs))
+
+    def guests(self, details: bool = False, ips: bool = False, **kwargs: Any) -> pd.DataFrame:
+        """Guests of every cluster (see :meth:`pvekit.Cluster.guests`); key (profile, vmid)."""
+        return self._gather(
+            "guests",
+            lambda c: c.guests(details=details, ips=ips, **kwargs),
+            details=details,
+            ips=ips,
+        )
+
+    def storage(self, unique: bool = False, **kwargs: Any) -> pd.DataFrame:
+        """Storages of every cluster; ``unique=True`` dedups shared storage per cluster only."""
+        return self._gather("storage", lambda c: c.storage(unique=unique, **kwargs))
+
+    def tasks(
+        self, running: bool | None = None, since: Any = None, limit: int = 500, **kwargs: Any
+    ) -> pd.DataFrame:
+        """Recent tasks of every cluster, newest first (``limit`` applies per cluster)."""
+        df = self._gather(
+            "tasks", lambda c: c.tasks(running=running, since=since, limit=limit, **kwargs)
+        )
+        return df.sort_values("starttime", ascending=False, kind="stable").reset_index(drop=True)
+
+    def backups(self, vmid: int | str | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Backups of every cluster (a VMID matches in each cluster that has it)."""
+        if vmid is not None:
+            parse_vmid(vmid)
+        return self._gather("backups", lambda c: c.backups(vmid=vmid, **kwargs))
+
+    def snapshots(self, vmid: int | str | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Snapshots of every cluster (a VMID matches in each cluster that has it)."""
+        if vmid is not None:
+            parse_vmid(vmid)
+        return self._gather("snapshots", lambda c: c.snapshots(vmid=vmid, **kwargs))
+
+    def metrics(
+        self,
+        kind: str,
+        targets: Any = None,
+        timeframe: str = "day",
+        cf: str = "AVERAGE",
+        **kwargs: Any,
+    ) -> pd.DataFrame:
+        """RRD metrics of every cluster; explicit ``targets`` must exist in each cluster."""
+        from ._cluster import CONSOLIDATIONS, METRIC_KINDS, TIMEFRAMES
+
+        if kind not in METRIC_KINDS:
+            raise InvalidInputError(f"invalid kind={kind!r}: expected one of {METRIC_KINDS}")
+        if timeframe not in TIMEFRAMES:
+            raise InvalidInputError(
+                f"invalid timeframe={timeframe!r}: expected one of {TIMEFRAMES}"
+            )
+        if cf not in CONSOLIDATIONS:
+            raise InvalidInputError(f"invalid cf={cf!r}: expected one of {CONSOLIDATIONS}")
+        return self._gather(
+            "metrics",
+            lambda c: c.metrics(kind, targets=targets, timeframe=timeframe, cf=cf, **kwargs),
+        )
+
+    def summary(self, **kwargs: Any) -> pd.DataFrame:
+        """One summary row per cluster that answered."""
+        return self._gather("summary", lambda c: c.summary(**kwargs))
+
+    # -- handles ------------------------------------------------------------------------------
+
+    def guest(self, vmid: int | str, profile: str | None = None) -> Guest:
+        """A :class:`~pvekit.Guest` handle; ``profile`` picks the cluster.
+
+        Without ``profile`` the VMID is looked up in every cluster: none raises
+        :class:`~pvekit.NotFoundError`, several raise :class:`~pvekit.AmbiguousGuestError`
+        naming the profiles (pass ``profile=`` to choose).
+        """
+        number = parse_vmid(vmid)
+        if profile is not None:
+            return self[profile].guest(number)
+        guests = self.guests()
+        hits = sorted(set(guests.loc[guests["vmid"] == number, "profile"].astype(str)))
+        if not hits:
+            raise NotFoundError(
+                f"guest {number} is in none of the clusters that answered "
+                f"({', '.join(self._answered()) or 'none'})"
+            )
+        if len(hits) > 1:
+            raise AmbiguousGuestError(
+                f"guest {number} exists in several clusters: {', '.join(hits)}; "
+                "pass profile= to choose",
+                profiles=hits,
+            )
+        return self._clusters[hits[0]].guest(number)
+
+    def task(self, upid: str, profile: str) -> Task:
+        """A :class:`~pvekit.Task` handle for a UPID of cluster ``profile`` (node names
+        repeat across clusters, so the profile is required)."""
+        return self[profile].task(upid)
+
+    def _answered(self) -> list[str]:
+        return [p for p, s in self._states.items() if s.state == "connected"]
+
+    # -- connection state ---------------------------------------------------------------------
+
+    def status(self) -> pd.DataFrame:
+        """One row per profile: host, connected, state (pending, connected, failed, closed),
+        last error and when it was checked (columns: ``frames.COLUMNS["group_status"]``)."""
+        with self._lock:
+            rows = [
+                {
+                    "profile": profile,
+                    "host": getattr(self._clusters[profile], "host", None),
+                    "connected": state.state == "connected",
+                    "state": state.state,
+                    "error": state.error,
+                    "checked_at": state.checked_at,
+                }
+                for profile, state in self._states.items()
+            ]
+        return frames.group_status_frame(rows)
+
+    def reconnect(self, *, all: bool = False) -> pd.DataFrame:
+        """Retry the failed (and never-checked) profiles with a fresh client; return
+        :meth:`status`. ``all=True`` rebuilds every open profile."""
+        from ._cluster import Cluster
+
+        names = [
+            p
+            for p, s in self._states.items()
+            if s.state != "closed" and (all or s.state in ("failed", "pending"))
+        ]
+
+        def redo(name: str) -> Cluster:
+            old = self._clusters[name]
+            new = Cluster(old.settings, logger=old.log)
+            try:
+                new.check()
+            except BaseException:
+                new.close()
+                raise
+            return new
+
+        def attempt(name: str) -> None:
+            try:
+                new = redo(name)
+            except PVEError as err:
+                self._record(name, err)
+                with self._lock:
+                    # A failed retry means the cluster is down whatever the error class.
+                    self._states[name].state = "failed"
+                return
+            old = self._clusters[name]
+            self._clusters[name] = new
+            old.close()
+            self._record(name, None)
+
+        if names:
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                list(pool.map(attempt, names))
+        return self.status()
+
+    def close(self) -> None:
+        """Close every cluster's client; later reads skip them."""
+        for name, cluster in self._clusters.items():
+            try:
+                cluster.close()
+            finally:
+                with self._lock:
+                    state = self._states[name]
+                    state.state, state.checked_at = "closed", time.time()
