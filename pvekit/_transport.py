@@ -253,15 +253,21 @@ def build_session(profile: Profile, session: requests.Session | None = None) -> 
     if session is None:
         session = requests.Session() if profile.cache is False else _cached_session(profile)
         _deny_all_cookies(session)
-        session.trust_env = True  # proxies from the environment still apply
+        session.headers["Accept"] = "application/json"
+        session.headers["User-Agent"] = f"pvekit/{_version()} {requests.utils.default_user_agent()}"
     adapter: HTTPAdapter
     if profile.scheme == "https" and profile.fingerprint:
         adapter = FingerprintAdapter(profile.fingerprint, pool_maxsize=32)
     else:
         adapter = HTTPAdapter(pool_maxsize=32)
     session.mount(f"{profile.scheme}://{profile.host}/", adapter)
-    session.headers.setdefault("Accept", "application/json")
     return session
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def _cached_session(profile: Profile) -> requests.Session:
