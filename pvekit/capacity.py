@@ -1348,6 +1348,19 @@ def findings(
                     f"{r.vcpus_needed} vCPUs vs room for "
                     f"{max(0, int(_nz(r.vcpu_capacity_elsewhere)))}"
                 )
+            alone = int(headroom[headroom["profile"] == r.profile]["online"].sum()) == 1
+            if alone:
+                # a single-node cluster is a design choice, not a surprise: warn, explain
+                add(
+                    "warning",
+                    r.profile,
+                    "failover",
+                    f"node {r.node}",
+                    f"{r.profile} has a single online node: if {r.node} fails, its "
+                    f"{r.guests_running} running guest(s) have nowhere to restart",
+                    float(_nz(r.mem_headroom)),
+                )
+                continue
             add(
                 "critical",
                 r.profile,

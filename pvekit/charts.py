@@ -87,15 +87,9 @@ def set_theme(theme: str) -> None:
 
 def _make_template(text: str) -> go.layout.Template:
     grid = "rgba(128,128,128,0.25)"
-    axis = dict(
-        gridcolor=grid,
-        linecolor=grid,
-        zerolinecolor=grid,
-        tickcolor=grid,
-        title=dict(font=dict(color=text)),
-        tickfont=dict(color=text),
-        automargin=True,
-    )
+    # Text colours are set once, on layout.font: axes, legend, titles and annotations inherit
+    # it, so one relayout of "font.color" re-themes a whole figure (the report does that).
+    axis = dict(gridcolor=grid, linecolor=grid, zerolinecolor=grid, tickcolor=grid, automargin=True)
     return go.layout.Template(
         layout=go.Layout(
             font=dict(
@@ -106,18 +100,18 @@ def _make_template(text: str) -> go.layout.Template:
             colorway=_COLORWAY,
             xaxis=axis,
             yaxis=axis,
+            # top right, above the subplot titles, clear of the figure title on the left
             legend=dict(
                 bgcolor="rgba(0,0,0,0)",
-                font=dict(color=text),
                 orientation="h",
                 yanchor="bottom",
-                y=1.02,
-                xanchor="left",
-                x=0,
+                y=1.1,
+                xanchor="right",
+                x=1,
             ),
             hoverlabel=dict(font=dict(family="system-ui, sans-serif")),
-            margin=dict(l=60, r=20, t=70, b=50),
-            title=dict(font=dict(size=15, color=text), x=0, xanchor="left"),
+            margin=dict(l=60, r=20, t=90, b=50),
+            title=dict(font=dict(size=15), x=0, xanchor="left"),
             bargap=0.25,
         )
     )
@@ -127,9 +121,6 @@ def _layout(fig: go.Figure, title: str, height: int | None = None) -> go.Figure:
     fig.update_layout(template=register_template(), title=title)
     if height:
         fig.update_layout(height=height)
-    # subplot titles are annotations: give them the template's text colour
-    color = pio.templates[_theme["name"]].layout.font.color
-    fig.update_annotations(font_color=color)
     return fig
 
 
@@ -679,7 +670,8 @@ def _add_band(
     start = pd.Timestamp(r["last_time"])
     span_days = max(7.0, (start - pd.Timestamp(history["time"].min())).total_seconds() / 86400)
     days = np.linspace(0, span_days, 20)
-    times = [start + pd.Timedelta(days=float(d)) for d in days]
+    # whole seconds: plotly drops nanoseconds with a warning
+    times = [(start + pd.Timedelta(days=float(d))).floor("s") for d in days]
     cur = float(r["current"])
     lo = np.clip(cur + float(r["slope_low"]) * days, 0, None)
     hi = np.clip(cur + float(r["slope_high"]) * days, 0, None)

@@ -599,7 +599,9 @@ def test_findings_prioritised(nodes, guests, storage) -> None:
     crit = f[f.severity == "critical"]
     objs = set(zip(crit["profile"], crit["category"], crit["object"], strict=True))
     assert ("prod", "node", "node pve3") in objs  # offline
-    assert ("lab", "failover", "node lab1") in objs  # single node cannot fail over
+    # a single-node cluster cannot fail over: a warning that says why
+    single = f[(f.profile == "lab") & (f.category == "failover")].iloc[0]
+    assert single["severity"] == "warning" and "single online node" in single["message"]
     assert ("lab", "storage", "storage lab/lab1/local") in objs  # 90 % full
     assert ("lab", "cluster", "lab") in objs  # quorum lost
     lab_storage = crit[crit.object == "storage lab/lab1/local"].iloc[0]

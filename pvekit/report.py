@@ -1,0 +1,1031 @@
+"""The HTML capacity report, and the ``pvekit report`` command.
+
+:func:`capacity` reads one cluster or a group (inventory, backups, snapshots and ``rrddata``
+metrics), runs :func:`pvekit.capacity.analyse` and draws every chart of :mod:`pvekit.charts`::
+
+    rep = pvekit.report.capacity(pvekit.demo(), timeframe="month")
+    rep.findings                # the prioritised findings frame
+    rep.to_html("report.html")  # one self-contained file: plotly.js embedded once, no network
+    rep                         # in Jupyter: the whole report inline
+
+:func:`from_frames` builds the same report from frames you already have (filtered, from a
+cache, hand-made). ``Report.write_png(dir)`` renders static images through kaleido and the
+system Chromium.
+
+The command::
+
+    pvekit report [--profile P | --group G | --demo] [--timeframe month] --output report.html
+                  [--png DIR]
+
+prints its progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import html
+import math
+import os
+import shutil
+import sys
+import time
+import warnings as _warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from . import capacity as cap
+from ._errors import InvalidInputError, PVEError
+from ._format import format_bytes
+
+if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
+
+__all__ = ["ExportError", "Report", "add_arguments", "capacity", "from_frames", "run"]
+
+TIMEFRAMES = ("hour", "day", "week", "month", "year")
+Progress = Callable[[str], None]
+# warning classes of pvekit's Cluster/Group that mean "this frame is incomplete"
+_DATA_WARNINGS = {"PartialResultWarning", "IncompleteDataWarning"}
+
+
+class ExportError(PVEError):
+    """A static image export failed (kaleido or Chromium missing or broken)."""
+
+
+# --------------------------------------------------------------------------------------------
+# the report object
+
+
+@dataclass
+class Report:
+    """A built capacity report: the frames, the analysis, the figures.
+
+    ``frames`` holds the inventory read (nodes, guests, storage, backups, snapshots, metrics,
+    summary and, for a group, status); ``analysis`` every :mod:`pvekit.capacity` frame;
+    ``figures`` the plotly figures by name, in report order. ``warnings`` lists what could not
+    be read (a cluster down, no permission for backups...): the report is then partial, and
+    says so.
+    """
+
+    title: str
+    timeframe: str
+    generated: pd.Timestamp
+    frames: dict[str, pd.DataFrame]
+    analysis: cap.Analysis
+    figures: dict[str, go.Figure]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        """The prioritised findings (severity, profile, category, object, message, metric)."""
+        return self.analysis.findings
+
+    @property
+    def profiles(self) -> list[str]:
+        """The clusters the report covers."""
+        return [str(p) for p in self.analysis.cluster_usage["profile"]]
+
+    def summary(self) -> pd.DataFrame:
+        """The headline numbers as a one-column frame (name -> formatted value)."""
+        return pd.DataFrame(
+            {"value": [v for _, v, _ in self._headlines()]},
+            index=pd.Index([k for k, _, _ in self._headlines()], name="metric"),
+        )
+
+    def _headlines(self) -> list[tuple[str, str, str]]:
+        """(label, value, hint) for the summary cards."""
+        g = self.analysis.group_usage.iloc[0]
+        f = self.analysis.findings
+        counts = f["severity"].value_counts()
+        out = [
+            ("clusters", str(len(self.profiles)), ", ".join(self.profiles)),
+            ("nodes online", f"{_i(g['nodes_online'])} / {_i(g['nodes_total'])}", ""),
+            (
+                "guests running",
+                f"{_i(g['guests_running'])} / {_i(g['guests_total'])}",
+                "templates excluded",
+            ),
+            ("CPU used", _pct(g["cpu"]), f"{_f1(g['cpu_used'])} of {_i(g['cores'])} cores"),
+            (
+                "memory used",
+                _pct(g["mem_fraction"]),
+                f"{_b(g['mem_used'])} of {_b(g['mem_total'])}",
+            ),
+            (
+                "storage used",
+                _pct(g["storage_fraction"]),
+                f"{_b(g['storage_used'])} of {_b(g['storage_total'])}, shared pools once",
+            ),
+            (
+                "vCPUs per core",
+                _f2(g["cpu_overcommit_running"]),
+                f"running guests; all guests {_f2(g['cpu_overcommit_all'])}",
+            ),
+            (
+                "memory allocated",
+                _pct(g["mem_overcommit_running"]),
+                f"of physical, running guests; all guests {_pct(g['mem_overcommit_all'])}",
+            ),
+            (
+                "findings",
+                str(len(f)),
+                f"{counts.get('critical', 0)} critical, {counts.get('warning', 0)} warning, "
+                f"{counts.get('info', 0)} info",
+            ),
+        ]
+        weak = cap.weakest_link(self.analysis.headroom)
+        if len(weak):
+            parts = []
+            for r in weak.itertuples(index=False):
+                fits = not pd.isna(r.fits) and bool(r.fits)
+                state = f"{_b(r.mem_headroom)} spare" if fits else "does not fit"
+                parts.append(f"{r.profile}/{r.node} ({state})")
+            names = [
+                f"{r.profile}/{r.node}" if len(weak) > 1 else str(r.node)
+                for r in weak.itertuples(index=False)
+            ]
+            value = ", ".join(names) if len(names) <= 2 else f"{len(names)} nodes"
+            out.append(("weakest link", value, "; ".join(parts)))
+        fc = self.analysis.forecast
+        growing = fc[fc["status"] == "growing"].sort_values("days_until")
+        if len(growing):
+            first = growing.iloc[0]
+            out.append(
+                (
+                    "first to fill",
+                    f"{float(first['days_until']):.0f} days",
+                    f"{first['resource']} {first['profile']}/{first['target']} reaches "
+                    f"{_pct(first['threshold'])}",
+                )
+            )
+        return out
+
+    # ---------------------------------------------------------------------------- output
+
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The report as one self-contained HTML page; written to ``path`` when given.
+
+        plotly.js is embedded once and every figure draws from it: the file opens with no
+        network (no CDN, no external script or style).
+        """
+        page = _render(self)
+        if path is not None:
+            p = Path(path)
+            if p.parent and not p.parent.exists():
+                raise InvalidInputError(f"cannot write {p}: directory {p.parent} does not exist")
+            p.write_text(page, encoding="utf-8")
+        return page
+
+    def _repr_html_(self) -> str:
+        # An iframe keeps the report's scripts and styles apart from the notebook's (classic
+        # Jupyter's requirejs would otherwise capture plotly.js); srcdoc keeps it offline.
+        doc = html.escape(self.to_html(), quote=True)
+        return (
+            f'<iframe srcdoc="{doc}" title="{html.escape(self.title)}" '
+            'style="width:100%;height:900px;border:0" sandbox="allow-scripts"></iframe>'
+        )
+
+    def write_png(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        width: int = 1200,
+        scale: float = 1.0,
+        browser: str | None = None,
+    ) -> list[Path]:
+        """Write every figure as ``<name>.png`` into ``directory`` (created if needed).
+
+        Uses kaleido 1.x, which drives a local Chrome/Chromium: ``browser`` or the
+        ``BROWSER_PATH`` environment variable, else ``/usr/bin/chromium`` or whatever
+        ``chromium``/``google-chrome`` is on PATH. Raises :class:`ExportError` naming what is
+        missing when it cannot work.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / f"{name}.png" for name in self.figures]
+        export_png(list(self.figures.values()), paths, width=width, scale=scale, browser=browser)
+        return paths
+
+    def __repr__(self) -> str:
+        counts = self.findings["severity"].value_counts()
+        return (
+            f"<Report {self.title!r}: {len(self.profiles)} cluster(s), "
+            f"{len(self.figures)} charts, {len(self.findings)} findings "
+            f"({counts.get('critical', 0)} critical)>"
+        )
+
+
+def export_png(
+    figures: list[go.Figure],
+    paths: list[Path],
+    *,
+    width: int = 1200,
+    scale: float = 1.0,
+    browser: str | None = None,
+) -> None:
+    """Render figures to PNG files with kaleido and a system Chromium (see Report.write_png)."""
+    try:
+        import kaleido  # noqa: F401  # only to fail early with a clear message
+    except ImportError:
+        raise ExportError("PNG export needs kaleido>=1.0: pip install 'pvekit[png]'") from None
+    exe = browser or os.environ.get("BROWSER_PATH") or _find_browser()
+    if not exe or not (Path(exe).exists() or shutil.which(exe)):
+        raise ExportError(
+            "PNG export needs Chrome or Chromium (e.g. apt-get install chromium); "
+            "set BROWSER_PATH to its executable" + (f" (not found: {exe})" if exe else "")
+        )
+    import plotly.io as pio
+
+    old = os.environ.get("BROWSER_PATH")
+    os.environ["BROWSER_PATH"] = exe  # choreographer (kaleido's browser driver) reads it
+    try:
+        heights = [int(f.layout.height or 450) for f in figures]
+        pio.write_images(figures, paths, format="png", width=width, height=heights, scale=scale)
+    except Exception as exc:  # kaleido/choreographer raise their own zoo of errors
+        raise ExportError(f"PNG export through {exe} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if old is None:
+            os.environ.pop("BROWSER_PATH", None)
+        else:
+            os.environ["BROWSER_PATH"] = old
+
+
+def _find_browser() -> str | None:
+    for name in (
+        "/usr/bin/chromium",
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+        "chrome",
+    ):
+        found = name if Path(name).is_file() else shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# building
+
+
+def from_frames(
+    nodes: pd.DataFrame,
+    guests: pd.DataFrame,
+    storage: pd.DataFrame,
+    *,
+    backups: pd.DataFrame | None = None,
+    snapshots: pd.DataFrame | None = None,
+    metrics: pd.DataFrame | None = None,
+    summary: pd.DataFrame | None = None,
+    status: pd.DataFrame | None = None,
+    timeframe: str = "month",
+    title: str | None = None,
+    threshold: float = 0.9,
+    backup_days: float = 7,
+    snapshot_days: float = 30,
+    max_vcpu_ratio: float = 4.0,
+    now: pd.Timestamp | None = None,
+    warnings: Iterable[str] = (),
+) -> Report:
+    """Build a :class:`Report` from inventory frames (no Proxmox access).
+
+    ``metrics`` may combine node, storage and guest rows (``pd.concat`` of several
+    ``metrics()`` calls). ``status`` is a Group's ``status()`` frame, shown as a connection
+    table. See :func:`pvekit.capacity.analyse` for the analysis parameters.
+    """
+    from . import charts
+
+    analysis = cap.analyse(
+        nodes,
+        guests,
+        storage,
+        backups=backups,
+        snapshots=snapshots,
+        metrics=metrics,
+        summary=summary,
+        threshold=threshold,
+        backup_days=backup_days,
+        snapshot_days=snapshot_days,
+        max_vcpu_ratio=max_vcpu_ratio,
+        now=now,
+    )
+    cu = analysis.cluster_usage
+    overview_frame = pd.concat([cu, analysis.group_usage], ignore_index=True) if len(cu) > 1 else cu
+    figures: dict[str, go.Figure] = {
+        "overview": charts.overview(
+            overview_frame,
+            title="Clusters at a glance" if len(cu) > 1 else "Cluster at a glance",
+        ),
+        "node_utilisation": charts.node_utilisation(analysis.node_usage),
+        "overcommit": charts.overcommit(analysis.node_usage),
+        "headroom": charts.headroom(analysis.headroom),
+        "storage_pools": charts.storage_pools(analysis.storage_pools),
+    }
+    m = (
+        metrics
+        if metrics is not None
+        else pd.DataFrame(columns=["profile", "kind", "target", "node", "time", "metric", "value"])
+    )
+    storage_shared = analysis.storage_pools[analysis.storage_pools["shared"]]
+    # a shared pool appears in every node's rrddata: draw it once, like the forecast does
+    fc_targets = set(
+        zip(
+            analysis.forecast["profile"].astype(str),
+            analysis.forecast["target"].astype(str),
+            strict=True,
+        )
+    )
+    sm = m[m["kind"].astype("string") == "storage"] if len(m) else m
+    if len(sm) and len(storage_shared):
+        shared_names = {
+            (str(p), str(s))
+            for p, s in zip(storage_shared["profile"], storage_shared["storage"], strict=True)
+        }
+        keep = [
+            (str(p), str(t)) in fc_targets or (str(p), str(t).split("/", 1)[-1]) not in shared_names
+            for p, t in zip(sm["profile"], sm["target"], strict=True)
+        ]
+        sm = sm[keep]
+    figures["storage_forecast"] = charts.metrics_history(
+        sm,
+        analysis.forecast,
+        kind="storage",
+        threshold=threshold,
+        title=f"Storage pools: used over the last {timeframe} and forecast",
+    )
+    figures["memory_forecast"] = charts.metrics_history(
+        m,
+        analysis.forecast,
+        kind="node",
+        threshold=threshold,
+        title=f"Node memory: used over the last {timeframe} and forecast",
+    )
+    figures["guests"] = charts.guests_treemap(guests)
+    frames = {
+        "nodes": nodes,
+        "guests": guests,
+        "storage": storage,
+        "backups": backups if backups is not None else pd.DataFrame(),
+        "snapshots": snapshots if snapshots is not None else pd.DataFrame(),
+        "metrics": m,
+        "summary": summary if summary is not None else pd.DataFrame(),
+        "status": status if status is not None else pd.DataFrame(),
+    }
+    profiles = [str(p) for p in cu["profile"]]
+    return Report(
+        title=title or f"Capacity report: {', '.join(profiles) or 'no clusters'}",
+        timeframe=timeframe,
+        generated=pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now),
+        frames=frames,
+        analysis=analysis,
+        figures=figures,
+        warnings=list(warnings),
+    )
+
+
+def capacity(
+    source: Any,
+    timeframe: str = "month",
+    *,
+    threshold: float = 0.9,
+    backup_days: float = 7,
+    snapshot_days: float = 30,
+    max_vcpu_ratio: float = 4.0,
+    details: bool = True,
+    guest_metrics: bool = True,
+    title: str | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Read a :class:`~pvekit.Cluster` or :class:`~pvekit.Group` and build its report.
+
+    ``timeframe`` is the ``rrddata`` window for trends and right-sizing (``month`` or ``year``
+    for forecasts). ``details`` reads guest configs for thin-provisioning figures (one request
+    per guest); ``guest_metrics`` reads every running guest's ``rrddata`` for right-sizing
+    (one request each; turn off for very large clusters: current values are used instead).
+    ``progress`` receives one line per step (the CLI prints them).
+
+    Nodes, guests and storage must be readable; backups, snapshots, metrics and summary are
+    optional: if one fails the report is built without it and says so in ``warnings``.
+    """
+    if timeframe not in TIMEFRAMES:
+        raise InvalidInputError(
+            f"timeframe must be one of {', '.join(TIMEFRAMES)}, got {timeframe!r}"
+        )
+    for name in ("nodes", "guests", "storage"):
+        if not callable(getattr(source, name, None)):
+            raise InvalidInputError(
+                f"capacity() needs a pvekit Cluster or Group, got {type(source).__name__}"
+            )
+    say = progress or (lambda _msg: None)
+    warnings: list[str] = []
+    t0 = time.monotonic()
+
+    def step(label: str, fn: Callable[[], pd.DataFrame], optional: bool) -> pd.DataFrame | None:
+        start = time.monotonic()
+        say(f"reading {label} ...")
+        try:
+            # A group answers with what it could get and warns about the rest: those
+            # warnings belong in the report, not only on the console.
+            with _warnings.catch_warnings(record=True) as caught:
+                _warnings.simplefilter("always")
+                df = fn()
+        except PVEError as exc:
+            if not optional:
+                raise
+            warnings.append(f"{label}: not read ({exc})")
+            say(f"  {label}: skipped: {exc}")
+            return None
+        for w in caught:
+            if type(w.message).__name__ in _DATA_WARNINGS:
+                warnings.append(f"{label}: {w.message}")
+                say(f"  {label}: warning: {w.message}")
+            else:
+                _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        say(f"  {label}: {len(df)} rows in {time.monotonic() - start:.1f} s")
+        return df
+
+    nodes = step("nodes", source.nodes, False)
+    guests = step(
+        "guests", (lambda: source.guests(details=True)) if details else source.guests, False
+    )
+    storage = step("storage", source.storage, False)
+    assert nodes is not None and guests is not None and storage is not None
+    backups = step("backups", source.backups, True)
+    snapshots = step("snapshots", source.snapshots, True)
+    summary = step("summary", source.summary, True)
+    parts: list[pd.DataFrame] = []
+    for kind in ("node", "storage"):
+        df = step(
+            f"{kind} metrics ({timeframe})",
+            functools.partial(source.metrics, kind, timeframe=timeframe),
+            True,
+        )
+        if df is not None:
+            parts.append(df)
+    if guest_metrics and len(guests):
+        running = guests[guests["status"].astype("string") == "running"]
+        if len(running):
+            df = step(
+                f"guest metrics ({timeframe}, {len(running)} running guests)",
+                functools.partial(_guest_metrics, source, running, timeframe, warnings),
+                True,
+            )
+            if df is not None:
+                parts.append(df)
+    parts = [p for p in parts if len(p)]
+    metrics = pd.concat(parts, ignore_index=True) if parts else None
+    status = None
+    if callable(getattr(source, "status", None)):
+        status = step("connection status", source.status, True)
+        if status is not None and "connected" in status:
+            for r in status[~status["connected"].astype("boolean").fillna(False)].itertuples():
+                warnings.append(
+                    f"cluster {r.profile} is not connected: "
+                    f"{getattr(r, 'error', '') or getattr(r, 'state', '')}"
+                )
+    say("analysing and drawing ...")
+    rep = from_frames(
+        nodes,
+        guests,
+        storage,
+        backups=backups,
+        snapshots=snapshots,
+        metrics=metrics,
+        summary=summary,
+        status=status,
+        timeframe=timeframe,
+        title=title,
+        threshold=threshold,
+        backup_days=backup_days,
+        snapshot_days=snapshot_days,
+        max_vcpu_ratio=max_vcpu_ratio,
+        warnings=warnings,
+    )
+    say(f"report built in {time.monotonic() - t0:.1f} s: {len(rep.findings)} findings")
+    return rep
+
+
+def _guest_metrics(
+    source: Any, running: pd.DataFrame, timeframe: str, warnings: list[str]
+) -> pd.DataFrame:
+    """rrddata of the running guests only (stopped ones have nothing to right-size).
+
+    VMIDs are unique only within a cluster, so a group is asked cluster by cluster, each for
+    its own guests."""
+    by_profile = {
+        str(p): sorted({int(v) for v in grp["vmid"].dropna()})
+        for p, grp in running.groupby(running["profile"].astype(str))
+    }
+    if not (callable(getattr(source, "map", None)) and hasattr(source, "profiles")):
+        vmids = sorted({v for vs in by_profile.values() for v in vs})
+        return pd.DataFrame(source.metrics("guest", targets=vmids, timeframe=timeframe))
+    results = source.map(
+        lambda c: c.metrics("guest", targets=by_profile[c.profile], timeframe=timeframe),
+        profiles=list(by_profile),
+    )
+    got = []
+    for profile, res in results.items():
+        if isinstance(res, BaseException):
+            warnings.append(f"guest metrics of {profile}: not read ({res})")
+        else:
+            got.append(res)
+    return pd.concat(got, ignore_index=True) if got else pd.DataFrame()
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+
+
+def _i(v: Any) -> str:
+    try:
+        return str(int(v))
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _f1(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(f) else f"{f:.1f}"
+
+
+def _f2(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(f) else f"{f:.2f}"
+
+
+def _pct(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(f) else f"{f * 100:.0f} %"
+
+
+def _b(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    if math.isnan(f):
+        return "-"
+    return ("-" if f < 0 else "") + format_bytes(abs(f))
+
+
+# column name patterns -> formatter, for the tables
+_BYTES_COLS = {
+    "mem_used",
+    "mem_total",
+    "disk_used",
+    "disk_total",
+    "swap_used",
+    "swap_total",
+    "storage_used",
+    "storage_total",
+    "mem_alloc_running",
+    "mem_alloc_all",
+    "used",
+    "total",
+    "avail",
+    "provisioned",
+    "mem_needed",
+    "mem_free_elsewhere",
+    "mem_headroom",
+    "size",
+    "suggested_mem",
+    "capacity_bytes",
+    "netin",
+    "netout",
+    "diskread",
+    "diskwrite",
+}
+_PCT_COLS = {
+    "cpu",
+    "mem_fraction",
+    "storage_fraction",
+    "used_fraction",
+    "mem_overcommit_running",
+    "mem_overcommit_all",
+    "current",
+    "threshold",
+    "cpu_median",
+    "cpu_peak",
+    "mem_median",
+    "mem_peak",
+}
+_RATIO_COLS = {"cpu_overcommit_running", "cpu_overcommit_all", "provisioned_ratio", "cpu_used"}
+
+
+def _cell(col: str, v: Any) -> str:
+    if isinstance(v, list | tuple | dict):
+        return ", ".join(str(x) for x in v) if isinstance(v, list | tuple) else str(v)
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return ""
+    if col in _BYTES_COLS:
+        return _b(v)
+    if col in _PCT_COLS:
+        return _pct(v)
+    if col in _RATIO_COLS:
+        return _f2(v)
+    if col in ("slope_per_day", "slope_low", "slope_high"):
+        return f"{float(v) * 100:+.2f} %/day"
+    if col in ("days_until", "days_low", "days_high", "age_days"):
+        return "never" if math.isinf(float(v)) else f"{float(v):.0f}"
+    if isinstance(v, pd.Timestamp):
+        return v.strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _table(df: pd.DataFrame, columns: list[str] | None = None, *, cls: str = "") -> str:
+    cols = [c for c in (columns or list(df.columns)) if c in df.columns]
+    if df.empty:
+        return '<p class="empty">nothing to show</p>'
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for row in df[cols].itertuples(index=False, name=None):
+        cells = []
+        for c, v in zip(cols, row, strict=True):
+            attr = f' class="sev-{html.escape(str(v))}"' if c == "severity" else ""
+            num = "" if attr else (' class="num"' if isinstance(v, int | float) else "")
+            cells.append(f"<td{attr or num}>{html.escape(_cell(c, v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+_CSS = """
+:root { --bg: #ffffff; --fg: #1f2937; --muted: #6b7280; --card: #f3f4f6; --line: #e5e7eb;
+        --crit: #b91c1c; --warn: #b45309; --info: #1d4ed8; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #111827; --fg: #e5e7eb; --muted: #9ca3af; --card: #1f2937; --line: #374151;
+          --crit: #f87171; --warn: #fbbf24; --info: #93c5fd; }
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+       font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; }
+main { max-width: 1280px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 32px 0 8px; }
+.meta, .empty, .hint { color: var(--muted); }
+.warn-box { border-left: 4px solid var(--warn); background: var(--card); padding: 8px 12px;
+            margin: 12px 0; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr));
+         gap: 10px; margin: 16px 0; }
+.card { background: var(--card); border-radius: 8px; padding: 10px 12px; }
+.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; }
+.card .value { font-size: 22px; font-weight: 600; }
+.card .hint { font-size: 12px; }
+.table-wrap { overflow-x: auto; max-height: 480px; overflow-y: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line);
+         white-space: nowrap; }
+th { position: sticky; top: 0; background: var(--card); }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.sev-critical { color: var(--crit); font-weight: 600; }
+td.sev-warning { color: var(--warn); font-weight: 600; }
+td.sev-info { color: var(--info); }
+section.chart { margin: 24px 0; }
+details { margin: 6px 0 0; } summary { cursor: pointer; color: var(--muted); }
+nav a { color: var(--info); margin-right: 12px; }
+"""
+
+# Re-theme figures for dark pages: the pvekit template keeps every text colour on
+# layout.font, so one relayout per figure is enough.
+_DARK_JS = """
+(function () {
+  if (!window.matchMedia || !window.matchMedia('(prefers-color-scheme: dark)').matches) return;
+  document.querySelectorAll('.plotly-graph-div').forEach(function (div) {
+    if (window.Plotly) { window.Plotly.relayout(div, {'font.color': '#d1d5db'}); }
+  });
+})();
+"""
+
+_CHART_TEXT: dict[str, tuple[str, str]] = {
+    "overview": (
+        "Overview",
+        "Used and allocated share of physical CPU, memory and storage per cluster "
+        "(and for the whole group). Above 100 % on the right means overcommitted.",
+    ),
+    "node_utilisation": (
+        "Node utilisation",
+        "Per node: what is used, what running guests are allocated, and what physically exists.",
+    ),
+    "overcommit": (
+        "Overcommit",
+        "Allocated vCPUs per physical core and allocated memory per physical "
+        "memory, for running guests and for all guests.",
+    ),
+    "headroom": (
+        "Failure headroom (N+1)",
+        "If a node fails, its running guests must restart on the others. Red: they "
+        "would not fit; the star marks each cluster's weakest link.",
+    ),
+    "storage_pools": (
+        "Storage pools",
+        "Used and free per pool, shared pools counted once; the diamond is disk "
+        "provisioned to guests (thin provisioning).",
+    ),
+    "storage_forecast": (
+        "Storage forecast",
+        "Used fraction over the period with a robust (Theil-Sen) trend and "
+        "its 95 % confidence band, projected ahead.",
+    ),
+    "memory_forecast": (
+        "Node memory forecast",
+        "Node memory used over the period with trend and confidence band.",
+    ),
+    "guests": (
+        "Guests",
+        "Every guest sized by configured memory and coloured by CPU use, grouped by "
+        "cluster and node. Click a tile to zoom.",
+    ),
+}
+
+
+def _chart_tables(rep: Report) -> dict[str, str]:
+    a = rep.analysis
+    fc_cols = [
+        "profile",
+        "target",
+        "resource",
+        "points",
+        "current",
+        "slope_per_day",
+        "status",
+        "days_until",
+        "days_low",
+        "days_high",
+        "eta",
+    ]
+    guest_cols = [
+        "profile",
+        "vmid",
+        "name",
+        "type",
+        "node",
+        "status",
+        "cores",
+        "cpu",
+        "mem_used",
+        "mem_total",
+        "disk_total",
+        "tags",
+        "lock",
+    ]
+    overview = (
+        pd.concat([a.cluster_usage, a.group_usage], ignore_index=True)
+        if len(a.cluster_usage) > 1
+        else a.cluster_usage
+    )
+    return {
+        "overview": _table(overview),
+        "node_utilisation": _table(
+            a.node_usage,
+            [
+                "profile",
+                "node",
+                "online",
+                "cores",
+                "cpu_used",
+                "vcpus_running",
+                "mem_used",
+                "mem_alloc_running",
+                "mem_total",
+                "mem_fraction",
+                "storage_used",
+                "storage_total",
+                "guests_running",
+                "guests_total",
+            ],
+        ),
+        "overcommit": _table(
+            a.node_usage,
+            [
+                "profile",
+                "node",
+                "vcpus_running",
+                "vcpus_all",
+                "cores",
+                "cpu_overcommit_running",
+                "cpu_overcommit_all",
+                "mem_alloc_running",
+                "mem_alloc_all",
+                "mem_total",
+                "mem_overcommit_running",
+                "mem_overcommit_all",
+            ],
+        ),
+        "headroom": _table(a.headroom),
+        "storage_pools": _table(a.storage_pools),
+        "storage_forecast": _table(a.forecast[a.forecast["kind"] == "storage"], fc_cols),
+        "memory_forecast": _table(a.forecast[a.forecast["kind"] == "node"], fc_cols),
+        "guests": _table(rep.frames["guests"], guest_cols),
+    }
+
+
+def _render(rep: Report) -> str:
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    e = html.escape
+    parts: list[str] = []
+    profiles = ", ".join(rep.profiles) or "none"
+    parts.append(
+        f"<header><h1>{e(rep.title)}</h1><p class='meta'>Clusters: {e(profiles)} · "
+        f"metrics: last {e(rep.timeframe)} · generated "
+        f"{e(rep.generated.strftime('%Y-%m-%d %H:%M UTC'))} by pvekit</p></header>"
+    )
+    nav = ["summary", "findings", *rep.figures, "rightsizing", "hygiene"]
+    parts.append(
+        "<nav>"
+        + "".join(f'<a href="#{n}">{e(_CHART_TEXT.get(n, (n, ""))[0])}</a>' for n in nav)
+        + "</nav>"
+    )
+    for w in rep.warnings:
+        parts.append(f'<div class="warn-box">Partial report: {e(w)}</div>')
+    parts.append('<h2 id="summary">Summary</h2><div class="cards">')
+    for label, value, hint in rep._headlines():
+        parts.append(
+            f'<div class="card"><div class="label">{e(label)}</div>'
+            f'<div class="value">{e(value)}</div><div class="hint">{e(hint)}</div>'
+            "</div>"
+        )
+    parts.append("</div>")
+    parts.append(
+        '<h2 id="findings">Findings</h2><p class="hint">Most urgent first. The metric '
+        "is the number behind each finding: a fraction, a ratio, days or bytes.</p>"
+    )
+    parts.append(_table(rep.findings, cls="findings"))
+    tables = _chart_tables(rep)
+    for i, (name, fig) in enumerate(rep.figures.items()):
+        heading, text = _CHART_TEXT.get(name, (name, ""))
+        div = pio.to_html(
+            fig,
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=f"chart-{name}",
+            config={"displaylogo": False, "responsive": True},
+            default_width="100%",
+        )
+        parts.append(
+            f'<section class="chart" id="{e(name)}"><h2>{e(heading)}</h2>'
+            f'<p class="hint">{e(text)}</p>{div}'
+            f"<details{' open' if i == 0 else ''}><summary>Table behind this chart"
+            f"</summary>{tables.get(name, '')}</details></section>"
+        )
+    a = rep.analysis
+    parts.append(
+        '<h2 id="rightsizing">Right-sizing</h2><p class="hint">Guests far below or '
+        "pinned at their allocation (peak = 95th percentile over the period), stopped "
+        "guests holding disk, templates.</p>"
+    )
+    parts.append(
+        _table(
+            a.rightsizing,
+            [
+                "profile",
+                "vmid",
+                "name",
+                "node",
+                "category",
+                "basis",
+                "cores",
+                "cpu_peak",
+                "mem_total",
+                "mem_peak",
+                "disk_total",
+                "suggested_cores",
+                "suggested_mem",
+                "message",
+            ],
+        )
+    )
+    parts.append(
+        '<h2 id="hygiene">Hygiene</h2><p class="hint">Backups, old snapshots and locks.</p>'
+    )
+    parts.append(
+        _table(
+            a.hygiene,
+            [
+                "profile",
+                "vmid",
+                "name",
+                "node",
+                "category",
+                "detail",
+                "when",
+                "age_days",
+                "message",
+            ],
+        )
+    )
+    status = rep.frames.get("status")
+    if status is not None and len(status):
+        parts.append("<h2>Connections</h2>" + _table(status))
+    body = "\n".join(parts)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{e(rep.title)}</title><style>{_CSS}</style>"
+        # plotly.js, once, inline: the page must open with no network
+        f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+        f"</head><body><main>{body}</main><script>{_DARK_JS}</script></body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``pvekit report`` (called by :mod:`pvekit.cli`)."""
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--profile", "-p", help="a configured profile (default: the default one)")
+    src.add_argument("--group", "-g", help="a configured group of clusters")
+    src.add_argument(
+        "--demo", action="store_true", help="report on the embedded simulator's demo clusters"
+    )
+    parser.add_argument(
+        "--timeframe",
+        "-t",
+        default="month",
+        choices=TIMEFRAMES,
+        help="metrics window for trends and right-sizing (default: month)",
+    )
+    parser.add_argument("--output", "-o", required=True, help="HTML file to write")
+    parser.add_argument(
+        "--png", metavar="DIR", help="also write every chart as PNG into DIR (kaleido + Chromium)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        help="forecast threshold as a fraction (default: 0.9)",
+    )
+    parser.add_argument(
+        "--no-guest-metrics",
+        action="store_true",
+        help="skip per-guest rrddata (faster on large clusters)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``pvekit report``: build the report, write the HTML (and PNGs)."""
+    out = Path(args.output)
+    if out.parent and not out.parent.exists():
+        raise InvalidInputError(f"cannot write {out}: directory {out.parent} does not exist")
+    if not 0 < args.threshold <= 1:
+        raise InvalidInputError(f"--threshold must be a fraction in (0, 1], got {args.threshold}")
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    import pvekit
+
+    if args.demo:
+        say("starting the demo simulator ...")
+        source: Any = pvekit.demo()
+    elif args.group:
+        say(f"connecting to group {args.group} ...")
+        source = pvekit.connect_group(args.group)
+    else:
+        say(f"connecting to profile {args.profile or '(default)'} ...")
+        source = pvekit.connect(args.profile)
+    try:
+        rep = capacity(
+            source,
+            args.timeframe,
+            threshold=args.threshold,
+            guest_metrics=not args.no_guest_metrics,
+            progress=say,
+        )
+    finally:
+        source.close()
+    rep.to_html(out)
+    say(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    if args.png:
+        say(f"rendering {len(rep.figures)} PNG files into {args.png} ...")
+        paths = rep.write_png(args.png)
+        say(f"wrote {len(paths)} PNG files")
+    counts = rep.findings["severity"].value_counts()
+    say(
+        f"{counts.get('critical', 0)} critical, {counts.get('warning', 0)} warning, "
+        f"{counts.get('info', 0)} info findings"
+    )
+    return 0

@@ -1,0 +1,296 @@
+"""pvekit.report: the HTML report from frames, from a source, from the CLI; PNG export."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import pandas as pd
+import pytest
+from test_capacity import GIB, NOW, make_guests, make_nodes, make_storage, metrics_frame
+
+from pvekit import InvalidInputError, PermissionDeniedError, report
+from pvekit.cli import main as cli_main
+
+CHARTS = [
+    "overview",
+    "node_utilisation",
+    "overcommit",
+    "headroom",
+    "storage_pools",
+    "storage_forecast",
+    "memory_forecast",
+    "guests",
+]
+
+
+def hand_frames() -> dict[str, pd.DataFrame]:
+    nodes = make_nodes(
+        [
+            {"node": "pve1", "cpu": 0.5, "mem_used": 16 * GIB, "mem_total": 64 * GIB},
+            {"node": "pve2", "cpu": 0.25, "mem_used": 8 * GIB, "mem_total": 32 * GIB},
+            {
+                "profile": "lab",
+                "node": "lab1",
+                "cores": 4,
+                "mem_used": 4 * GIB,
+                "mem_total": 16 * GIB,
+            },
+        ]
+    )
+    guests = make_guests(
+        [
+            {
+                "vmid": 100,
+                "name": "web<1>",
+                "node": "pve1",
+                "cores": 4,
+                "mem_total": 8 * GIB,
+                "lock": "backup",
+            },
+            {"vmid": 102, "name": "mail", "node": "pve2", "cores": 2, "mem_total": 16 * GIB},
+            {"profile": "lab", "vmid": 100, "name": "test", "node": "lab1", "mem_total": 2 * GIB},
+        ]
+    )
+    storage = make_storage(
+        [
+            {"node": "pve1", "storage": "local", "used": 10 * GIB, "total": 100 * GIB},
+            {
+                "node": "pve1",
+                "storage": "ceph",
+                "shared": True,
+                "used": 50 * GIB,
+                "total": 100 * GIB,
+            },
+            {
+                "node": "pve2",
+                "storage": "ceph",
+                "shared": True,
+                "used": 50 * GIB,
+                "total": 100 * GIB,
+            },
+            {
+                "profile": "lab",
+                "node": "lab1",
+                "storage": "local",
+                "used": 90 * GIB,
+                "total": 100 * GIB,
+            },
+        ]
+    )
+    metrics = metrics_frame(
+        {
+            "pve1/local": ("storage", "pve1", [float(10 + i) for i in range(30)], [100.0] * 30),
+            "pve1/ceph": ("storage", "pve1", [float(20 + i) for i in range(30)], [100.0] * 30),
+            "pve2/ceph": ("storage", "pve2", [float(20 + i) for i in range(30)], [100.0] * 30),
+            "pve1": ("node", "pve1", [16.0 + i * 0.1 for i in range(30)], [64.0] * 30),
+        }
+    )
+    return {"nodes": nodes, "guests": guests, "storage": storage, "metrics": metrics}
+
+
+@pytest.fixture(scope="module")
+def built() -> tuple[report.Report, str]:
+    f = hand_frames()
+    rep = report.from_frames(
+        f["nodes"],
+        f["guests"],
+        f["storage"],
+        metrics=f["metrics"],
+        backups=pd.DataFrame({"profile": [], "vmid": [], "ctime": []}),
+        now=NOW,
+        warnings=["backups of lab: not read (test)"],
+    )
+    return rep, rep.to_html()
+
+
+def test_report_contains_every_chart_and_finding(built) -> None:
+    rep, page = built
+    assert list(rep.figures) == CHARTS
+    for name in CHARTS:
+        assert f'id="chart-{name}"' in page, name
+        # each chart also ships the table behind it
+        assert f'<section class="chart" id="{name}">' in page
+    assert len(rep.findings) >= 5
+    for msg in rep.findings["message"]:
+        assert html.escape(msg) in page, msg
+    # guest names are escaped, not injected
+    assert "web&lt;1&gt;" in page and "web<1>" not in page
+    # the critical single-node finding and the forecast made it
+    assert (rep.findings["category"] == "forecast").any()
+    assert "Partial report: backups of lab: not read (test)" in page
+    for label, value, _hint in rep._headlines():
+        assert html.escape(value) in page, label
+
+
+def test_report_is_self_contained(built) -> None:
+    _, page = built
+    # plotly.js embedded exactly once, and no external script, stylesheet or CDN
+    assert page.count("plotly.js v") == 1
+    assert not re.search(r"<script[^>]+src=", page)
+    assert not re.search(r"<link[^>]+href=['\"]?https?:", page)
+    assert page.count("Plotly.newPlot(") == len(CHARTS)
+
+
+def test_shared_pool_drawn_once_in_storage_history(built) -> None:
+    rep, _ = built
+    fig = rep.figures["storage_forecast"]
+    names = [t.name for t in fig.data if t.showlegend is not False]
+    assert sorted(names) == ["pve1/ceph", "pve1/local"]
+    assert sorted(rep.analysis.forecast.query("kind == 'storage'")["target"]) == [
+        "pve1/ceph",
+        "pve1/local",
+    ]
+
+
+def test_summary_and_repr(built) -> None:
+    rep, _ = built
+    s = rep.summary()
+    assert s.loc["clusters", "value"] == "2"
+    assert s.loc["nodes online", "value"] == "3 / 3"
+    assert s.loc["memory used", "value"] == "25 %"  # 28 of 112 GiB
+    assert "critical" in repr(rep) and "8 charts" in repr(rep)
+    frag = rep._repr_html_()
+    assert frag.startswith("<iframe srcdoc=") and 'sandbox="allow-scripts"' in frag
+    assert "&lt;!DOCTYPE html&gt;" in frag
+
+
+def test_to_html_writes_file(tmp_path, built) -> None:
+    rep, _ = built
+    out = tmp_path / "r.html"
+    assert rep.to_html(out) == out.read_text(encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        rep.to_html(tmp_path / "missing" / "r.html")
+
+
+class FakeSource:
+    """Duck-typed Cluster: serves hand-built frames and records calls."""
+
+    def __init__(self, fail: dict[str, Exception] | None = None) -> None:
+        self.f = hand_frames()
+        self.fail = fail or {}
+        self.calls: list[tuple[str, Any]] = []
+
+    def _get(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
+        self.calls.append((name, None))
+        if name in self.fail:
+            raise self.fail[name]
+        return df
+
+    def nodes(self) -> pd.DataFrame:
+        return self._get("nodes", self.f["nodes"])
+
+    def guests(self, details: bool = False) -> pd.DataFrame:
+        self.calls.append(("guests.details", details))
+        return self._get("guests", self.f["guests"])
+
+    def storage(self) -> pd.DataFrame:
+        return self._get("storage", self.f["storage"])
+
+    def backups(self) -> pd.DataFrame:
+        return self._get("backups", pd.DataFrame({"profile": [], "vmid": [], "ctime": []}))
+
+    def snapshots(self) -> pd.DataFrame:
+        return self._get(
+            "snapshots",
+            pd.DataFrame({"profile": [], "node": [], "vmid": [], "name": [], "snaptime": []}),
+        )
+
+    def summary(self) -> pd.DataFrame:
+        return self._get(
+            "summary", pd.DataFrame({"profile": ["prod", "lab"], "quorate": [True, True]})
+        )
+
+    def metrics(
+        self, kind: str, targets: Any = None, timeframe: str = "day", cf: str = "AVERAGE"
+    ) -> pd.DataFrame:
+        self.calls.append((f"metrics.{kind}", (targets, timeframe)))
+        m = self.f["metrics"]
+        return self._get(f"metrics.{kind}", m[m["kind"] == kind])
+
+
+def test_capacity_reads_source_with_progress_and_tolerates_optional_failures() -> None:
+    src = FakeSource(
+        fail={"backups": PermissionDeniedError("Permission check failed", profile="prod")}
+    )
+    lines: list[str] = []
+    rep = report.capacity(src, "month", progress=lines.append)
+    assert ("guests.details", True) in src.calls
+    assert ("metrics.node", (None, "month")) in src.calls
+    # right-sizing reads the running guests' metrics by VMID
+    assert ("metrics.guest", ([100, 102], "month")) in src.calls
+    assert any("backups: skipped" in line for line in lines)
+    assert any(w.startswith("backups: not read") for w in rep.warnings)
+    assert lines[-1].startswith("report built in")
+    assert len(rep.figures) == len(CHARTS)
+    with pytest.raises(PermissionDeniedError):
+        report.capacity(FakeSource(fail={"nodes": PermissionDeniedError("no")}))
+    with pytest.raises(InvalidInputError, match="timeframe"):
+        report.capacity(src, "fortnight")
+    with pytest.raises(InvalidInputError, match="Cluster or Group"):
+        report.capacity(object())
+
+
+def test_png_export(tmp_path, built) -> None:
+    rep, _ = built
+    # one figure keeps this quick; the report writes all of them the same way
+    small = report.Report(
+        rep.title,
+        rep.timeframe,
+        rep.generated,
+        rep.frames,
+        rep.analysis,
+        {"overview": rep.figures["overview"]},
+    )
+    paths = small.write_png(tmp_path / "png")
+    assert [p.name for p in paths] == ["overview.png"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(report.ExportError, match="Chromium"):
+        small.write_png(tmp_path / "png2", browser="/nonexistent/chromium")
+
+
+def test_cli_report_demo(tmp_path, capsys) -> None:
+    out = tmp_path / "report.html"
+    assert cli_main(["report", "--demo", "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "starting the demo simulator" in err and f"wrote {out}" in err
+    page = out.read_text(encoding="utf-8")
+    for name in CHARTS:
+        assert f'id="chart-{name}"' in page
+    assert "prod" in page and "lab" in page
+
+
+def test_cli_errors(tmp_path, capsys) -> None:
+    code = cli_main(["report", "--demo", "--output", str(tmp_path / "no" / "r.html")])
+    assert code == 1
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["report", "--demo", "--group", "x", "--output", "r.html"])
+
+
+def test_report_on_demo_group_builds_from_the_simulator() -> None:
+    import pvekit
+
+    group = pvekit.demo()
+    try:
+        rep = report.capacity(group, "month")
+    finally:
+        group.close()
+    assert set(rep.profiles) == {"prod", "lab"}
+    a = rep.analysis
+    assert set(a.node_usage["profile"]) == {"prod", "lab"}
+    # the demo has metrics for nodes and pools: forecasts exist for both kinds
+    assert set(a.forecast["kind"]) == {"node", "storage"}
+    assert (a.forecast["points"] > 10).all()
+    # shared pools are counted once per cluster
+    assert not a.storage_pools.duplicated(["profile", "storage", "node"]).any()
+    # guest metrics are asked per cluster (VMIDs repeat across clusters): no gaps
+    assert rep.warnings == []
+    rs = a.rightsizing
+    running = rs[
+        rs["category"].isin(["cpu oversized", "memory oversized", "cpu pinned", "memory pinned"])
+    ]
+    assert (running["basis"] == "period").all()
+    page = rep.to_html()
+    assert all(f'id="chart-{n}"' in page for n in CHARTS)
