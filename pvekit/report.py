@@ -141,7 +141,7 @@ class Report:
         weak = cap.weakest_link(self.analysis.headroom)
         if len(weak):
             parts = []
-            for r in weak.itertuples(index=False):
+            for r in cap._rows(weak):
                 fits = not pd.isna(r.fits) and bool(r.fits)
                 state = f"{_b(r.mem_headroom)} spare" if fits else "does not fit"
                 parts.append(f"{r.profile}/{r.node} ({state})")
