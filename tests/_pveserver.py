@@ -48,6 +48,7 @@ class Reply:
     reason: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None  # full JSON body instead of {"data": data}
+    raw: bytes | None = None  # send these bytes as text/html instead of JSON
     drop: bool = False  # close the connection without answering
     delay: float = 0.0
 
@@ -326,9 +327,10 @@ def _make_handler(server: PVEServer) -> type[BaseHTTPRequestHandler]:
                 return
             rec.status = reply.status
             body = reply.body if reply.body is not None else {"data": reply.data}
-            payload = json.dumps(body).encode()
+            payload = reply.raw if reply.raw is not None else json.dumps(body).encode()
+            ctype = "text/html" if reply.raw is not None else "application/json;charset=UTF-8"
             self.send_response(reply.status, reply.reason)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Type", ctype)
             self.send_header("Cache-Control", "max-age=0")
             self.send_header("Content-Length", str(len(payload)))
             for k, v in reply.headers.items():
