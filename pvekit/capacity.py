@@ -1079,8 +1079,8 @@ def hygiene(
 ) -> pd.DataFrame:
     """Housekeeping issues, one row each.
 
-    - ``no backup``: a guest (templates included: they are the source of clones) with no
-      backup in ``backups``, or ``backup overdue``: its newest is older than ``backup_days``.
+    - ``no backup``: a guest (templates aside) with no backup in ``backups``, or
+      ``backup overdue``: its newest is older than ``backup_days``.
       Without a backups frame this check is skipped.
     - ``old snapshot``: a snapshot older than ``snapshot_days`` (``current`` is not a snapshot).
     - ``locked``: a guest with a lock (backup, migrate, snapshot...), often left by a failed task.
@@ -1118,7 +1118,11 @@ def hygiene(
             ctime=pd.to_datetime(backups["ctime"], utc=True),
         )
         last = b.groupby(["profile", "vmid"])["ctime"].max()
-        for p, v, nd in zip(g["profile"], g["vmid"], g["node"], strict=True):
+        tmpl, _ = _guest_flags(g)
+        # templates are rebuilt from their source, not restored: no backup expected
+        for p, v, nd, is_tmpl in zip(g["profile"], g["vmid"], g["node"], tmpl, strict=True):
+            if is_tmpl:
+                continue
             when = last.get((p, v), pd.NaT)
             if pd.isna(when):
                 rows.append(
@@ -1403,8 +1407,8 @@ def findings(
                     r.profile,
                     "forecast",
                     obj,
-                    f"{what} reaches {_pct(r.threshold)} in about {days:.0f} days "
-                    f"({float(r.days_low):.0f}-{_days(r.days_high)})",
+                    f"{what} reaches {_pct(r.threshold)} in about {days:.0f} days"
+                    + _range(r.days_low, r.days_high),
                     days,
                 )
     if rightsizing is not None:
@@ -1465,9 +1469,14 @@ def findings(
     return out.reset_index(drop=True)
 
 
-def _days(v: Any) -> str:
-    f = _nz(v) if v is not None else 0.0
-    return "never at the slowest rate" if math.isinf(float(v)) else f"{f:.0f} days"
+def _range(low: Any, high: Any) -> str:
+    """ " (5-12 days)" for a forecast's confidence range; empty when it rounds to one value."""
+    lo, hi = float(low), float(high)
+    if math.isinf(hi):
+        return f" (from {lo:.0f} days; at the slowest rate, never)"
+    if round(lo) == round(hi):
+        return ""
+    return f" ({lo:.0f}-{hi:.0f} days)"
 
 
 # --------------------------------------------------------------------------------------------

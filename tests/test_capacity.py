@@ -544,6 +544,8 @@ def test_hygiene_backups_snapshots_locks() -> None:
             {"vmid": 1, "node": "pve1"},
             {"vmid": 2, "node": "pve1", "lock": "backup"},
             {"vmid": 3, "node": "pve1"},
+            # a template without backup is fine: it is rebuilt, not restored
+            {"vmid": 4, "node": "pve1", "status": "stopped", "template": True},
             {"profile": "lab", "vmid": 1, "node": "lab1"},
         ]
     )
