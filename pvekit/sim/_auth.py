@@ -280,12 +280,16 @@ class AuthDB:
         cap: dict[str, dict[str, int]] = {}
         for name, prefix in groups.items():
             cap[name] = {p: 1 for p in sorted(privs) if p.startswith(prefix)}
+            # PVE lists Permissions.Modify under every object class it can be granted on.
+            if name in ("vms", "storage", "nodes", "sdn") and "Permissions.Modify" in privs:
+                cap[name]["Permissions.Modify"] = 1
         return cap
 
     def permissions(self, ident: Identity, path: str | None) -> dict[str, dict[str, int]]:
         """``GET /access/permissions``: path -> {privilege: 1} (propagating from "/")."""
         privs = {p: 1 for p in sorted(ident.privs)}
-        paths = ["/", "/access", "/nodes", "/pools", "/sdn", "/storage", "/vms", "/mapping"]
+        paths = ["/", "/access", "/access/groups", "/nodes", "/pools", "/sdn", "/storage",
+                 "/vms", "/mapping"]
         if path:
             return {path: privs}
         return {p: dict(privs) for p in paths}

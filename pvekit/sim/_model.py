@@ -240,7 +240,9 @@ class Guest:
         return max(0, int(now - self.started_at))
 
     def cpu(self, now: float) -> float:
-        if not self.running or self.paused:
+        if not self.running:
+            return 0  # PVE sends an integer 0 for stopped guests
+        if self.paused:
             return 0.0
         return min(1.0, self.load.level(now, 10.0))
 

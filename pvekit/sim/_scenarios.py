@@ -134,6 +134,7 @@ def _guest(state: ClusterState, rng: random.Random, vmid: int, gtype: str, name:
         ip=ip, mac=mac, net_rate=rng.uniform(5e3, 4e5), disk_rate=rng.uniform(2e3, 2e5),
     )
     if g.running:
+        g.config["onboot"] = 1
         g.started_at = now - rng.uniform(0.2, 40) * DAY
         g.pid = 1000 + rng.randrange(4_000_000)
     if gtype == "qemu" and rng.random() < 0.3 and not template:

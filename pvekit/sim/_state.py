@@ -509,6 +509,7 @@ class ClusterState:
                 "vmgenid": g.config.get("vmgenid", _uuid(g.vmid, "gen")),
                 "smbios1": f"uuid={_uuid(g.vmid, 'smbios')}",
                 "numa": 0,
+                "ide2": g.config.get("ide2", "none,media=cdrom"),
             })
             if g.agent:
                 out["agent"] = "1"
@@ -531,7 +532,7 @@ class ClusterState:
             out[key] = d.config_string()
         out.update(g.nets)
         for key, value in g.config.items():
-            if key in ("boot", "cpu", "features", "scsihw", "vmgenid"):
+            if key in ("boot", "cpu", "features", "scsihw", "vmgenid", "ide2"):
                 continue
             out[key] = value
         if g.tags:
