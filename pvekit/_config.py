@@ -112,7 +112,7 @@ class Secret:
             return self._cached
         if self.kind == "encrypted":
             raise ConfigError(
-                f"{self.where}: the value is {self.encrypted}-encrypted and pvekit cannot "
+                f"{self.where} - the value is {self.encrypted}-encrypted and pvekit cannot "
                 "decrypt it. Decrypt the file first, or point pvekit at a command that prints "
                 'the value (e.g. password_command: "sops -d --extract '
                 '\'[\\"profiles\\"][\\"NAME\\"][\\"password\\"]\' FILE") in '
@@ -122,7 +122,7 @@ class Secret:
             assert self.env is not None
             value = os.environ.get(self.env)
             if value is None or value == "":
-                raise ConfigError(f"{self.where}: environment variable ${self.env} is not set")
+                raise ConfigError(f"{self.where} - environment variable ${self.env} is not set")
             return value
         assert self.command is not None
         value = _run_secret_command(self.command, self.where)
@@ -314,7 +314,7 @@ class Profile:
     # -- validation ---------------------------------------------------------------------------
 
     def _fail(self, fieldname: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.source}: profile {self.name!r}, field {fieldname!r}: {message}")
+        return ConfigError(f"{self.source}: profile {self.name!r}, field {fieldname!r} - {message}")
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -702,12 +702,12 @@ def _secret_from(
             return Secret(command=[str(v) for v in value], where=field_where)
         if isinstance(value, str):
             return Secret(command=value, where=field_where)
-        raise ConfigError(f"{field_where}: must be a command string or a list of arguments")
+        raise ConfigError(f"{field_where} - must be a command string or a list of arguments")
     if not isinstance(value, str | int):
-        raise ConfigError(f"{field_where}: must be a string")
+        raise ConfigError(f"{field_where} - must be a string")
     if key == env_key:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(value)):
-            raise ConfigError(f"{field_where}: {value!r} is not an environment variable name")
+            raise ConfigError(f"{field_where} - {value!r} is not an environment variable name")
         return Secret(env=str(value), where=field_where)
     return Secret.of(str(value), field_where)
 
@@ -727,19 +727,19 @@ def _profile_from_pvekit(name: str, data: Any, source: str) -> Profile:
             raise ConfigError(f"{where}: give {a!r} or {b!r}, not both")
     host = data.get("host", data.get("addr"))
     if host is None:
-        raise ConfigError(f"{where}, field 'host': missing")
+        raise ConfigError(f"{where}, field 'host' - missing")
     if not isinstance(host, str):
-        raise ConfigError(f"{where}, field 'host': must be a string")
+        raise ConfigError(f"{where}, field 'host' - must be a string")
     text_fields = {"user": data.get("user"), "realm": data.get("realm")}
     for key, value in text_fields.items():
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{where}, field {key!r}: must be a string")
+            raise ConfigError(f"{where}, field {key!r} - must be a string")
     user = data.get("user") or ""
     realm = data.get("realm")
     if realm and user and "@" not in user:
         user = f"{user}@{realm}"
     elif realm and user and "@" in user and not user.split("!")[0].endswith(f"@{realm}"):
-        raise ConfigError(f"{where}, field 'realm': {realm!r} differs from the realm in user")
+        raise ConfigError(f"{where}, field 'realm' - {realm!r} differs from the realm in user")
     password = _secret_from(
         {**data}, "password", where, env_key="password_env", cmd_key="password_command"
     )
@@ -751,17 +751,17 @@ def _profile_from_pvekit(name: str, data: Any, source: str) -> Profile:
     )
     token_name = data.get("token_name", data.get("token_id"))
     if token_name is not None and not isinstance(token_name, str):
-        raise ConfigError(f"{where}, field 'token_name': must be a string")
+        raise ConfigError(f"{where}, field 'token_name' - must be a string")
     whole = data.get("token")
     if whole is not None:
         if token_value is not None or token_name is not None:
-            raise ConfigError(f"{where}, field 'token': give 'token' or token_name/token_value")
+            raise ConfigError(f"{where}, field 'token' - give 'token' or token_name/token_value")
         if not isinstance(whole, str):
-            raise ConfigError(f"{where}, field 'token': must be a PVEAPIToken=... string")
+            raise ConfigError(f"{where}, field 'token' - must be a PVEAPIToken=... string")
         scheme = _encryption_scheme(whole)
         if scheme:
             raise ConfigError(
-                f"{where}, field 'token': the value is {scheme}-encrypted and pvekit cannot "
+                f"{where}, field 'token' - the value is {scheme}-encrypted and pvekit cannot "
                 "decrypt it; use token_value_command instead"
             )
     otp: Secret | None = None
@@ -772,10 +772,10 @@ def _profile_from_pvekit(name: str, data: Any, source: str) -> Profile:
         if "verify_ssl" in data:
             raise ConfigError(f"{where}: give 'verify_ssl' or 'insecure', not both")
         if not isinstance(data["insecure"], bool):
-            raise ConfigError(f"{where}, field 'insecure': must be true or false")
+            raise ConfigError(f"{where}, field 'insecure' - must be true or false")
         verify_ssl = not data["insecure"]
     if not isinstance(verify_ssl, bool):
-        raise ConfigError(f"{where}, field 'verify_ssl': must be true or false")
+        raise ConfigError(f"{where}, field 'verify_ssl' - must be true or false")
     timeout: Any = data.get("timeout", 30.0)
     if data.get("connect_timeout") is not None:
         timeout = (data["connect_timeout"], timeout)
@@ -783,7 +783,7 @@ def _profile_from_pvekit(name: str, data: Any, source: str) -> Profile:
     if isinstance(groups, str):
         groups = (groups,)
     if not isinstance(groups, list | tuple) or not all(isinstance(g, str) for g in groups):
-        raise ConfigError(f"{where}, field 'groups': must be a list of group names")
+        raise ConfigError(f"{where}, field 'groups' - must be a list of group names")
     kwargs: dict[str, Any] = {
         "name": name,
         "host": host,
@@ -866,13 +866,13 @@ def _pvetui_profile(name: str, data: Any, source: str, sops: bool) -> Profile:
         value = data.get(key)
         if isinstance(value, str) and _encryption_scheme(value):
             raise ConfigError(
-                f"{where}, field {key!r}: the value is {_encryption_scheme(value)}-encrypted "
+                f"{where}, field {key!r} - the value is {_encryption_scheme(value)}-encrypted "
                 "and pvekit cannot decrypt it; decrypt the file (sops -d) or define the profile "
                 "in ~/.config/pvekit/config.yaml"
             )
     addr = data.get("addr")
     if not isinstance(addr, str) or not addr.strip():
-        raise ConfigError(f"{where}, field 'addr': missing")
+        raise ConfigError(f"{where}, field 'addr' - missing")
     user = str(data.get("user") or "")
     realm = str(data.get("realm") or "")
     if user and "@" not in user:
@@ -896,7 +896,7 @@ def _pvetui_profile(name: str, data: Any, source: str, sops: bool) -> Profile:
         groups.append(str(data["aggregate"]))
     insecure = data.get("insecure", False)
     if not isinstance(insecure, bool):
-        raise ConfigError(f"{where}, field 'insecure': must be true or false")
+        raise ConfigError(f"{where}, field 'insecure' - must be true or false")
     kwargs: dict[str, Any] = {
         "name": name,
         "host": addr,
@@ -912,7 +912,7 @@ def _pvetui_profile(name: str, data: Any, source: str, sops: bool) -> Profile:
     if isinstance(api_path, str) and api_path.strip() and api_path.strip() != API_PATH:
         kwargs["api_path"] = api_path.strip()
     if token_value is not None and not token_id:
-        raise ConfigError(f"{where}, field 'token_id': a token_secret needs a token_id")
+        raise ConfigError(f"{where}, field 'token_id' - a token_secret needs a token_id")
     del sops  # encrypted values are detected per value above
     return Profile(**kwargs)
 

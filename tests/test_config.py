@@ -266,8 +266,8 @@ def test_unreadable_file(cfg_file: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ("user: root@pam\n    password: x", "field 'host': missing"),
-        ("host: 42\n    password: x", "field 'host': must be a string"),
+        ("user: root@pam\n    password: x", "field 'host' - missing"),
+        ("host: 42\n    password: x", "field 'host' - must be a string"),
         ("host: pve1\n    pasword: x", "unknown field(s) 'pasword'"),
         ("host: pve1\n    addr: pve2\n    password: x", "give 'host' or 'addr'"),
         (
@@ -463,7 +463,7 @@ def test_pvetui_encrypted_values(tui_file: Path) -> None:
     with pytest.raises(ConfigError, match="age-encrypted"):
         assert age.token_value is not None
         age.token_value.reveal()
-    with pytest.raises(ConfigError, match="field 'addr': the value is SOPS-encrypted"):
+    with pytest.raises(ConfigError, match="field 'addr' - the value is SOPS-encrypted"):
         cfg.profile("addr_encrypted")
     with pytest.raises(ConfigError, match="both a password and a token"):
         cfg.profile("both")
@@ -474,7 +474,7 @@ def test_pvetui_file_errors(tui_file: Path) -> None:
     with pytest.raises(ConfigError, match="'profiles' must be a mapping"):
         load_config()
     write(tui_file, "profiles:\n  x: {user: root, password: p}\n")
-    with pytest.raises(ConfigError, match="field 'addr': missing"):
+    with pytest.raises(ConfigError, match="field 'addr' - missing"):
         load_config().profile("x")
 
 
