@@ -91,6 +91,10 @@ def flag(value: Any) -> bool:
 def guest_reason(action: str, row: Mapping[str, Any]) -> str | None:
     """Why ``action`` does not make sense for this guest now, or ``None`` if it does."""
     status = text(row.get("status")) or "unknown"
+    qmp = text(row.get("qmpstatus"))
+    if status == _RUNNING and qmp and qmp != _RUNNING:
+        # /cluster/resources may say "running" for a paused VM; QMP knows better.
+        status = qmp
     kind = text(row.get("type"))
     lock = text(row.get("lock"))
     template = flag(row.get("template"))

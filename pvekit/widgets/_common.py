@@ -246,10 +246,15 @@ class Runner:
         with self._cond:
             return self._cond.wait_for(lambda: self._pending == 0, timeout=timeout)
 
-    def close(self) -> None:
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, wait: bool = True) -> None:
+        """Refuse new jobs, drop queued ones and (by default) let running ones finish."""
         with self._cond:
             self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def guarded(method: Callable[P, R]) -> Callable[P, R | None]:

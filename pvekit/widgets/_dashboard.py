@@ -171,10 +171,15 @@ class Dashboard(w.VBox):
 
     def close(self) -> None:
         """Stop auto-refresh and the worker, and close the widgets."""
-        self._stopped.set()
-        self._wake.set()
-        self._runner.close()
-        for fig in self.figures.values():
+        # Tolerates a half-built object: ipywidgets calls close() from __del__.
+        stopped = getattr(self, "_stopped", None)
+        if stopped is not None:
+            stopped.set()
+            self._wake.set()
+        runner = getattr(self, "_runner", None)
+        if runner is not None:
+            runner.close(wait=True)
+        for fig in getattr(self, "figures", {}).values():
             fig.close()
         super().close()
 

@@ -426,7 +426,10 @@ class GuestPanel(w.VBox):
 
     def close(self) -> None:
         """Stop the background workers and close the widgets."""
-        self._runner.close()
+        # Tolerates a half-built object: ipywidgets calls close() from __del__.
+        runner = getattr(self, "_runner", None)
+        if runner is not None:
+            runner.close(wait=True)  # polling loops see the runner closed and end
         super().close()
 
     def show_error(self, message: str) -> None:
@@ -732,7 +735,7 @@ class GuestPanel(w.VBox):
                     continue
                 view.progress(None, "running", [])
                 active.append((task, view))
-            while active:
+            while active and not self._runner.closed:
                 time.sleep(self._poll)
                 still: list[tuple[Any, TaskView]] = []
                 for task, view in active:
@@ -743,22 +746,19 @@ class GuestPanel(w.VBox):
             with self._lock:
                 for row, _ in jobs:
                     self._busy.discard((text(row.get("profile")), int(row["vmid"])))
-            failed = [v.error for _, v in jobs if v.ok is False and v.error]
-            self._load(fresh=True, permissions=False)
-            if failed:
-                self.show_error(f"{len(failed)} of {len(jobs)} failed: {failed[0]}")
-            if after is not None:
-                after()
+        if self._runner.closed:
+            return
+        failed = [v.error for _, v in jobs if v.ok is False and v.error]
+        self._load(fresh=True, permissions=False)
+        if failed:
+            self.show_error(f"{len(failed)} of {len(jobs)} failed: {failed[0]}")
+        if after is not None:
+            after()
 
     def _tail(self, task: Any) -> list[str]:
-        try:
-            lines = task.log(limit=200)
-        except TypeError:
-            lines = task.log()
-        out = []
-        for line in lines or []:
-            out.append(text(line.get("t")) if isinstance(line, Mapping) else str(line))
-        return out[-self._log_lines :]
+        tail = getattr(task, "log_tail", None)
+        lines = tail(self._log_lines) if callable(tail) else task.log()[-self._log_lines :]
+        return [text(line.get("t")) if isinstance(line, Mapping) else str(line) for line in lines]
 
     def _poll_task(self, task: Any, view: TaskView) -> bool:
         """Update ``view`` from the task; True while it still runs."""
@@ -768,21 +768,17 @@ class GuestPanel(w.VBox):
         except PVEError as exc:
             view.finish(False, f"lost track of the task: {exc}")
             return False
-        running = bool(task.running)
-        if running:
+        if status.running:
             fraction = None
             for line in reversed(lines):
                 m = _PERCENT.search(line)
                 if m:
                     fraction = float(m.group(1)) / 100.0
                     break
-            view.progress(fraction, "running", lines)
+            view.progress(fraction, f"running {time.monotonic() - view.started:.0f} s", lines)
             return True
-        exitstatus = text(status.get("exitstatus")) if isinstance(status, Mapping) else ""
-        if bool(task.ok):
-            view.finish(True, exitstatus or "OK", lines)
-        else:
-            view.finish(False, exitstatus or "failed", lines)
+        exitstatus = text(status.exitstatus)
+        view.finish(bool(status.ok), exitstatus or ("OK" if status.ok else "failed"), lines)
         return False
 
     @guarded
