@@ -1230,7 +1230,8 @@ def findings(
     """One prioritised frame of findings from the analysis frames given.
 
     Columns: severity (ordered category critical > warning > info), profile, category,
-    object, message, metric (the number behind the finding: a fraction, ratio, days or bytes).
+    object, message, metric (the number behind the finding) and unit (what metric measures:
+    ``fraction``, ``ratio``, ``days``, ``bytes`` or empty).
     Sorted by severity, then cluster and object.
     """
     th = thresholds or Thresholds()
@@ -1239,7 +1240,13 @@ def findings(
     def add(sev: str, profile: Any, cat: str, obj: Any, msg: str, metric: Any) -> None:
         rows.append(
             dict(
-                severity=sev, profile=profile, category=cat, object=obj, message=msg, metric=metric
+                severity=sev,
+                profile=profile,
+                category=cat,
+                object=obj,
+                message=msg,
+                metric=metric,
+                unit=_unit(cat, msg),
             )
         )
 
@@ -1460,13 +1467,34 @@ def findings(
                 r.message,
                 float(r.age_days) if pd.notna(r.age_days) else np.nan,
             )
-    out = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+    out = pd.DataFrame(rows, columns=[*FINDING_COLUMNS, "unit"])
     out["severity"] = pd.Categorical(out["severity"], categories=list(SEVERITIES), ordered=True)
-    for c in ("profile", "category", "object", "message"):
+    for c in ("profile", "category", "object", "message", "unit"):
         out[c] = out[c].astype("string")
     out["metric"] = _f(out["metric"])
     out = out.sort_values(["severity", "profile", "category", "object"], kind="stable")
     return out.reset_index(drop=True)
+
+
+def _unit(category: str, message: str) -> str:
+    """What a finding's metric measures, so it can be shown right (see :func:`findings`)."""
+    if category in ("usage", "storage"):
+        return "fraction"
+    if category == "overcommit":
+        return "ratio" if "vCPUs per core" in message else "fraction"
+    if category == "thin provisioning":
+        return "ratio"
+    if category == "failover":
+        return "bytes"
+    if category in ("forecast", "hygiene"):
+        return "days"
+    if category == "right-sizing":
+        return (
+            "fraction"
+            if any(w in message for w in (" peaks at ", " runs at ", " uses "))
+            else "bytes"
+        )
+    return ""
 
 
 def _range(low: Any, high: Any) -> str:

@@ -426,12 +426,17 @@ def storage_pools(pools: pd.DataFrame, *, title: str = "Storage pools") -> go.Fi
             name="free",
             marker_color=COLORS["free"],
             opacity=0.45,
+            # the used share at the end of each bar: small pools stay readable
+            text=[_pct(f) for f in frac],
+            textposition="outside",
+            cliponaxis=False,
             customdata=[_fmt(a) for a in avail],
             hovertemplate="%{y}<br>free %{customdata}<extra></extra>",
         )
     )
-    if "provisioned" in pools and pools["provisioned"].notna().any():
-        prov = _num(pools["provisioned"])
+    if "provisioned" in pools and (pools["provisioned"].fillna(0) > 0).any():
+        # a marker only where guests have disks: backup and ISO pools have none
+        prov = [p if p else None for p in _num(pools["provisioned"])]
         ratio = (
             _num(pools["provisioned_ratio"]) if "provisioned_ratio" in pools else [None] * len(y)
         )
@@ -457,7 +462,7 @@ def storage_pools(pools: pd.DataFrame, *, title: str = "Storage pools") -> go.Fi
         )
     else:
         prov = []
-    fig.update_layout(barmode="stack")
+    fig.update_layout(barmode="stack", legend_traceorder="normal")
     fig.update_yaxes(autorange="reversed")
     _bytes_axis(fig, total + [p for p in prov if p is not None], axis="x")
     return _layout(fig, title, max(260, 120 + 32 * len(y)))
@@ -644,7 +649,12 @@ def metrics_history(
     if is_bytes:
         _bytes_axis(fig, _num(data["value"]))
     default = {"node": "Node memory", "storage": "Storage pools", "guest": "Guests"}[kind]
-    return _layout(fig, title or f"{default}: {what} and forecast", 440)
+    fig = _layout(fig, title or f"{default}: {what} and forecast", 460)
+    # one legend entry per target: a column on the right scales to many pools
+    fig.update_layout(
+        legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"), margin=dict(t=60)
+    )
+    return fig
 
 
 def _add_band(

@@ -649,18 +649,35 @@ def _cell(col: str, v: Any) -> str:
     return str(v)
 
 
+def _metric_cell(v: Any, unit: Any) -> str:
+    """A finding's metric in its unit."""
+    if v is None or pd.isna(v):
+        return ""
+    f = float(v)
+    return {
+        "fraction": _pct(f),
+        "ratio": f"{f:.2f}x",
+        "days": f"{f:.0f} days",
+        "bytes": _b(f),
+    }.get(str(unit), f"{f:.3g}")
+
+
 def _table(df: pd.DataFrame, columns: list[str] | None = None, *, cls: str = "") -> str:
     cols = [c for c in (columns or list(df.columns)) if c in df.columns]
     if df.empty:
         return '<p class="empty">nothing to show</p>'
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = []
-    for row in df[cols].itertuples(index=False, name=None):
+    for idx, row in zip(df.index, df[cols].itertuples(index=False, name=None), strict=True):
         cells = []
         for c, v in zip(cols, row, strict=True):
             attr = f' class="sev-{html.escape(str(v))}"' if c == "severity" else ""
             num = "" if attr else (' class="num"' if isinstance(v, int | float) else "")
-            cells.append(f"<td{attr or num}>{html.escape(_cell(c, v))}</td>")
+            if c == "metric" and "unit" in df.columns:
+                text = _metric_cell(v, df.at[idx, "unit"])
+            else:
+                text = _cell(c, v)
+            cells.append(f"<td{attr or num}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
@@ -869,7 +886,13 @@ def _render(rep: Report) -> str:
         '<h2 id="findings">Findings</h2><p class="hint">Most urgent first. The metric '
         "is the number behind each finding: a fraction, a ratio, days or bytes.</p>"
     )
-    parts.append(_table(rep.findings, cls="findings"))
+    parts.append(
+        _table(
+            rep.findings,
+            ["severity", "profile", "category", "object", "message", "metric"],
+            cls="findings",
+        )
+    )
     tables = _chart_tables(rep)
     for i, (name, fig) in enumerate(rep.figures.items()):
         heading, text = _CHART_TEXT.get(name, (name, ""))

@@ -596,7 +596,7 @@ def test_findings_prioritised(nodes, guests, storage) -> None:
         summary=pd.DataFrame({"profile": ["prod", "lab"], "quorate": [True, False]}),
     )
     f = a.findings
-    assert list(f.columns) == list(capacity.FINDING_COLUMNS)
+    assert list(f.columns) == [*capacity.FINDING_COLUMNS, "unit"]
     assert f["severity"].is_monotonic_increasing  # ordered: critical first
     crit = f[f.severity == "critical"]
     objs = set(zip(crit["profile"], crit["category"], crit["object"], strict=True))
@@ -608,6 +608,8 @@ def test_findings_prioritised(nodes, guests, storage) -> None:
     assert ("lab", "cluster", "lab") in objs  # quorum lost
     lab_storage = crit[crit.object == "storage lab/lab1/local"].iloc[0]
     assert lab_storage["metric"] == pytest.approx(0.9)
+    assert lab_storage["unit"] == "fraction"
+    assert set(f[f.category == "failover"]["unit"]) == {"bytes"}
     # the weakest link of a cluster that fits is reported as info
     info = f[(f.severity == "info") & (f.category == "failover")]
     assert list(info["object"]) == ["node pve1"]
@@ -623,7 +625,7 @@ def test_findings_from_forecast_days() -> None:
     assert len(f) == 1
     r = f.iloc[0]
     assert r["severity"] == "critical" and r["category"] == "forecast"
-    assert r["metric"] == pytest.approx(6.0)
+    assert r["metric"] == pytest.approx(6.0) and r["unit"] == "days"
     assert "reaches 95 %" in r["message"]
 
 

@@ -162,7 +162,10 @@ def test_storage_pools_chart(frames) -> None:
     fig = charts.storage_pools(pools)
     assert list(fig.data[0].y) == ["prod/ceph (shared)", "lab/lab1/local", "prod/pve1/local"]
     assert same(fig.data[0].x, pools["used"]) and same(fig.data[1].x, pools["avail"])
-    assert fig.data[2].name == "provisioned" and same(fig.data[2].x, pools["provisioned"])
+    assert fig.data[2].name == "provisioned"
+    # markers where guests have disks; pools without any get none (not a marker at 0)
+    assert same(fig.data[2].x, pools["provisioned"].where(pools["provisioned"] > 0))
+    assert list(fig.data[1].text) == ["50.0 %", "90.0 %", "10.0 %"]
     assert fig.data[2].customdata[0][1] == "1.20"
     without = charts.storage_pools(capacity.storage_pools(frames["storage"]))
     assert [t.name for t in without.data] == ["used", "free"]
