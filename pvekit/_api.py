@@ -20,7 +20,7 @@ from requests.auth import AuthBase
 
 from . import _errors as errors
 from ._auth import TicketAuth, TokenAuth
-from ._config import Profile
+from ._config import Profile, Secret
 from ._errors import InvalidInputError, error_for_status, redact
 from ._transport import (
     RETRY_STATUSES,
@@ -158,14 +158,15 @@ class ApiClient:
         self.auth: TokenAuth | TicketAuth
         if profile.is_token:
             assert profile.token_id is not None and profile.token_value is not None
-            self.auth = TokenAuth(profile.token_id, profile.token_value)
+            self.auth = TokenAuth(profile.token_id, Secret.of(profile.token_value))
         else:
             assert profile.password is not None
+            otp = Secret.of(profile.otp) if isinstance(profile.otp, str) else profile.otp
             self.auth = TicketAuth(
                 profile.user,
-                profile.password,
+                Secret.of(profile.password),
                 self._post_login,
-                otp=profile.otp,
+                otp=otp,
                 logger=logging.getLogger("pvekit.auth") if logger is None else logger,
             )
 

@@ -295,10 +295,11 @@ class Profile:
     name: str = "default"
     host: str = ""
     user: str = ""
-    password: Secret | None = None
+    # Plain strings are accepted and wrapped in a Secret when the profile is built.
+    password: Secret | str | None = None
     token_name: str | None = None
-    token_value: Secret | None = None
-    otp: Secret | Callable[[], str] | None = None
+    token_value: Secret | str | None = None
+    otp: Secret | str | Callable[[], str] | None = None
     scheme: str = "https"
     api_path: str = API_PATH
     verify_ssl: bool = True

@@ -125,7 +125,7 @@ def test_error_mapping(
     with pytest.raises(cls) as info:
         client.post("/nodes/pve1/qemu/100/status/start")
     err = info.value
-    assert type(err) is cls
+    assert isinstance(err, APIError) and type(err) is cls
     message = str(err)
     assert text in message
     assert "POST /nodes/pve1/qemu/100/status/start" in message and "profile 'default'" in message

@@ -148,11 +148,12 @@ def test_ticket_past_two_hours_logs_in_with_password(srv: PVEServer) -> None:
 
 def test_401_relogin_and_repeat_once_for_reads_and_writes(srv: PVEServer) -> None:
     runs: list[str] = []
-    srv.route(
-        "POST",
-        "/nodes/pve1/qemu/100/status/start",
-        lambda rec: (runs.append("ran"), Reply(200, "UPID:x"))[1],
-    )
+
+    def start(rec: object) -> Reply:
+        runs.append("ran")
+        return Reply(200, "UPID:x")
+
+    srv.route("POST", "/nodes/pve1/qemu/100/status/start", start)
     with ApiClient(password_profile(srv, cache=False)) as c:
         c.get("/nodes")
         srv.expire_tickets()  # the server forgets the ticket: next request gets 401

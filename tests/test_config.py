@@ -17,6 +17,11 @@ PW = "hunter2-Sup3r"
 TOKEN = "5e1b7c2a-aaaa-bbbb-cccc-0123456789ab"
 
 
+def reveal(secret: object) -> str:
+    assert isinstance(secret, Secret)
+    return secret.reveal()
+
+
 def write(path: str | Path, text: str) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +126,7 @@ def test_token_forms(kwargs: dict[str, str]) -> None:
     assert p.is_token
     assert p.token_id == "root@pam!pvekit"
     assert p.identity == "root@pam!pvekit"
-    assert p.token_value is not None and p.token_value.reveal() == TOKEN
+    assert p.token_value is not None and reveal(p.token_value) == TOKEN
     assert TOKEN not in repr(p)
 
 
@@ -209,14 +214,14 @@ def test_load_pvekit_config(cfg_file: Path, monkeypatch: pytest.MonkeyPatch) -> 
     prod = cfg.profile()
     assert prod.name == "prod" and prod.host == "pve1.example.com:8006"
     assert prod.timeout == (3.0, 10.0) and prod.retries == 5 and prod.tls == "pinned"
-    assert prod.password is not None and prod.password.reveal() == PW
+    assert prod.password is not None and reveal(prod.password) == PW
     lab = cfg.profile("lab")
     assert lab.token_id == "automation@pve!pvekit" and lab.cache == "memory"
     assert repr(lab.token_value) == "<secret from $LAB_TOKEN>"
-    assert lab.token_value is not None and lab.token_value.reveal() == TOKEN
+    assert lab.token_value is not None and reveal(lab.token_value) == TOKEN
     cmd = cfg.profile("cmd")
     assert repr(cmd.password) == "<secret from command>"
-    assert cmd.password is not None and cmd.password.reveal() == "from-command"
+    assert cmd.password is not None and reveal(cmd.password) == "from-command"
     assert [p.name for p in cfg.group("all")] == ["prod", "lab"]
     assert [p.name for p in cfg.group("everything")] == ["lab"]
     assert PW not in repr(cfg) and TOKEN not in repr(cfg)
@@ -357,7 +362,7 @@ def test_encrypted_inline_values(cfg_file: Path) -> None:
     assert repr(p.password) == "<secret SOPS-encrypted>"
     with pytest.raises(ConfigError) as info:
         assert p.password is not None
-        p.password.reveal()
+        reveal(p.password)
     assert "SOPS-encrypted" in str(info.value) and "password_command" in str(info.value)
     assert "'sops'" in str(info.value) and "field 'password'" in str(info.value)
     with pytest.raises(ConfigError, match="SOPS-encrypted"):
@@ -403,7 +408,7 @@ def test_pvetui_profiles_and_groups(tui_file: Path, cfg_file: Path) -> None:
     home = cfg.profile("home")
     assert home.host == "192.168.1.10:8006" and home.user == "root@pam"
     assert home.tls == "INSECURE" and "(pvetui)" in home.source
-    assert home.password is not None and home.password.reveal() == PW
+    assert home.password is not None and reveal(home.password) == PW
     office = cfg.profile("office")
     assert office.token_id == "tui@pve!tui"
     assert cfg.default == "office"
@@ -457,12 +462,12 @@ def test_pvetui_encrypted_values(tui_file: Path) -> None:
     sops = cfg.profile("sops")
     with pytest.raises(ConfigError) as info:
         assert sops.password is not None
-        sops.password.reveal()
+        reveal(sops.password)
     assert "SOPS-encrypted" in str(info.value) and "pvetui profile 'sops'" in str(info.value)
     age = cfg.profile("age")
     with pytest.raises(ConfigError, match="age-encrypted"):
         assert age.token_value is not None
-        age.token_value.reveal()
+        reveal(age.token_value)
     with pytest.raises(ConfigError, match="field 'addr' - the value is SOPS-encrypted"):
         cfg.profile("addr_encrypted")
     with pytest.raises(ConfigError, match="both a password and a token"):
@@ -492,7 +497,7 @@ def test_env_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cfg.default == "env"
     assert env.host == "pve-env.example:8443" and env.token_id == "svc@pve!ci"
     assert env.tls == "INSECURE"
-    assert env.token_value is not None and env.token_value.reveal() == TOKEN
+    assert env.token_value is not None and reveal(env.token_value) == TOKEN
     assert TOKEN not in repr(env)
 
 
