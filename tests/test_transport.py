@@ -389,3 +389,28 @@ def test_tls_insecure_works_and_is_marked(tls_srv: PVEServer) -> None:
         assert "INSECURE" in repr(c)
         with pytest.warns(Warning, match="Unverified HTTPS request"):
             c.get("/nodes")
+
+
+def test_cached_session_shared_by_many_threads(srv: PVEServer) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+    with ApiClient(password_profile(srv)) as c:
+
+        def work(i: int) -> None:
+            try:
+                for j in range(5):
+                    c.get(f"/nodes/pve{(i + j) % 4}/status")
+                    if j == 2:
+                        c.post(f"/nodes/pve{i % 4}/qemu/{100 + i}/status/start")
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert errors == []
+    assert srv.logins == 1
+    assert srv.count("POST") == 16 + 1  # each write once, plus the login
