@@ -27,6 +27,7 @@ __all__ = ["GuestPanel"]
 ALL = ""  # filter value meaning "no filter"
 NBSP = "\u00a0"  # browsers collapse plain spaces inside <option>; these keep the columns
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
+_PROBE_LIMIT = 10  # selections larger than this are not probed for a paused state
 _SNAPSHOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{1,39}$")
 
 # (header, width) of the columns of the guest list; the last one takes the rest of the line
@@ -229,6 +230,8 @@ class GuestPanel(w.VBox):
         self._storage: list[dict[str, Any]] = []
         self._perms: dict[str, Permissions] = {}
         self._busy: set[Key] = set()
+        self._qmp: dict[Key, str] = {}  # QMP status of probed running VMs ("" = unknown)
+        self._probing: set[Key] = set()
         self._pending: _Pending | None = None
         self._dialog: _Dialog | None = None
         self.task_views: list[TaskView] = []
@@ -330,6 +333,8 @@ class GuestPanel(w.VBox):
         children += [self.message, self.tasks_box]
         super().__init__(children)
         self.add_class("pvekit-guest-panel")
+        if self.read_only:
+            self.add_class("pvekit-read-only")
         # First read in the foreground so the panel shows data as soon as it is displayed.
         self._load(fresh=False, permissions=True)
 
@@ -465,6 +470,7 @@ class GuestPanel(w.VBox):
             self._guests = guests
             self._by_key = {(text(r.get("profile")), int(r["vmid"])): r for r in guests}
             self._nodes = nodes
+            self._qmp.clear()
             if storage is not None:
                 self._storage = storage
             if perms is not None:
@@ -552,10 +558,43 @@ class GuestPanel(w.VBox):
         with self._lock:
             out = []
             for value in self.guest_list.value:
-                row = self._by_key.get(self._key_of(value))
+                key = self._key_of(value)
+                row = self._by_key.get(key)
                 if row is not None:
+                    if self._qmp.get(key):
+                        row = {**row, "qmpstatus": self._qmp[key]}
                     out.append(row)
             return out
+
+    def _probe_qmp(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Learn whether selected running VMs are paused (``/cluster/resources`` may only say
+        "running"), in the background, then re-evaluate the buttons."""
+        if self.read_only or len(rows) > _PROBE_LIMIT:
+            return
+        keys = [
+            (text(r.get("profile")), int(r["vmid"]))
+            for r in rows
+            if text(r.get("type")) == "qemu" and text(r.get("status")) == "running"
+        ]
+        keys = [k for k in keys if k not in self._qmp and k not in self._probing]
+        if not keys or self._runner.closed:
+            return
+        self._probing.update(keys)
+        self._runner.submit(self._probe_job, keys)
+
+    def _probe_job(self, keys: list[Key]) -> None:
+        for key in keys:
+            try:
+                current = self._src.guest(*key).status()
+                qmp = text(current.get("qmpstatus") or current.get("status"))
+            except PVEError as exc:
+                log.info("status of %s/%s unavailable: %s", key[0], key[1], exc)
+                qmp = ""
+            with self._lock:
+                self._qmp[key] = qmp
+                self._probing.discard(key)
+        with self._lock:
+            self._selection_changed()
 
     def _identity(self, rows: Sequence[Mapping[str, Any]] | None = None) -> Identity:
         rows = self._selected_rows() if rows is None else rows
@@ -597,6 +636,7 @@ class GuestPanel(w.VBox):
                 self._cancel_pending("selection changed: confirmation cancelled")
             if self._dialog is not None and self._dialog.identity != identity:
                 self._close_dialog()
+            self._probe_qmp(rows)
             if rows:
                 names = ", ".join(
                     f"{text(r.get('vmid'))} {text(r.get('name'))} ({text(r.get('status'))})"
@@ -836,23 +876,30 @@ class GuestPanel(w.VBox):
         target = w.Dropdown(options=self.migration_targets(profile, source), description="Target")
         target.add_class("pvekit-migrate-target")
         running = [r for r in rows if text(r.get("status")) == "running"]
-        online = w.Checkbox(
-            value=True,
-            description="live migration of running VMs / restart running containers",
-            indent=False,
-            layout=w.Layout(display="flex" if running else "none"),
+        # Proxmox refuses an offline migration of a running VM, and cannot move a running
+        # container live: say what will happen instead of offering a choice that fails.
+        note = w.HTML(
+            "<i>running VMs migrate live; running containers are stopped, moved and started "
+            "again</i>"
+            if running
+            else ""
         )
-        online.add_class("pvekit-migrate-online")
-        go = w.Button(description="Migrate", icon="exchange", button_style="primary")
+        note.add_class("pvekit-migrate-note")
+        go = w.Button(
+            description="Migrate",
+            icon="exchange",
+            button_style="primary",
+            disabled=not target.options,
+        )
         go.add_class("pvekit-migrate-go")
         names = ", ".join(f"{text(r.get('vmid'))} {text(r.get('name'))}" for r in rows)
         dialog = self._dialog_frame(
             "migrate",
             rows,
             f"Migrate {names} (profile {profile}) from node {source}",
-            [target, online, go],
+            [target, note, go],
         )
-        dialog.parts.update(target=target, online=online, go=go)
+        dialog.parts.update(target=target, note=note, go=go)
 
         @guarded
         def run(_self: GuestPanel) -> None:
@@ -862,11 +909,8 @@ class GuestPanel(w.VBox):
             self._close_dialog()
             for row in rows:
                 kw: dict[str, Any] = {"target": chosen}
-                if text(row.get("status")) == "running":
-                    if text(row.get("type")) == "qemu":
-                        kw["online"] = bool(online.value)
-                    else:
-                        kw["restart"] = bool(online.value)
+                if text(row.get("type")) == "qemu" and text(row.get("status")) == "running":
+                    kw["online"] = True
                 self._start("migrate", [row], kw, title=f"migrate to {chosen}")
 
         go.on_click(lambda _b: run(self))
