@@ -262,7 +262,11 @@ class ApiClient:
     def _transport_error(
         self, exc: requests.RequestException, method: str, path: str
     ) -> errors.TransportError:
-        detail = redact(str(exc))[:300]
+        # requests quotes offending header values (credentials) in InvalidHeader messages.
+        if isinstance(exc, requests.exceptions.InvalidHeader):
+            detail = "a request header was rejected as invalid"
+        else:
+            detail = redact(str(exc))[:300]
         ctx: dict[str, Any] = {"profile": self.profile, "method": method, "path": path}
         if isinstance(exc, requests.exceptions.SSLError):
             text = detail

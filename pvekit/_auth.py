@@ -25,7 +25,7 @@ import requests
 from requests.auth import AuthBase
 
 from ._config import Secret
-from ._errors import AuthenticationError, TwoFactorRequiredError
+from ._errors import AuthenticationError, ConfigError, TwoFactorRequiredError
 
 __all__ = ["TICKET_LIFETIME", "LoginPoster", "TicketAuth", "TokenAuth"]
 
@@ -53,7 +53,14 @@ class TokenAuth(AuthBase):
         self._secret = secret
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"PVEAPIToken={self.token_id}={self._secret.reveal()}"
+        secret = self._secret.reveal()
+        if any(ch.isspace() or ord(ch) < 32 for ch in secret):
+            # requests would reject the header and quote its value in the exception text.
+            raise ConfigError(
+                f"{self._secret.where or 'API token'} - the token secret contains whitespace "
+                "or control characters (a stray newline from a file or command?)"
+            )
+        r.headers["Authorization"] = f"PVEAPIToken={self.token_id}={secret}"
         return r
 
     def __repr__(self) -> str:

@@ -278,3 +278,24 @@ def test_no_secret_in_debug_logs_reprs_or_errors(
     assert "POST /access/ticket -> 200" in caplog.text
     for secret in (ROOT_PW, ticket, csrf, TOKEN_SECRET):
         assert secret not in text
+
+
+def test_token_secret_with_newline_is_a_clear_error(
+    srv: PVEServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pvekit import ConfigError
+    from pvekit._config import Secret
+
+    monkeypatch.setenv("PVEKIT_TEST_TOKEN", "abc\ndef-secret-part")
+    profile = token_profile(
+        srv,
+        token_value=Secret(
+            env="PVEKIT_TEST_TOKEN", where="cfg: profile 't', field 'token_value_env'"
+        ),
+        cache=False,
+    )
+    with ApiClient(profile) as c, pytest.raises(ConfigError) as info:
+        c.get("/nodes")
+    assert "whitespace or control characters" in str(info.value)
+    assert "def-secret-part" not in str(info.value)
+    assert srv.requests == []
