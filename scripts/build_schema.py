@@ -156,8 +156,10 @@ def main() -> int:
     with args.out.open("wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
         gz.write(raw)
     n = sum(len(m) for m in data["paths"].values())
-    print(f"{args.out}: {len(data['paths'])} paths, {n} endpoints, "
-          f"{len(raw)} bytes JSON, {args.out.stat().st_size} bytes gzip")
+    print(
+        f"{args.out}: {len(data['paths'])} paths, {n} endpoints, "
+        f"{len(raw)} bytes JSON, {args.out.stat().st_size} bytes gzip"
+    )
     return 0
 
 

@@ -35,8 +35,14 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def assert_same_shape(real: Any, sim: Any, where: str, *, optional: set[str] = frozenset(),
-                      drift: set[str] = frozenset()) -> None:
+def assert_same_shape(
+    real: Any,
+    sim: Any,
+    where: str,
+    *,
+    optional: set[str] = frozenset(),
+    drift: set[str] = frozenset(),
+) -> None:
     """Keys of ``real`` exist in ``sim`` (except ``optional``) with the same JSON kind
     (except ``drift``, documented version differences). Recurses into dicts."""
     if isinstance(real, dict):
@@ -50,8 +56,9 @@ def assert_same_shape(real: Any, sim: Any, where: str, *, optional: set[str] = f
     if isinstance(real, list):
         assert isinstance(sim, list), f"{where}: expected a list, got {_kind(sim)}"
         if real and sim and not isinstance(real[0], dict):
-            assert _kind(real[0]) == _kind(sim[0]), f"{where}[0]: {_kind(real[0])} vs " \
-                                                   f"{_kind(sim[0])}"
+            assert _kind(real[0]) == _kind(sim[0]), (
+                f"{where}[0]: {_kind(real[0])} vs {_kind(sim[0])}"
+            )
         return
     assert _kind(real) == _kind(sim), (
         f"{where}: real server sends {_kind(real)} ({real!r}), simulator {_kind(sim)} ({sim!r})"
@@ -85,16 +92,21 @@ def prod(simulator: Simulator) -> SimCluster:
 def api(prod: SimCluster) -> Callable[..., Any]:
     s = requests.Session()
     kw = prod.connect_kwargs("root")
-    r = s.post(prod.url + API + "/access/ticket",
-               data={"username": kw["user"], "password": kw["password"]})
+    r = s.post(
+        prod.url + API + "/access/ticket", data={"username": kw["user"], "password": kw["password"]}
+    )
     r.raise_for_status()
     s.cookies.set("PVEAuthCookie", r.json()["data"]["ticket"])
     csrf = r.json()["data"]["CSRFPreventionToken"]
 
     def call(path: str, method: str = "GET", full: bool = False, **params: Any) -> Any:
-        resp = s.request(method, prod.url + API + path, params=params if method == "GET"
-                         else None, data=None if method == "GET" else params,
-                         headers={"CSRFPreventionToken": csrf})
+        resp = s.request(
+            method,
+            prod.url + API + path,
+            params=params if method == "GET" else None,
+            data=None if method == "GET" else params,
+            headers={"CSRFPreventionToken": csrf},
+        )
         if full:
             return resp
         assert resp.status_code == 200, (path, resp.status_code, resp.reason)
@@ -110,9 +122,16 @@ def _pick(rows: list[dict[str, Any]], **want: Any) -> dict[str, Any]:
     raise AssertionError(f"no simulator row with {want}")
 
 
-def _guest(prod: SimCluster, gtype: str, *, running: bool, template: bool = False,
-           agent: bool | None = None, balloon: bool | None = None,
-           ostype: str | None = None) -> tuple[str, int]:
+def _guest(
+    prod: SimCluster,
+    gtype: str,
+    *,
+    running: bool,
+    template: bool = False,
+    agent: bool | None = None,
+    balloon: bool | None = None,
+    ostype: str | None = None,
+) -> tuple[str, int]:
     for g in prod.state.guests.values():
         if g.type != gtype or g.running != running or g.template != template:
             continue
@@ -128,8 +147,13 @@ def _guest(prod: SimCluster, gtype: str, *, running: bool, template: bool = Fals
     raise AssertionError("scenario lacks such a guest")
 
 
-def _rows_by_state(real: list[dict[str, Any]], sim: list[dict[str, Any]], where: str,
-                   key: Callable[[dict[str, Any]], Any], **kw: Any) -> None:
+def _rows_by_state(
+    real: list[dict[str, Any]],
+    sim: list[dict[str, Any]],
+    where: str,
+    key: Callable[[dict[str, Any]], Any],
+    **kw: Any,
+) -> None:
     assert real, where
     for i, row in enumerate(real):
         match = [s for s in sim if key(s) == key(row)]
@@ -156,35 +180,44 @@ def test_cluster_status(api: Callable[..., Any]) -> None:
 def test_cluster_resources(api: Callable[..., Any]) -> None:
     real = _body(_row("luthermonson-go-proxmox/pve7.4/GET_cluster_resources.json"))
     sim = api("/cluster/resources")
-    _rows_by_state(real, sim, "/cluster/resources", key=_resource_kind,
-                   optional={"tags"})
+    _rows_by_state(real, sim, "/cluster/resources", key=_resource_kind, optional={"tags"})
     for typ in ("qemu", "lxc"):
         assert all(isinstance(r["template"], int) for r in sim if r["type"] == typ)
     assert any("memhost" in r for r in sim if r["type"] == "qemu"), "9.x rows carry memhost"
 
 
-@pytest.mark.parametrize("name", [
-    "issues__Corsinvest-cv4pve-diag/unknown/GET_cluster_resources_type_storage.json",
-    "issues__Corsinvest-cv4pve-autosnap/pve6.2-12/GET_cluster_resources_type_storage.json",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "issues__Corsinvest-cv4pve-diag/unknown/GET_cluster_resources_type_storage.json",
+        "issues__Corsinvest-cv4pve-autosnap/pve6.2-12/GET_cluster_resources_type_storage.json",
+    ],
+)
 def test_cluster_resources_storage(api: Callable[..., Any], name: str) -> None:
     real = _body(_row(name))
     sim = api("/cluster/resources", type="storage")
     assert {r["type"] for r in sim} == {"storage"}
-    _rows_by_state(real, [r for r in sim if r["status"] == "available"], name,
-                   key=lambda r: r["type"])
+    _rows_by_state(
+        real, [r for r in sim if r["status"] == "available"], name, key=lambda r: r["type"]
+    )
 
 
 def test_cluster_resources_storage_fragment(api: Callable[..., Any]) -> None:
-    real = _body(_row("issues__Higangssh-homebutler/unknown/"
-                      "GET_cluster_resources__storage-row-fragment.json"))
+    real = _body(
+        _row(
+            "issues__Higangssh-homebutler/unknown/GET_cluster_resources__storage-row-fragment.json"
+        )
+    )
     sim = _pick(api("/cluster/resources", type="storage"), storage="local-lvm")
     assert_same_shape(real, sim, "storage row")
 
 
 def test_cluster_resources_offline_node(simulator: Simulator) -> None:
-    real = _body(_row("issues__gethomepage-homepage/unknown/"
-                      "GET_cluster_resources__offline-node-partial.json"))
+    real = _body(
+        _row(
+            "issues__gethomepage-homepage/unknown/GET_cluster_resources__offline-node-partial.json"
+        )
+    )
     with Simulator("demo", offline_nodes=("pve3",)) as sim:
         c = sim["prod"]
         s = requests.Session()
@@ -226,26 +259,26 @@ def test_node_status_and_version(api: Callable[..., Any]) -> None:
     assert_same_shape(real, api("/nodes/pve1/dns"), "/nodes/{node}/dns")
 
 
-@pytest.mark.parametrize("name,drift", [
-    ("luthermonson-go-proxmox/pve7.4/GET_nodes_node_lxc.json", LXC_VMID_STRING),
-    ("proxmoxer-docs/unknown/GET_nodes_node_lxc.json", LXC_VMID_STRING),
-    ("influxdata-telegraf/unknown/GET_nodes_node_lxc.json", PVE6_STRINGS),
-])
-def test_lxc_list(api: Callable[..., Any], prod: SimCluster, name: str,
-                  drift: set[str]) -> None:
+@pytest.mark.parametrize(
+    "name,drift",
+    [
+        ("luthermonson-go-proxmox/pve7.4/GET_nodes_node_lxc.json", LXC_VMID_STRING),
+        ("proxmoxer-docs/unknown/GET_nodes_node_lxc.json", LXC_VMID_STRING),
+        ("influxdata-telegraf/unknown/GET_nodes_node_lxc.json", PVE6_STRINGS),
+    ],
+)
+def test_lxc_list(api: Callable[..., Any], prod: SimCluster, name: str, drift: set[str]) -> None:
     real = _body(_row(name))
     sim = [r for n in prod.state.nodes for r in api(f"/nodes/{n}/lxc")]
     assert all(isinstance(r["vmid"], int) for r in sim)  # PVE 8+ sends integers
-    _rows_by_state(real, sim, name, key=lambda r: (r["status"], r.get("template")),
-                   drift=drift)
+    _rows_by_state(real, sim, name, key=lambda r: (r["status"], r.get("template")), drift=drift)
     assert all("pid" not in r for r in sim if r["status"] == "stopped")
 
 
 def test_qemu_list(api: Callable[..., Any]) -> None:
     real = _body(_row("influxdata-telegraf/unknown/GET_nodes_node_qemu.json"))
     sim = api("/nodes/pve1/qemu")
-    _rows_by_state(real, sim, "/nodes/{node}/qemu", key=lambda r: r["status"],
-                   drift={"vmid"})
+    _rows_by_state(real, sim, "/nodes/{node}/qemu", key=lambda r: r["status"], drift={"vmid"})
     assert all(isinstance(r["vmid"], int) for r in sim)
     assert all(r.get("template") == 1 for r in sim if "template" in r)
 
@@ -256,12 +289,15 @@ def test_lxc_status_current(api: Callable[..., Any], prod: SimCluster) -> None:
     assert_same_shape(real, api(f"/nodes/{node}/lxc/{vmid}/status/current"), "lxc template")
     real = _body(_row("influxdata-telegraf/unknown/GET_nodes_node_lxc_vmid_status_current.json"))
     node, vmid = _guest(prod, "lxc", running=True)
-    assert_same_shape(real, api(f"/nodes/{node}/lxc/{vmid}/status/current"), "lxc running",
-                      drift=PVE6_STRINGS)
+    assert_same_shape(
+        real, api(f"/nodes/{node}/lxc/{vmid}/status/current"), "lxc running", drift=PVE6_STRINGS
+    )
 
 
 def test_qemu_status_current(api: Callable[..., Any], prod: SimCluster) -> None:
-    real = _body(_row("luthermonson-go-proxmox/pve8.0/GET_nodes_node_qemu_vmid_status_current.json"))
+    real = _body(
+        _row("luthermonson-go-proxmox/pve8.0/GET_nodes_node_qemu_vmid_status_current.json")
+    )
     node, vmid = _guest(prod, "qemu", running=True, agent=True, balloon=True)
     sim = api(f"/nodes/{node}/qemu/{vmid}/status/current")
     assert_same_shape(real, sim, "qemu running", drift={"nics"})
@@ -282,8 +318,9 @@ def test_lxc_config_and_snapshots(api: Callable[..., Any], prod: SimCluster) -> 
     real = _body(_row("luthermonson-go-proxmox/pve7.4/GET_nodes_node_lxc_vmid_snapshot.json"))
     g = next(g for g in prod.state.guests.values() if g.type == "lxc" and len(g.snapshots))
     sim = api(f"/nodes/{g.node}/lxc/{g.vmid}/snapshot")
-    _rows_by_state(real, sim, "lxc snapshots", key=lambda r: r["name"] == "current",
-                   optional={"parent"})
+    _rows_by_state(
+        real, sim, "lxc snapshots", key=lambda r: r["name"] == "current", optional={"parent"}
+    )
     assert sim[-1]["name"] == "current" and sim[-1]["description"] == "You are here!"
 
 
@@ -295,11 +332,14 @@ def test_qemu_config(api: Callable[..., Any], prod: SimCluster) -> None:
     assert "size=" in sim["scsi0"] and len(sim["digest"]) == 40
 
 
-@pytest.mark.parametrize("name", [
-    "luthermonson-go-proxmox/pve7.4/GET_nodes_node_qemu_vmid_rrddata_timeframe_hour.json",
-    "pages__forum.proxmox.com/unknown/"
-    "GET_nodes_node_qemu_vmid_rrddata_timeframe_hour__running-vm-partial.json",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "luthermonson-go-proxmox/pve7.4/GET_nodes_node_qemu_vmid_rrddata_timeframe_hour.json",
+        "pages__forum.proxmox.com/unknown/"
+        "GET_nodes_node_qemu_vmid_rrddata_timeframe_hour__running-vm-partial.json",
+    ],
+)
 def test_qemu_rrddata(api: Callable[..., Any], prod: SimCluster, name: str) -> None:
     real = _body(_row(name))
     template = "template" in _row(name)["notes"]
@@ -312,11 +352,14 @@ def test_qemu_rrddata(api: Callable[..., Any], prod: SimCluster, name: str) -> N
         assert set(sim[0]) == {"time", "maxcpu", "maxmem", "maxdisk", "disk"}
 
 
-@pytest.mark.parametrize("name,iface", [
-    ("luthermonson-go-proxmox/pve7.4/GET_nodes_node_network.json", None),
-    ("luthermonson-go-proxmox/pve7.4/GET_nodes_node_network__node2.json", None),
-    ("luthermonson-go-proxmox/pve7.4/GET_nodes_node_network_iface.json", "vmbr0"),
-])
+@pytest.mark.parametrize(
+    "name,iface",
+    [
+        ("luthermonson-go-proxmox/pve7.4/GET_nodes_node_network.json", None),
+        ("luthermonson-go-proxmox/pve7.4/GET_nodes_node_network__node2.json", None),
+        ("luthermonson-go-proxmox/pve7.4/GET_nodes_node_network_iface.json", "vmbr0"),
+    ],
+)
 def test_network(api: Callable[..., Any], name: str, iface: str | None) -> None:
     real = _body(_row(name))
     if iface:
@@ -324,19 +367,32 @@ def test_network(api: Callable[..., Any], name: str, iface: str | None) -> None:
         return
     sim = api("/nodes/pve1/network")
     # vlan interfaces are not part of the simulated network layout
-    _rows_by_state([r for r in real if r["type"] != "vlan"], sim, name,
-                   key=lambda r: r["type"], optional={"exists", "address6", "cidr6",
-                                                       "netmask6", "gateway", "comments",
-                                                       "bridge_vids", "bridge_vlan_aware",
-                                                       "mtu"})
+    _rows_by_state(
+        [r for r in real if r["type"] != "vlan"],
+        sim,
+        name,
+        key=lambda r: r["type"],
+        optional={
+            "exists",
+            "address6",
+            "cidr6",
+            "netmask6",
+            "gateway",
+            "comments",
+            "bridge_vids",
+            "bridge_vlan_aware",
+            "mtu",
+        },
+    )
     bridge = _pick(sim, type="bridge")
     assert isinstance(bridge["netmask"], str) and isinstance(bridge["bridge_fd"], str)
 
 
 def test_access(api: Callable[..., Any], prod: SimCluster) -> None:
     real = _body(_row("luthermonson-go-proxmox/unknown/POST_access_ticket.json"))
-    resp = requests.post(prod.url + API + "/access/ticket",
-                         data={"username": "root@pam", "password": "pvekit-demo"})
+    resp = requests.post(
+        prod.url + API + "/access/ticket", data={"username": "root@pam", "password": "pvekit-demo"}
+    )
     sim = resp.json()["data"]
     assert_same_shape(real, sim, "POST /access/ticket", drift={"cap"})
     for group, privs in real["cap"].items():
@@ -347,27 +403,26 @@ def test_access(api: Callable[..., Any], prod: SimCluster) -> None:
     real = _body(_row("luthermonson-go-proxmox/pve7.4/GET_access_permissions.json"))
     sim = api("/access/permissions")
     for path in real:
-        assert_same_shape(real[path], sim[path], f"permissions {path}",
-                          optional=set(real[path]))
+        assert_same_shape(real[path], sim[path], f"permissions {path}", optional=set(real[path]))
         assert all(v == 1 for v in sim[path].values())
     real = _body(_row("proxmoxer-docs/unknown/GET_access_users.json"))
-    _rows_by_state(real, api("/access/users"), "users", key=lambda r: "x",
-                   optional={"email"})
+    _rows_by_state(real, api("/access/users"), "users", key=lambda r: "x", optional={"email"})
 
 
 def test_pools(api: Callable[..., Any]) -> None:
     real = _body(_row("luthermonson-go-proxmox/unknown/GET_pools_poolid_poolid.json"))
     sim = api("/pools", poolid="production")
-    assert_same_shape({k: v for k, v in real[0].items() if k != "members"},
-                      sim[0], "pool")
+    assert_same_shape({k: v for k, v in real[0].items() if k != "members"}, sim[0], "pool")
     qemu_real = [m for m in real[0]["members"] if m["type"] == "qemu"]
-    _rows_by_state(qemu_real, sim[0]["members"], "pool members",
-                   key=lambda r: (r["type"], r["status"]))
+    _rows_by_state(
+        qemu_real, sim[0]["members"], "pool members", key=lambda r: (r["type"], r["status"])
+    )
 
 
 def test_nextid_error_shape(api: Callable[..., Any]) -> None:
-    real = json.loads((FIXTURES / "luthermonson-go-proxmox/unknown/"
-                       "GET_cluster_nextid_vmid_vmid.json").read_text())
+    real = json.loads(
+        (FIXTURES / "luthermonson-go-proxmox/unknown/GET_cluster_nextid_vmid_vmid.json").read_text()
+    )
     resp = api("/cluster/nextid", full=True, vmid=100)
     assert resp.status_code == 400
     assert resp.json() == {"errors": {"vmid": "VM 100 already exists"}, "data": None}
@@ -376,33 +431,45 @@ def test_nextid_error_shape(api: Callable[..., Any]) -> None:
 
 
 def test_unknown_node_error_shape(api: Callable[..., Any]) -> None:
-    real = json.loads((FIXTURES / "luthermonson-go-proxmox/unknown/"
-                       "GET_nodes_node_status__error-unknown-node.json").read_text())
+    real = json.loads(
+        (
+            FIXTURES / "luthermonson-go-proxmox/unknown/"
+            "GET_nodes_node_status__error-unknown-node.json"
+        ).read_text()
+    )
     resp = api("/nodes/doesntexist/status", full=True)
     assert resp.status_code == 500
     assert resp.json() == real == {"data": None}
     assert "doesntexist" in resp.reason
 
 
-@pytest.mark.parametrize("name", [
-    "issues__Telmate-proxmox-api-go/unknown/"
-    "GET_nodes_node_qemu_vmid_agent_network-get-interfaces.json",
-    "issues__xezpeleta-Ansible-Proxmox-inventory/pve6.1/"
-    "GET_nodes_node_qemu_vmid_agent_network-get-interfaces.json",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "issues__Telmate-proxmox-api-go/unknown/"
+        "GET_nodes_node_qemu_vmid_agent_network-get-interfaces.json",
+        "issues__xezpeleta-Ansible-Proxmox-inventory/pve6.1/"
+        "GET_nodes_node_qemu_vmid_agent_network-get-interfaces.json",
+    ],
+)
 def test_agent_interfaces(api: Callable[..., Any], prod: SimCluster, name: str) -> None:
     real = _body(_row(name))
     node, vmid = _guest(prod, "qemu", running=True, agent=True, ostype="l26")
     sim = api(f"/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")
     assert_same_shape(real, sim, name)
     _rows_by_state(real["result"], sim["result"], name, key=lambda r: r["name"] == "lo")
-    assert_same_shape(real["result"][1]["ip-addresses"][0], sim["result"][1]["ip-addresses"][0],
-                      "ip-address")
+    assert_same_shape(
+        real["result"][1]["ip-addresses"][0], sim["result"][1]["ip-addresses"][0], "ip-address"
+    )
 
 
 def test_agent_fsinfo_windows(api: Callable[..., Any], prod: SimCluster) -> None:
-    real = _body(_row("issues__rcourtman-Pulse/pve9.0.6/"
-                      "GET_nodes_node_qemu_vmid_agent_get-fsinfo__windows-volume-fragment.json"))
+    real = _body(
+        _row(
+            "issues__rcourtman-Pulse/pve9.0.6/"
+            "GET_nodes_node_qemu_vmid_agent_get-fsinfo__windows-volume-fragment.json"
+        )
+    )
     node, vmid = _guest(prod, "qemu", running=True, agent=True, ostype="win")
     sim = api(f"/nodes/{node}/qemu/{vmid}/agent/get-fsinfo")["result"]
     reserved = _pick(sim, mountpoint="System Reserved")
@@ -416,28 +483,41 @@ def test_agent_exec(api: Callable[..., Any], prod: SimCluster) -> None:
     real = _body(_row("proxmoxer-docs/unknown/POST_nodes_node_qemu_vmid_agent_exec.json"))
     sim = api(f"/nodes/{node}/qemu/{vmid}/agent/exec", "POST", command=["echo", "hello"])
     assert_same_shape(real, sim, "agent exec")
-    real = _body(_row("proxmoxer-docs/unknown/"
-                      "GET_nodes_node_qemu_vmid_agent_exec-status_pid_pid.json"))
+    real = _body(
+        _row("proxmoxer-docs/unknown/GET_nodes_node_qemu_vmid_agent_exec-status_pid_pid.json")
+    )
     status = api(f"/nodes/{node}/qemu/{vmid}/agent/exec-status", pid=sim["pid"])
     assert_same_shape(real, status, "exec-status")
     assert status["out-data"] == "hello\n"
 
 
 def test_storage(api: Callable[..., Any]) -> None:
-    real = _body(_row("issues__Telmate-terraform-provider-proxmox/unknown/"
-                      "GET_nodes_node_storage_storage_status.json"))
+    real = _body(
+        _row(
+            "issues__Telmate-terraform-provider-proxmox/unknown/"
+            "GET_nodes_node_storage_storage_status.json"
+        )
+    )
     assert_same_shape(real, api("/nodes/pve1/storage/ceph-vm/status"), "storage status")
-    real = _body(_row("issues__rcourtman-Pulse/unknown/GET_storage__nodes-restricted-fragment.json"))
+    real = _body(
+        _row("issues__rcourtman-Pulse/unknown/GET_storage__nodes-restricted-fragment.json")
+    )
     sim = api("/storage")
-    assert_same_shape({k: v for k, v in real[0].items() if k not in ("nodes", "shared")},
-                      _pick(sim, type="dir"), "/storage")
+    assert_same_shape(
+        {k: v for k, v in real[0].items() if k not in ("nodes", "shared")},
+        _pick(sim, type="dir"),
+        "/storage",
+    )
 
 
-@pytest.mark.parametrize("name", [
-    "issues__Telmate-proxmox-api-go/unknown/GET_nodes_node_tasks_upid_status.json",
-    "proxmoxer-docs/pve7.x/GET_nodes_node_tasks_upid_status__aptupdate.json",
-    "proxmoxer-docs/pve7.x/GET_nodes_node_tasks_upid_status__vzcreate.json",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "issues__Telmate-proxmox-api-go/unknown/GET_nodes_node_tasks_upid_status.json",
+        "proxmoxer-docs/pve7.x/GET_nodes_node_tasks_upid_status__aptupdate.json",
+        "proxmoxer-docs/pve7.x/GET_nodes_node_tasks_upid_status__vzcreate.json",
+    ],
+)
 def test_task_status(api: Callable[..., Any], name: str) -> None:
     real = _body(_row(name))
     task = api("/nodes/pve1/tasks", source="all", limit=1)[0]
@@ -452,8 +532,10 @@ def test_task_list_and_log(api: Callable[..., Any]) -> None:
     assert len(sim) == 3
     finished = [r for r in real if r["status"] != "RUNNING"]
     _rows_by_state(finished, sim, "task list", key=lambda r: r["status"] == "RUNNING")
-    for name in ("proxmoxer-docs/pve7.x/GET_nodes_node_tasks_upid_log.json",
-                 "proxmoxer-docs/pve7.x/GET_nodes_node_tasks_upid_log__vzcreate.json"):
+    for name in (
+        "proxmoxer-docs/pve7.x/GET_nodes_node_tasks_upid_log.json",
+        "proxmoxer-docs/pve7.x/GET_nodes_node_tasks_upid_log__vzcreate.json",
+    ):
         real = _body(_row(name))
         log = api(f"/nodes/pve1/tasks/{sim[0]['upid']}/log")
         _rows_by_state(real, log, name, key=lambda r: "x")

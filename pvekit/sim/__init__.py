@@ -83,11 +83,14 @@ class Simulator:
         from ._scenarios import build_scenario
 
         if scenario not in SCENARIO_NAMES:
-            raise ValueError(f"unknown simulator scenario {scenario!r}; choose one of "
-                             f"{', '.join(SCENARIO_NAMES)}")
+            raise ValueError(
+                f"unknown simulator scenario {scenario!r}; choose one of "
+                f"{', '.join(SCENARIO_NAMES)}"
+            )
         if str(pve_version) not in PVE_VERSIONS:
-            raise ValueError(f"pve_version must be one of {', '.join(PVE_VERSIONS)}, "
-                             f"not {pve_version!r}")
+            raise ValueError(
+                f"pve_version must be one of {', '.join(PVE_VERSIONS)}, not {pve_version!r}"
+            )
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, not {port!r}")
         self.scenario = scenario
@@ -99,8 +102,7 @@ class Simulator:
         self.clock = clock if clock is not None else SimClock()
         self._lock = threading.Lock()
         self._started = False
-        states = build_scenario(scenario, self.clock, seed, self.pve_version,
-                                dict(scenario_kwargs))
+        states = build_scenario(scenario, self.clock, seed, self.pve_version, dict(scenario_kwargs))
         cert = None
         if https:
             from ._tls import make_cert
@@ -112,9 +114,15 @@ class Simulator:
         self.clusters: dict[str, SimCluster] = {}
         for i, st in enumerate(states):
             self.clusters[st.name] = SimCluster(
-                name=st.name, state=st, auth=AuthDB(st.name, self.clock, seed),
-                faults=Faults(seed, st.name, st.policy), host_ip=host,
-                port=port + i if port else 0, https=https, cert=cert)
+                name=st.name,
+                state=st,
+                auth=AuthDB(st.name, self.clock, seed),
+                faults=Faults(seed, st.name, st.policy),
+                host_ip=host,
+                port=port + i if port else 0,
+                https=https,
+                cert=cert,
+            )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -163,8 +171,9 @@ class Simulator:
         try:
             return self.clusters[name]
         except KeyError:
-            raise KeyError(f"no simulated cluster {name!r}; have "
-                           f"{', '.join(self.clusters)}") from None
+            raise KeyError(
+                f"no simulated cluster {name!r}; have {', '.join(self.clusters)}"
+            ) from None
 
     def __iter__(self) -> Iterator[SimCluster]:
         return iter(self.clusters.values())
@@ -185,8 +194,11 @@ class Simulator:
 
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"
-        urls = ", ".join(f"{n}={c.url}" for n, c in self.clusters.items()) if self._started \
+        urls = (
+            ", ".join(f"{n}={c.url}" for n, c in self.clusters.items())
+            if self._started
             else ", ".join(self.clusters)
+        )
         return f"<Simulator {self.scenario!r} pve {self.pve_version} {state}: {urls}>"
 
 
@@ -195,17 +207,29 @@ class Simulator:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``pvekit sim``."""
-    parser.add_argument("--scenario", choices=SCENARIO_NAMES, default="demo",
-                        help="what to simulate (default: demo)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: "
-                        "127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8006,
-                        help="first port; further clusters use the next ports (0 = random)")
-    parser.add_argument("--https", action="store_true",
-                        help="serve TLS with a generated self-signed certificate")
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIO_NAMES,
+        default="demo",
+        help="what to simulate (default: demo)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8006,
+        help="first port; further clusters use the next ports (0 = random)",
+    )
+    parser.add_argument(
+        "--https", action="store_true", help="serve TLS with a generated self-signed certificate"
+    )
     parser.add_argument("--seed", type=int, default=0, help="scenario seed (default: 0)")
-    parser.add_argument("--pve-version", choices=PVE_VERSIONS, default="9.1",
-                        help="PVE version to imitate (default: 9.1)")
+    parser.add_argument(
+        "--pve-version",
+        choices=PVE_VERSIONS,
+        default="9.1",
+        help="PVE version to imitate (default: 9.1)",
+    )
     parser.add_argument("--nodes", type=int, default=None, help="large: number of nodes")
     parser.add_argument("--guests", type=int, default=None, help="large: number of guests")
 
@@ -221,13 +245,22 @@ def run(args: argparse.Namespace) -> int:
     elif args.nodes is not None or args.guests is not None:
         print("pvekit sim: --nodes/--guests apply to --scenario large only", file=sys.stderr)
         return 2
-    sim = Simulator(args.scenario, https=args.https, host=args.host, port=args.port,
-                    seed=args.seed, pve_version=args.pve_version, **kwargs)
+    sim = Simulator(
+        args.scenario,
+        https=args.https,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        pve_version=args.pve_version,
+        **kwargs,
+    )
     try:
         sim.start()
     except OSError as exc:
-        print(f"pvekit sim: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"pvekit sim: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     print(describe(sim), flush=True)
     stop = threading.Event()
@@ -242,12 +275,12 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(sim: Simulator) -> str:
     """Connection details of a running simulator (demo credentials are public test values)."""
-    lines = [f"pvekit simulator: scenario {sim.scenario!r}, PVE {sim.pve_version}, "
-             f"seed {sim.seed}"]
+    lines = [f"pvekit simulator: scenario {sim.scenario!r}, PVE {sim.pve_version}, seed {sim.seed}"]
     for name, c in sim.clusters.items():
         st = c.state
-        lines.append(f"  {name:<6} {c.url}/api2/json   {len(st.nodes)} node(s), "
-                     f"{len(st.guests)} guest(s)")
+        lines.append(
+            f"  {name:<6} {c.url}/api2/json   {len(st.nodes)} node(s), {len(st.guests)} guest(s)"
+        )
         if c.fingerprint:
             lines.append(f"         fingerprint {c.fingerprint}")
     first = next(iter(sim.clusters.values()))

@@ -38,20 +38,61 @@ TICKET_LIFETIME = 7200
 TFA_LIFETIME = 120
 
 ALL_PRIVS: tuple[str, ...] = (
-    "Datastore.Allocate", "Datastore.AllocateSpace", "Datastore.AllocateTemplate",
-    "Datastore.Audit", "Group.Allocate", "Mapping.Audit", "Mapping.Modify", "Mapping.Use",
-    "Permissions.Modify", "Pool.Allocate", "Pool.Audit", "Realm.Allocate",
-    "Realm.AllocateUser", "SDN.Allocate", "SDN.Audit", "SDN.Use", "Sys.AccessNetwork",
-    "Sys.Audit", "Sys.Console", "Sys.Incoming", "Sys.Modify", "Sys.PowerMgmt", "Sys.Syslog",
-    "User.Modify", "VM.Allocate", "VM.Audit", "VM.Backup", "VM.Clone", "VM.Config.CDROM",
-    "VM.Config.CPU", "VM.Config.Cloudinit", "VM.Config.Disk", "VM.Config.HWType",
-    "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options", "VM.Console",
-    "VM.GuestAgent.Audit", "VM.GuestAgent.FileRead", "VM.GuestAgent.FileSystemMgmt",
-    "VM.GuestAgent.FileWrite", "VM.GuestAgent.Unrestricted", "VM.Migrate", "VM.PowerMgmt",
-    "VM.Replicate", "VM.Snapshot", "VM.Snapshot.Rollback",
+    "Datastore.Allocate",
+    "Datastore.AllocateSpace",
+    "Datastore.AllocateTemplate",
+    "Datastore.Audit",
+    "Group.Allocate",
+    "Mapping.Audit",
+    "Mapping.Modify",
+    "Mapping.Use",
+    "Permissions.Modify",
+    "Pool.Allocate",
+    "Pool.Audit",
+    "Realm.Allocate",
+    "Realm.AllocateUser",
+    "SDN.Allocate",
+    "SDN.Audit",
+    "SDN.Use",
+    "Sys.AccessNetwork",
+    "Sys.Audit",
+    "Sys.Console",
+    "Sys.Incoming",
+    "Sys.Modify",
+    "Sys.PowerMgmt",
+    "Sys.Syslog",
+    "User.Modify",
+    "VM.Allocate",
+    "VM.Audit",
+    "VM.Backup",
+    "VM.Clone",
+    "VM.Config.CDROM",
+    "VM.Config.CPU",
+    "VM.Config.Cloudinit",
+    "VM.Config.Disk",
+    "VM.Config.HWType",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Options",
+    "VM.Console",
+    "VM.GuestAgent.Audit",
+    "VM.GuestAgent.FileRead",
+    "VM.GuestAgent.FileSystemMgmt",
+    "VM.GuestAgent.FileWrite",
+    "VM.GuestAgent.Unrestricted",
+    "VM.Migrate",
+    "VM.PowerMgmt",
+    "VM.Replicate",
+    "VM.Snapshot",
+    "VM.Snapshot.Rollback",
 )
 AUDIT_PRIVS: tuple[str, ...] = (
-    "Datastore.Audit", "Mapping.Audit", "Pool.Audit", "SDN.Audit", "Sys.Audit", "VM.Audit",
+    "Datastore.Audit",
+    "Mapping.Audit",
+    "Pool.Audit",
+    "SDN.Audit",
+    "Sys.Audit",
+    "VM.Audit",
     "VM.GuestAgent.Audit",
 )
 
@@ -62,7 +103,7 @@ def totp(secret_b32: str, at: float, *, step: int = 30, digits: int = 6) -> str:
     msg = struct.pack(">Q", int(at // step))
     mac = hmac.new(key, msg, hashlib.sha1).digest()
     off = mac[-1] & 0x0F
-    code = (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % (10**digits)
+    code = (struct.unpack(">I", mac[off : off + 4])[0] & 0x7FFFFFFF) % (10**digits)
     return f"{code:0{digits}d}"
 
 
@@ -104,16 +145,27 @@ class AuthDB:
         self.clock = clock
         self._base_key = hashlib.sha256(f"{cluster}:{seed}:pvekit-sim".encode()).digest()
         self._generation = 0
-        token_secret = str(uuid.UUID(int=stable_key("token", cluster, seed) << 64
-                                     | stable_key("secret", cluster, seed)))
-        totp_secret = base64.b32encode(
-            hashlib.sha256(f"totp:{cluster}:{seed}".encode()).digest()[:20]
-        ).decode().rstrip("=")
+        token_secret = str(
+            uuid.UUID(
+                int=stable_key("token", cluster, seed) << 64 | stable_key("secret", cluster, seed)
+            )
+        )
+        totp_secret = (
+            base64.b32encode(hashlib.sha256(f"totp:{cluster}:{seed}".encode()).digest()[:20])
+            .decode()
+            .rstrip("=")
+        )
         self.users: dict[str, User] = {
-            "root@pam": User("root@pam", "pvekit-demo", "Administrator",
-                             email="root@example.com", tokens={"pvekit": token_secret}),
-            "auditor@pve": User("auditor@pve", "auditor-demo", "PVEAuditor",
-                                email="auditor@example.com"),
+            "root@pam": User(
+                "root@pam",
+                "pvekit-demo",
+                "Administrator",
+                email="root@example.com",
+                tokens={"pvekit": token_secret},
+            ),
+            "auditor@pve": User(
+                "auditor@pve", "auditor-demo", "PVEAuditor", email="auditor@example.com"
+            ),
             "tfa@pve": User("tfa@pve", "tfa-demo", "Administrator", totp_secret=totp_secret),
         }
 
@@ -162,7 +214,7 @@ class AuthDB:
         if kind:
             if not body.startswith(kind):
                 return None
-            body = body[len(kind):]
+            body = body[len(kind) :]
         elif body.startswith("!tfa!"):
             return None
         user, _, stamp = body.rpartition(":")
@@ -230,8 +282,7 @@ class AuthDB:
     def _totp_ok(self, secret: str, code: str) -> bool:
         now = self.clock.now()
         # One step of drift either way, as real TOTP verifiers allow.
-        return any(hmac.compare_digest(totp(secret, now + d), code.strip())
-                   for d in (-30, 0, 30))
+        return any(hmac.compare_digest(totp(secret, now + d), code.strip()) for d in (-30, 0, 30))
 
     def _grant(self, user: User) -> dict[str, Any]:
         return {
@@ -252,8 +303,11 @@ class AuthDB:
             tokenid, _, secret = token.partition("=")
             user, _, name = tokenid.partition("!")
             u = self.users.get(user)
-            if u is None or name not in u.tokens or not hmac.compare_digest(
-                    u.tokens[name], secret.strip()):
+            if (
+                u is None
+                or name not in u.tokens
+                or not hmac.compare_digest(u.tokens[name], secret.strip())
+            ):
                 raise SimHTTPError(401, "authentication failure")
             return Identity(u.userid, name, u.privs, via_ticket=False)
         ticket = _cookie(headers.get("Cookie", ""), "PVEAuthCookie")
@@ -272,9 +326,13 @@ class AuthDB:
 
     @staticmethod
     def capabilities(privs: frozenset[str]) -> dict[str, dict[str, int]]:
-        groups = {
-            "vms": "VM.", "storage": "Datastore.", "nodes": "Sys.", "sdn": "SDN.",
-            "access": ("User.", "Group.", "Permissions.", "Realm."), "dc": ("Sys.Audit", "SDN."),
+        groups: dict[str, str | tuple[str, ...]] = {
+            "vms": "VM.",
+            "storage": "Datastore.",
+            "nodes": "Sys.",
+            "sdn": "SDN.",
+            "access": ("User.", "Group.", "Permissions.", "Realm."),
+            "dc": ("Sys.Audit", "SDN."),
             "mapping": "Mapping.",
         }
         cap: dict[str, dict[str, int]] = {}
@@ -288,14 +346,24 @@ class AuthDB:
     def permissions(self, ident: Identity, path: str | None) -> dict[str, dict[str, int]]:
         """``GET /access/permissions``: path -> {privilege: 1} (propagating from "/")."""
         privs = {p: 1 for p in sorted(ident.privs)}
-        paths = ["/", "/access", "/access/groups", "/nodes", "/pools", "/sdn", "/storage",
-                 "/vms", "/mapping"]
+        paths = [
+            "/",
+            "/access",
+            "/access/groups",
+            "/nodes",
+            "/pools",
+            "/sdn",
+            "/storage",
+            "/vms",
+            "/mapping",
+        ]
         if path:
             return {path: privs}
         return {p: dict(privs) for p in paths}
 
-    def check(self, ident: Identity, expr: Any, variables: Mapping[str, str],
-              params: Mapping[str, Any]) -> tuple[bool, str]:
+    def check(
+        self, ident: Identity, expr: Any, variables: Mapping[str, str], params: Mapping[str, Any]
+    ) -> tuple[bool, str]:
         """Evaluate a schema permission expression; returns (ok, "path, priv" on failure)."""
         if expr is None:
             return True, ""
@@ -326,8 +394,10 @@ class AuthDB:
                     return True, ""
             return False, why
         if op == "userid-param":
-            return params.get("userid") == ident.user or "User.Modify" in ident.privs, \
-                f"/access/users/{params.get('userid', '')}, User.Modify"
+            return (
+                params.get("userid") == ident.user or "User.Modify" in ident.privs,
+                f"/access/users/{params.get('userid', '')}, User.Modify",
+            )
         if op == "userid-group":
             ok = "User.Modify" in ident.privs
             return ok, "/access/groups, User.Modify"

@@ -14,9 +14,7 @@ class SimHTTPError(Exception):
     ``"errors"``); the server turns this exception into exactly that.
     """
 
-    def __init__(
-        self, status: int, message: str, errors: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, message: str, errors: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message

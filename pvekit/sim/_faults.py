@@ -64,8 +64,11 @@ class FaultRule:
         if isinstance(self.pattern, re.Pattern):
             self._rx = self.pattern
         else:
-            pat = self.pattern if self.pattern.startswith("/") or self.pattern.startswith("*") \
+            pat = (
+                self.pattern
+                if self.pattern.startswith("/") or self.pattern.startswith("*")
                 else "/" + self.pattern
+            )
             # fnmatch's "*" crosses "/"; make "*" one segment and "**" anything.
             rx = fnmatch.translate(pat.replace("**", "\x00"))
             rx = rx.replace(".*", "[^/]*").replace("\x00", ".*")
@@ -132,21 +135,47 @@ class Faults:
 
     # -- convenience constructors ----------------------------------------------------------
 
-    def latency(self, seconds: float, jitter: float = 0.0, pattern: str = "**",
-                methods: tuple[str, ...] | None = None, times: int | None = None) -> FaultRule:
+    def latency(
+        self,
+        seconds: float,
+        jitter: float = 0.0,
+        pattern: str = "**",
+        methods: tuple[str, ...] | None = None,
+        times: int | None = None,
+    ) -> FaultRule:
         """Delay matching requests by ``seconds`` +- ``jitter``."""
-        return self.add(FaultRule(pattern, _methods(methods), latency=seconds, jitter=jitter,
-                                  times=times))
+        return self.add(
+            FaultRule(pattern, _methods(methods), latency=seconds, jitter=jitter, times=times)
+        )
 
-    def errors(self, rate: float = 1.0, statuses: tuple[int, ...] = (500, 502, 503),
-               pattern: str = "**", message: str | None = None,
-               methods: tuple[str, ...] | None = None, times: int | None = None) -> FaultRule:
+    def errors(
+        self,
+        rate: float = 1.0,
+        statuses: tuple[int, ...] = (500, 502, 503),
+        pattern: str = "**",
+        message: str | None = None,
+        methods: tuple[str, ...] | None = None,
+        times: int | None = None,
+    ) -> FaultRule:
         """Answer a fraction ``rate`` of matching requests with one of ``statuses``."""
-        return self.add(FaultRule(pattern, _methods(methods), error_rate=rate,
-                                  statuses=tuple(statuses), message=message, times=times))
+        return self.add(
+            FaultRule(
+                pattern,
+                _methods(methods),
+                error_rate=rate,
+                statuses=tuple(statuses),
+                message=message,
+                times=times,
+            )
+        )
 
-    def drop(self, rate: float = 1.0, pattern: str = "**",
-             methods: tuple[str, ...] | None = None, times: int | None = None) -> FaultRule:
+    def drop(
+        self,
+        rate: float = 1.0,
+        pattern: str = "**",
+        methods: tuple[str, ...] | None = None,
+        times: int | None = None,
+    ) -> FaultRule:
         """Close the connection without an answer for a fraction ``rate`` of requests."""
         return self.add(FaultRule(pattern, _methods(methods), drop_rate=rate, times=times))
 

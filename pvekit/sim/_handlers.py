@@ -25,10 +25,18 @@ from ._state import ClusterState, _truthy
 __all__ = ["ROUTES", "Ctx"]
 
 VERSIONS = {
-    9: {"release": "9.1", "version": "9.1.1", "repoid": "42db4a6cf33dac83",
-        "manager": "pve-manager/9.1.1/42db4a6cf33dac83"},
-    8: {"release": "8.4", "version": "8.4.14", "repoid": "b502d23c55afcba1",
-        "manager": "pve-manager/8.4.14/b502d23c55afcba1"},
+    9: {
+        "release": "9.1",
+        "version": "9.1.1",
+        "repoid": "42db4a6cf33dac83",
+        "manager": "pve-manager/9.1.1/42db4a6cf33dac83",
+    },
+    8: {
+        "release": "8.4",
+        "version": "8.4.14",
+        "repoid": "b502d23c55afcba1",
+        "manager": "pve-manager/8.4.14/b502d23c55afcba1",
+    },
 }
 
 
@@ -85,8 +93,7 @@ def _gtype(path_var_source: Ctx) -> str:
 @route("GET", "/version")
 def version(ctx: Ctx) -> Any:
     v = VERSIONS[9 if ctx.major >= 9 else 8]
-    out: dict[str, Any] = {"release": v["release"], "version": v["version"],
-                           "repoid": v["repoid"]}
+    out: dict[str, Any] = {"release": v["release"], "version": v["version"], "repoid": v["repoid"]}
     if ctx.major >= 8:
         out["console"] = "xtermjs"
     return out
@@ -106,55 +113,108 @@ def cluster_status(ctx: Ctx) -> Any:
     online = sum(1 for n in st.nodes.values() if n.online)
     standalone = len(st.nodes) == 1
     if not standalone:
-        rows.append({"type": "cluster", "id": "cluster", "name": st.name,
-                     "nodes": len(st.nodes), "quorate": int(online * 2 > len(st.nodes)),
-                     "version": 3 + len(st.nodes)})
+        rows.append(
+            {
+                "type": "cluster",
+                "id": "cluster",
+                "name": st.name,
+                "nodes": len(st.nodes),
+                "quorate": int(online * 2 > len(st.nodes)),
+                "version": 3 + len(st.nodes),
+            }
+        )
     for i, n in enumerate(st.nodes.values()):
-        rows.append({"type": "node", "id": f"node/{n.name}", "name": n.name,
-                     "nodeid": 0 if standalone else n.nodeid, "ip": n.ip,
-                     "online": int(n.online), "local": int(i == 0), "level": ""})
+        rows.append(
+            {
+                "type": "node",
+                "id": f"node/{n.name}",
+                "name": n.name,
+                "nodeid": 0 if standalone else n.nodeid,
+                "ip": n.ip,
+                "online": int(n.online),
+                "local": int(i == 0),
+                "level": "",
+            }
+        )
     return rows
 
 
 def _node_row(st: ClusterState, n: Node, now: float) -> dict[str, Any]:
     if not n.online:
-        return {"id": f"node/{n.name}", "node": n.name, "status": "offline", "type": "node",
-                **({"cgroup-mode": 2} if st.major >= 7 else {})}
+        return {
+            "id": f"node/{n.name}",
+            "node": n.name,
+            "status": "offline",
+            "type": "node",
+            **({"cgroup-mode": 2} if st.major >= 7 else {}),
+        }
     cpu, mem = _node_usage(st, n, now)
     row = {
-        "id": f"node/{n.name}", "type": "node", "node": n.name, "status": "online",
-        "cpu": cpu, "maxcpu": n.cpus, "mem": mem, "maxmem": n.maxmem,
-        "disk": n.rootfs_used, "maxdisk": n.rootfs_total,
-        "uptime": int(now - n.boot_time), "level": "", "cgroup-mode": 2,
+        "id": f"node/{n.name}",
+        "type": "node",
+        "node": n.name,
+        "status": "online",
+        "cpu": cpu,
+        "maxcpu": n.cpus,
+        "mem": mem,
+        "maxmem": n.maxmem,
+        "disk": n.rootfs_used,
+        "maxdisk": n.rootfs_total,
+        "uptime": int(now - n.boot_time),
+        "level": "",
+        "cgroup-mode": 2,
     }
     return row
 
 
 def _node_usage(st: ClusterState, n: Node, now: float) -> tuple[float, int]:
+    """A node's cpu fraction and used memory, from the guests running on it.
+
+    All nodes are computed in one pass over the guests and cached per change and 10 s
+    bucket, which keeps /cluster/resources fast with thousands of guests.
+    """
     cache = st.__dict__.setdefault("_node_usage_cache", {})
-    key = (n.name, st.generation, int(now // 10))
-    hit = cache.get(key)
-    if hit is not None:
-        return hit  # type: ignore[no-any-return]
-    running = [g for g in st.guests.values() if g.node == n.name and g.running]
-    used_cores = sum(g.cpu(now) * g.maxcpu for g in running)
-    cpu = min(1.0, n.load.level(now, 10.0) + used_cores / max(n.cpus, 1))
-    mem = min(n.maxmem - GIB, n.mem_base + sum(g.mem(now) for g in running))
-    if len(cache) > 256:
+    key = (st.generation, int(now // 10))
+    table = cache.get(key)
+    if table is None:
+        cores: dict[str, float] = {}
+        mem: dict[str, int] = {}
+        for g in st.guests.values():
+            if g.running:
+                cores[g.node] = cores.get(g.node, 0.0) + g.cpu(now) * g.maxcpu
+                mem[g.node] = mem.get(g.node, 0) + g.mem(now)
+        table = {}
+        for name, node in st.nodes.items():
+            cpu = min(1.0, node.load.level(now, 10.0) + cores.get(name, 0.0) / max(node.cpus, 1))
+            used = min(node.maxmem - GIB, node.mem_base + mem.get(name, 0))
+            table[name] = (cpu, used)
         cache.clear()
-    cache[key] = (cpu, mem)
-    return cpu, mem
+        cache[key] = table
+    return table[n.name]
 
 
 def _guest_row(st: ClusterState, g: Guest, now: float) -> dict[str, Any]:
     """A /cluster/resources row."""
     netin, netout, dread, dwrite = g.counters(now)
     row: dict[str, Any] = {
-        "id": f"{g.type}/{g.vmid}", "type": g.type, "vmid": g.vmid, "name": g.name,
-        "node": g.node, "status": g.status, "cpu": g.cpu(now), "maxcpu": g.maxcpu,
-        "mem": g.mem(now), "maxmem": g.maxmem, "disk": g.disk_used(now),
-        "maxdisk": g.maxdisk, "diskread": dread, "diskwrite": dwrite, "netin": netin,
-        "netout": netout, "uptime": g.uptime(now), "template": int(g.template),
+        "id": f"{g.type}/{g.vmid}",
+        "type": g.type,
+        "vmid": g.vmid,
+        "name": g.name,
+        "node": g.node,
+        "status": g.status,
+        "cpu": g.cpu(now),
+        "maxcpu": g.maxcpu,
+        "mem": g.mem(now),
+        "maxmem": g.maxmem,
+        "disk": g.disk_used(now),
+        "maxdisk": g.maxdisk,
+        "diskread": dread,
+        "diskwrite": dwrite,
+        "netin": netin,
+        "netout": netout,
+        "uptime": g.uptime(now),
+        "template": int(g.template),
     }
     if st.major >= 9 and g.type == "qemu":
         row["memhost"] = int(row["mem"] * 1.03) if g.running else 0
@@ -169,12 +229,18 @@ def _guest_row(st: ClusterState, g: Guest, now: float) -> dict[str, Any]:
     return row
 
 
-def _storage_row(st: ClusterState, node: str, name: str, use: StorageUse,
-                 now: float) -> dict[str, Any]:
+def _storage_row(
+    st: ClusterState, node: str, name: str, use: StorageUse, now: float
+) -> dict[str, Any]:
     sdef = st.storage_defs[name]
     row: dict[str, Any] = {
-        "id": f"storage/{node}/{name}", "type": "storage", "storage": name, "node": node,
-        "status": use.status, "shared": int(sdef.shared), "content": ",".join(sdef.content),
+        "id": f"storage/{node}/{name}",
+        "type": "storage",
+        "storage": name,
+        "node": node,
+        "status": use.status,
+        "shared": int(sdef.shared),
+        "content": ",".join(sdef.content),
         "plugintype": sdef.type,
     }
     if use.status == "available":
@@ -191,7 +257,7 @@ def _resources(st: ClusterState, rtype: str | None) -> bytes:
     key = (rtype, st.generation, int(now // 10))
     hit = cache.get(key)
     if hit is not None:
-        return hit  # type: ignore[no-any-return]
+        return hit
     bucket = int(now // 10) * 10.0
     rows: list[dict[str, Any]] = []
     if rtype in (None, "vm"):
@@ -205,8 +271,17 @@ def _resources(st: ClusterState, rtype: str | None) -> bytes:
     if rtype is None:
         rows.extend({"id": f"/pool/{p}", "type": "pool", "pool": p} for p in st.pools)
     if rtype in (None, "sdn"):
-        rows.extend({"id": f"sdn/{n}/localnetwork", "type": "sdn", "sdn": "localnetwork",
-                     "node": n, "status": "ok"} for n, node in st.nodes.items() if node.online)
+        rows.extend(
+            {
+                "id": f"sdn/{n}/localnetwork",
+                "type": "sdn",
+                "sdn": "localnetwork",
+                "node": n,
+                "status": "ok",
+            }
+            for n, node in st.nodes.items()
+            if node.online
+        )
     body = json.dumps({"data": rows}, separators=(",", ":")).encode()
     cache.clear()
     cache[key] = body
@@ -236,9 +311,16 @@ def nextid(ctx: Ctx) -> Any:
 
 
 def _task_row(t: Any, *, cluster: bool = False) -> dict[str, Any]:
-    row: dict[str, Any] = {"upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart,
-                           "starttime": t.starttime, "type": t.type, "id": t.id,
-                           "user": t.user}
+    row: dict[str, Any] = {
+        "upid": t.upid,
+        "node": t.node,
+        "pid": t.pid,
+        "pstart": t.pstart,
+        "starttime": t.starttime,
+        "type": t.type,
+        "id": t.id,
+        "user": t.user,
+    }
     if t.running:
         row["status"] = "RUNNING"
         row["saved"] = "0"
@@ -259,10 +341,18 @@ def cluster_tasks(ctx: Ctx) -> Any:
 
 @route("GET", "/cluster/ha/resources")
 def ha_resources(ctx: Ctx) -> Any:
-    return [{"sid": f"{'vm' if g.type == 'qemu' else 'ct'}:{g.vmid}", "type":
-             "vm" if g.type == "qemu" else "ct", "state": g.ha_state or "started",
-             "max_restart": 1, "max_relocate": 1, "digest": f"{g.vmid:040x}"}
-            for g in ctx.state.guests.values() if g.ha_state]
+    return [
+        {
+            "sid": f"{'vm' if g.type == 'qemu' else 'ct'}:{g.vmid}",
+            "type": "vm" if g.type == "qemu" else "ct",
+            "state": g.ha_state or "started",
+            "max_restart": 1,
+            "max_relocate": 1,
+            "digest": f"{g.vmid:040x}",
+        }
+        for g in ctx.state.guests.values()
+        if g.ha_state
+    ]
 
 
 @route("GET", "/cluster/ha/status/current")
@@ -272,20 +362,42 @@ def ha_status(ctx: Ctx) -> Any:
     now = int(st.clock.now())
     rows: list[dict[str, Any]] = [
         {"id": "quorum", "type": "quorum", "node": first, "quorate": 1, "status": "OK"},
-        {"id": f"master", "type": "master", "node": first,  # noqa: F541
-         "status": f"{first} (active, {_ctime(now)})", "timestamp": now},
+        {
+            "id": "master",
+            "type": "master",
+            "node": first,
+            "status": f"{first} (active, {_ctime(now)})",
+            "timestamp": now,
+        },
     ]
     for n in st.nodes.values():
-        rows.append({"id": f"lrm:{n.name}", "type": "lrm", "node": n.name,
-                     "status": f"{n.name} ({'active' if n.online else 'old timestamp - dead?'}"
-                               f", {_ctime(now)})", "timestamp": now})
+        rows.append(
+            {
+                "id": f"lrm:{n.name}",
+                "type": "lrm",
+                "node": n.name,
+                "status": f"{n.name} ({'active' if n.online else 'old timestamp - dead?'}"
+                f", {_ctime(now)})",
+                "timestamp": now,
+            }
+        )
     for g in st.guests.values():
         if g.ha_state:
             sid = f"{'vm' if g.type == 'qemu' else 'ct'}:{g.vmid}"
-            rows.append({"id": f"service:{sid}", "sid": sid, "type": "service",
-                         "node": g.node, "state": g.ha_state, "crm_state": g.ha_state,
-                         "request_state": g.ha_state, "max_restart": 1, "max_relocate": 1,
-                         "status": f"{sid} ({g.node}, {g.ha_state})"})
+            rows.append(
+                {
+                    "id": f"service:{sid}",
+                    "sid": sid,
+                    "type": "service",
+                    "node": g.node,
+                    "state": g.ha_state,
+                    "crm_state": g.ha_state,
+                    "request_state": g.ha_state,
+                    "max_restart": 1,
+                    "max_relocate": 1,
+                    "status": f"{sid} ({g.node}, {g.ha_state})",
+                }
+            )
     return rows
 
 
@@ -306,8 +418,15 @@ def nodes(ctx: Ctx) -> Any:
     for n in st.nodes.values():
         if not n.online:
             # /nodes knows no stats of a node that is down: "unknown" (QUIRKS 7)
-            rows.append({"id": f"node/{n.name}", "node": n.name, "status": "unknown",
-                         "type": "node", "ssl_fingerprint": n.fingerprint})
+            rows.append(
+                {
+                    "id": f"node/{n.name}",
+                    "node": n.name,
+                    "status": "unknown",
+                    "type": "node",
+                    "ssl_fingerprint": n.fingerprint,
+                }
+            )
             continue
         row = _node_row(st, n, now)
         row.pop("cgroup-mode", None)
@@ -319,12 +438,50 @@ def nodes(ctx: Ctx) -> Any:
 @route("GET", "/nodes/{node}")
 def node_index(ctx: Ctx) -> Any:
     ctx.node()
-    names = ["aplinfo", "apt", "capabilities", "ceph", "certificates", "config", "disks",
-             "dns", "execute", "firewall", "hardware", "hosts", "journal", "lxc", "migrateall",
-             "netstat", "network", "qemu", "query-url-metadata", "replication", "report",
-             "rrd", "rrddata", "scan", "sdn", "services", "spiceshell", "startall", "status",
-             "stopall", "storage", "subscription", "suspendall", "syslog", "tasks",
-             "termproxy", "time", "version", "vncshell", "vnc websocket", "vzdump", "wakeonlan"]
+    names = [
+        "aplinfo",
+        "apt",
+        "capabilities",
+        "ceph",
+        "certificates",
+        "config",
+        "disks",
+        "dns",
+        "execute",
+        "firewall",
+        "hardware",
+        "hosts",
+        "journal",
+        "lxc",
+        "migrateall",
+        "netstat",
+        "network",
+        "qemu",
+        "query-url-metadata",
+        "replication",
+        "report",
+        "rrd",
+        "rrddata",
+        "scan",
+        "sdn",
+        "services",
+        "spiceshell",
+        "startall",
+        "status",
+        "stopall",
+        "storage",
+        "subscription",
+        "suspendall",
+        "syslog",
+        "tasks",
+        "termproxy",
+        "time",
+        "version",
+        "vncshell",
+        "vnc websocket",
+        "vzdump",
+        "wakeonlan",
+    ]
     return [{"name": n} for n in names]
 
 
@@ -344,20 +501,37 @@ def node_status(ctx: Ctx) -> Any:
         "loadavg": [f"{load:.2f}", f"{load * 0.95:.2f}", f"{load * 0.9:.2f}"],
         "kversion": n.kversion,
         "pveversion": v["manager"],
-        "cpuinfo": {"cpus": n.cpus, "cores": n.cores, "sockets": n.sockets, "model": n.model,
-                    "mhz": n.mhz, "hvm": "1", "user_hz": 100,
-                    "flags": "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov "
-                             "pat pse36 clflush mmx fxsr sse sse2 ht syscall nx lm "
-                             "constant_tsc pni ssse3 sse4_1 sse4_2 x2apic aes avx avx2"},
+        "cpuinfo": {
+            "cpus": n.cpus,
+            "cores": n.cores,
+            "sockets": n.sockets,
+            "model": n.model,
+            "mhz": n.mhz,
+            "hvm": "1",
+            "user_hz": 100,
+            "flags": "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov "
+            "pat pse36 clflush mmx fxsr sse sse2 ht syscall nx lm "
+            "constant_tsc pni ssse3 sse4_1 sse4_2 x2apic aes avx avx2",
+        },
         "memory": {"total": n.maxmem, "used": mem, "free": n.maxmem - mem},
-        "swap": {"total": n.swap_total, "used": int(n.swap_total * 0.01),
-                 "free": n.swap_total - int(n.swap_total * 0.01)},
-        "rootfs": {"total": n.rootfs_total, "used": n.rootfs_used,
-                   "free": n.rootfs_total - n.rootfs_used,
-                   "avail": n.rootfs_total - n.rootfs_used},
+        "swap": {
+            "total": n.swap_total,
+            "used": int(n.swap_total * 0.01),
+            "free": n.swap_total - int(n.swap_total * 0.01),
+        },
+        "rootfs": {
+            "total": n.rootfs_total,
+            "used": n.rootfs_used,
+            "free": n.rootfs_total - n.rootfs_used,
+            "avail": n.rootfs_total - n.rootfs_used,
+        },
         "ksm": {"shared": 0},
-        "current-kernel": {"sysname": "Linux", "release": n.kernel_release,
-                           "machine": "x86_64", "version": n.kversion.split(" ", 2)[-1]},
+        "current-kernel": {
+            "sysname": "Linux",
+            "release": n.kernel_release,
+            "machine": "x86_64",
+            "version": n.kversion.split(" ", 2)[-1],
+        },
         "boot-info": {"mode": "efi", "secureboot": 0},
     }
     if ctx.major >= 9:
@@ -368,26 +542,67 @@ def node_status(ctx: Ctx) -> Any:
 @route("GET", "/nodes/{node}/dns")
 def node_dns(ctx: Ctx) -> Any:
     ctx.node()
-    return {"search": f"{ctx.state.name}.example.com", "dns1": "10.10.0.53",
-            "dns2": "1.1.1.1"}
+    return {"search": f"{ctx.state.name}.example.com", "dns1": "10.10.0.53", "dns2": "1.1.1.1"}
 
 
 def _network(n: Node) -> list[dict[str, Any]]:
     prefix = n.ip.rsplit(".", 1)[0]
     return [
-        {"iface": "eno1", "type": "eth", "method": "manual", "method6": "manual",
-         "families": ["inet"], "active": 1, "exists": 1, "priority": 3},
-        {"iface": "eno2", "type": "eth", "method": "manual", "method6": "manual",
-         "families": ["inet"], "active": 1, "exists": 1, "priority": 4},
-        {"iface": "bond0", "type": "bond", "method": "manual", "method6": "manual",
-         "families": ["inet"], "active": 1, "autostart": 1, "priority": 5,
-         "slaves": "eno1 eno2", "bond_mode": "802.3ad", "bond-primary": None,
-         "bond_xmit_hash_policy": "layer3+4", "mtu": "9000"},
-        {"iface": "vmbr0", "type": "bridge", "method": "static", "method6": "manual",
-         "families": ["inet"], "active": 1, "autostart": 1, "priority": 6,
-         "address": n.ip, "netmask": "24", "cidr": f"{n.ip}/24", "gateway": f"{prefix}.1",
-         "bridge_ports": "bond0", "bridge_stp": "off", "bridge_fd": "0",
-         "bridge_vlan_aware": 1, "bridge_vids": "2-4094", "comments": "management\n"},
+        {
+            "iface": "eno1",
+            "type": "eth",
+            "method": "manual",
+            "method6": "manual",
+            "families": ["inet"],
+            "active": 1,
+            "exists": 1,
+            "priority": 3,
+        },
+        {
+            "iface": "eno2",
+            "type": "eth",
+            "method": "manual",
+            "method6": "manual",
+            "families": ["inet"],
+            "active": 1,
+            "exists": 1,
+            "priority": 4,
+        },
+        {
+            "iface": "bond0",
+            "type": "bond",
+            "method": "manual",
+            "method6": "manual",
+            "families": ["inet"],
+            "active": 1,
+            "autostart": 1,
+            "priority": 5,
+            "slaves": "eno1 eno2",
+            "bond_mode": "802.3ad",
+            "bond-primary": None,
+            "bond_xmit_hash_policy": "layer3+4",
+            "mtu": "9000",
+        },
+        {
+            "iface": "vmbr0",
+            "type": "bridge",
+            "method": "static",
+            "method6": "manual",
+            "families": ["inet"],
+            "active": 1,
+            "autostart": 1,
+            "priority": 6,
+            "address": n.ip,
+            "netmask": "24",
+            "cidr": f"{n.ip}/24",
+            "gateway": f"{prefix}.1",
+            "bridge_ports": "bond0",
+            "bridge_stp": "off",
+            "bridge_fd": "0",
+            "bridge_vlan_aware": 1,
+            "bridge_vids": "2-4094",
+            "comments": "management\n",
+        },
     ]
 
 
@@ -430,12 +645,12 @@ def node_termproxy(ctx: Ctx) -> Any:
 def _console(ctx: Ctx, task_type: str, task_id: str) -> dict[str, Any]:
     st = ctx.state
     node = ctx.vars["node"]
-    task = st.start_task(node, task_type, task_id, ctx.user,
-                         log=["starting vnc proxy", "connection established"])
+    task = st.start_task(
+        node, task_type, task_id, ctx.user, log=["starting vnc proxy", "connection established"]
+    )
     port = 5900 + int(noise(task.pid, 1) * 99)
     ticket = f"PVEVNC:{int(st.clock.now()):08X}::{_vnc_sig(ctx, task.upid)}"
-    out: dict[str, Any] = {"port": str(port), "ticket": ticket, "upid": task.upid,
-                           "user": ctx.user}
+    out: dict[str, Any] = {"port": str(port), "ticket": ticket, "upid": task.upid, "user": ctx.user}
     if task_type != "vncshell" or ctx.p("websocket"):
         out["cert"] = "-----BEGIN CERTIFICATE-----\n(pvekit simulator)\n-----END CERTIFICATE-----\n"
     if ctx.extra.get("password_requested"):
@@ -464,8 +679,9 @@ def node_tasks(ctx: Ctx) -> Any:
     sf = ctx.p("statusfilter")
     if sf:
         wanted = {s.strip().lower() for s in str(sf).split(",") if s.strip()}
-        tasks = [t for t in tasks if (("running" if t.running else
-                                       _task_class(t.outcome)) in wanted)]
+        tasks = [
+            t for t in tasks if (("running" if t.running else _task_class(t.outcome)) in wanted)
+        ]
     tf = ctx.p("typefilter")
     if tf:
         tasks = [t for t in tasks if t.type == tf]
@@ -483,7 +699,7 @@ def node_tasks(ctx: Ctx) -> Any:
     tasks.sort(key=lambda t: (-t.starttime, t.upid))
     start = int(ctx.p("start") or 0)
     limit = int(ctx.p("limit") or 50)
-    return [_task_row(t) for t in tasks[start:start + limit]]
+    return [_task_row(t) for t in tasks[start : start + limit]]
 
 
 def _task_class(outcome: str) -> str:
@@ -508,9 +724,17 @@ def _task(ctx: Ctx) -> Any:
 @route("GET", "/nodes/{node}/tasks/{upid}/status")
 def task_status(ctx: Ctx) -> Any:
     t = _task(ctx)
-    out: dict[str, Any] = {"upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart,
-                           "starttime": t.starttime, "type": t.type, "id": t.id,
-                           "user": t.user, "status": "running" if t.running else "stopped"}
+    out: dict[str, Any] = {
+        "upid": t.upid,
+        "node": t.node,
+        "pid": t.pid,
+        "pstart": t.pstart,
+        "starttime": t.starttime,
+        "type": t.type,
+        "id": t.id,
+        "user": t.user,
+        "status": "running" if t.running else "stopped",
+    }
     if not t.running:
         out["exitstatus"] = t.outcome
     return out
@@ -528,8 +752,7 @@ def task_log(ctx: Ctx) -> Any:
     limit = int(ctx.p("limit") or 50)
     if not lines and not t.running:
         lines = ["no content"]
-    return [{"n": start + i + 1, "t": line}
-            for i, line in enumerate(lines[start:start + limit])]
+    return [{"n": start + i + 1, "t": line} for i, line in enumerate(lines[start : start + limit])]
 
 
 @route("DELETE", "/nodes/{node}/tasks/{upid}")
@@ -547,16 +770,28 @@ def task_index(ctx: Ctx) -> Any:
 # -- storage --------------------------------------------------------------------------------
 
 
-def _storage_status(st: ClusterState, node: str, name: str, use: StorageUse,
-                    now: float) -> dict[str, Any]:
+def _storage_status(
+    st: ClusterState, node: str, name: str, use: StorageUse, now: float
+) -> dict[str, Any]:
     sdef = st.storage_defs[name]
-    row: dict[str, Any] = {"storage": name, "type": sdef.type, "content": ",".join(sdef.content),
-                           "shared": int(sdef.shared), "enabled": int(sdef.enabled),
-                           "active": int(use.status == "available")}
+    row: dict[str, Any] = {
+        "storage": name,
+        "type": sdef.type,
+        "content": ",".join(sdef.content),
+        "shared": int(sdef.shared),
+        "enabled": int(sdef.enabled),
+        "active": int(use.status == "available"),
+    }
     if use.status == "available":
         used = use.used(now)
-        row.update({"total": use.total, "used": used, "avail": use.total - used,
-                    "used_fraction": used / use.total if use.total else 0.0})
+        row.update(
+            {
+                "total": use.total,
+                "used": used,
+                "avail": use.total - used,
+                "used_fraction": used / use.total if use.total else 0.0,
+            }
+        )
     return row
 
 
@@ -583,8 +818,20 @@ def node_storage(ctx: Ctx) -> Any:
 @route("GET", "/nodes/{node}/storage/{storage}")
 def node_storage_index(ctx: Ctx) -> Any:
     ctx.state.storage(ctx.node().name, ctx.vars["storage"])
-    return [{"subdir": s} for s in ("content", "download-url", "file-restore", "import-metadata",
-                                    "prunebackups", "rrd", "rrddata", "status", "upload")]
+    return [
+        {"subdir": s}
+        for s in (
+            "content",
+            "download-url",
+            "file-restore",
+            "import-metadata",
+            "prunebackups",
+            "rrd",
+            "rrddata",
+            "status",
+            "upload",
+        )
+    ]
 
 
 @route("GET", "/nodes/{node}/storage/{storage}/status")
@@ -613,8 +860,13 @@ def _content_rows(ctx: Ctx, node: str, storage: str) -> list[dict[str, Any]]:
         raise SimHTTPError(500, f"storage '{storage}' is not online")
     rows: list[dict[str, Any]] = []
     for v in st.visible_volumes(node, storage):
-        row: dict[str, Any] = {"volid": v.volid, "content": v.content, "format": v.fmt,
-                               "size": v.size, "ctime": v.ctime}
+        row: dict[str, Any] = {
+            "volid": v.volid,
+            "content": v.content,
+            "format": v.fmt,
+            "size": v.size,
+            "ctime": v.ctime,
+        }
         if v.vmid is not None:
             row["vmid"] = v.vmid
         if v.content == "backup":
@@ -624,9 +876,11 @@ def _content_rows(ctx: Ctx, node: str, storage: str) -> list[dict[str, Any]]:
             if v.protected:
                 row["protected"] = 1
             if v.verified is not None:
-                row["verification"] = {"state": "ok" if v.verified else "failed",
-                                       "upid": f"UPID:{node}:00000000:00000000:{v.ctime:08X}:"
-                                               f"verificationjob:{storage}:root@pam:"}
+                row["verification"] = {
+                    "state": "ok" if v.verified else "failed",
+                    "upid": f"UPID:{node}:00000000:00000000:{v.ctime:08X}:"
+                    f"verificationjob:{storage}:root@pam:",
+                }
             if sdef.type == "pbs":
                 row["encrypted"] = None
         rows.append(row)
@@ -638,10 +892,17 @@ def _content_rows(ctx: Ctx, node: str, storage: str) -> list[dict[str, Any]]:
                 if d.storage != storage:
                     continue
                 fmt = "subvol" if d.volname.startswith("subvol-") else d.fmt
-                rows.append({"volid": d.volid, "content": "rootdir" if d.key == "rootfs" or
-                             d.mountpoint else "images", "format": fmt, "size": d.size,
-                             "used": int(d.size * (g.disk_frac if g.type == "lxc" else 0.6)),
-                             "vmid": g.vmid, "ctime": int(g.load.t0 - 86400 * 90)})
+                rows.append(
+                    {
+                        "volid": d.volid,
+                        "content": "rootdir" if d.key == "rootfs" or d.mountpoint else "images",
+                        "format": fmt,
+                        "size": d.size,
+                        "used": int(d.size * (g.disk_frac if g.type == "lxc" else 0.6)),
+                        "vmid": g.vmid,
+                        "ctime": int(g.load.t0 - 86400 * 90),
+                    }
+                )
     ct = ctx.p("content")
     if ct:
         rows = [r for r in rows if r["content"] == ct]
@@ -663,9 +924,12 @@ def storage_volume(ctx: Ctx) -> Any:
     volid = volume if ":" in volume else f"{ctx.vars['storage']}:{volume}"
     for row in _content_rows(ctx, node, ctx.vars["storage"]):
         if row["volid"] == volid:
-            out = {"path": f"/mnt/pve/{ctx.vars['storage']}/{volid.split(':', 1)[1]}",
-                   "format": row["format"], "size": row["size"],
-                   "used": row.get("used", row["size"])}
+            out = {
+                "path": f"/mnt/pve/{ctx.vars['storage']}/{volid.split(':', 1)[1]}",
+                "format": row["format"],
+                "size": row["size"],
+                "used": row.get("used", row["size"]),
+            }
             if "notes" in row:
                 out["notes"] = row["notes"]
             if row.get("protected"):
@@ -700,9 +964,12 @@ def _digest_of(text: str) -> str:
 
 
 def _storage_def(sdef: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"storage": sdef.storage, "type": sdef.type,
-                           "content": ",".join(sdef.content),
-                           "digest": _digest_of(sdef.storage)}
+    row: dict[str, Any] = {
+        "storage": sdef.storage,
+        "type": sdef.type,
+        "content": ",".join(sdef.content),
+        "digest": _digest_of(sdef.storage),
+    }
     if sdef.shared and sdef.type not in ("rbd", "pbs", "cifs", "nfs"):
         row["shared"] = 1
     if sdef.nodes:
@@ -738,8 +1005,9 @@ def pools(ctx: Ctx) -> Any:
     if poolid is not None:
         if poolid not in st.pools:
             raise SimHTTPError(500, f"pool '{poolid}' does not exist")
-        return [{"poolid": poolid, "comment": st.pools[poolid],
-                 "members": _pool_members(st, poolid)}]
+        return [
+            {"poolid": poolid, "comment": st.pools[poolid], "members": _pool_members(st, poolid)}
+        ]
     return [{"poolid": p, "comment": c} for p, c in st.pools.items()]
 
 
@@ -785,8 +1053,12 @@ def access_permissions(ctx: Ctx) -> Any:
 def access_users(ctx: Ctx) -> Any:
     out = []
     for u in ctx.auth.users.values():
-        row: dict[str, Any] = {"userid": u.userid, "enable": 1, "expire": 0,
-                               "realm-type": u.userid.split("@")[1]}
+        row: dict[str, Any] = {
+            "userid": u.userid,
+            "enable": 1,
+            "expire": 0,
+            "realm-type": u.userid.split("@")[1],
+        }
         if u.email:
             row["email"] = u.email
         out.append(row)
@@ -797,15 +1069,19 @@ def access_users(ctx: Ctx) -> Any:
 def access_roles(ctx: Ctx) -> Any:
     from ._auth import ALL_PRIVS, AUDIT_PRIVS
 
-    return [{"roleid": "Administrator", "privs": ",".join(ALL_PRIVS), "special": 1},
-            {"roleid": "PVEAuditor", "privs": ",".join(AUDIT_PRIVS), "special": 1},
-            {"roleid": "NoAccess", "privs": "", "special": 1}]
+    return [
+        {"roleid": "Administrator", "privs": ",".join(ALL_PRIVS), "special": 1},
+        {"roleid": "PVEAuditor", "privs": ",".join(AUDIT_PRIVS), "special": 1},
+        {"roleid": "NoAccess", "privs": "", "special": 1},
+    ]
 
 
 @route("GET", "/access/domains")
 def access_domains(ctx: Ctx) -> Any:
-    return [{"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"},
-            {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"}]
+    return [
+        {"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"},
+        {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"},
+    ]
 
 
 # -- guests ---------------------------------------------------------------------------------
@@ -818,10 +1094,20 @@ def _guest(ctx: Ctx) -> Guest:
 def _list_row(st: ClusterState, g: Guest, now: float, full: bool) -> dict[str, Any]:
     netin, netout, dread, dwrite = g.counters(now)
     row: dict[str, Any] = {
-        "vmid": g.vmid, "name": g.name, "status": g.status, "cpu": g.cpu(now),
-        "cpus": g.maxcpu, "mem": g.mem(now), "maxmem": g.maxmem, "disk": g.disk_used(now),
-        "maxdisk": g.maxdisk, "netin": netin, "netout": netout, "diskread": dread,
-        "diskwrite": dwrite, "uptime": g.uptime(now),
+        "vmid": g.vmid,
+        "name": g.name,
+        "status": g.status,
+        "cpu": g.cpu(now),
+        "cpus": g.maxcpu,
+        "mem": g.mem(now),
+        "maxmem": g.maxmem,
+        "disk": g.disk_used(now),
+        "maxdisk": g.maxdisk,
+        "netin": netin,
+        "netout": netout,
+        "diskread": dread,
+        "diskwrite": dwrite,
+        "uptime": g.uptime(now),
     }
     if g.type == "lxc":
         row["type"] = "lxc"
@@ -842,14 +1128,20 @@ def _list_row(st: ClusterState, g: Guest, now: float, full: bool) -> dict[str, A
             row["qmpstatus"] = ("paused" if g.paused else "running") if g.running else "stopped"
         if g.running and full:
             row["running-qemu"] = "10.1.2" if st.major >= 9 else "9.2.0"
-            row["running-machine"] = "pc-i440fx-10.1+pve0" if st.major >= 9 \
-                else "pc-i440fx-9.2+pve1"
+            row["running-machine"] = (
+                "pc-i440fx-10.1+pve0" if st.major >= 9 else "pc-i440fx-9.2+pve1"
+            )
     if g.running and st.major >= 9:
         k = g.load.key
-        row.update({"pressurecpusome": round(noise(k, 11) * 0.5, 2),
-                    "pressureiosome": round(noise(k, 12) * 0.3, 2),
-                    "pressureiofull": round(noise(k, 13) * 0.2, 2),
-                    "pressurememorysome": 0, "pressurememoryfull": 0})
+        row.update(
+            {
+                "pressurecpusome": round(noise(k, 11) * 0.5, 2),
+                "pressureiosome": round(noise(k, 12) * 0.3, 2),
+                "pressureiofull": round(noise(k, 13) * 0.2, 2),
+                "pressurememorysome": 0,
+                "pressurememoryfull": 0,
+            }
+        )
         if g.type == "qemu":
             row["pressurecpufull"] = round(noise(k, 14) * 0.2, 2)
     return row
@@ -861,8 +1153,11 @@ def guest_list(ctx: Ctx) -> Any:
     node = ctx.node().name
     now = st.clock.now()
     full = _truthy(ctx.p("full"))
-    return [_list_row(st, g, now, full) for g in st.guests.values()
-            if g.node == node and g.type == _gtype(ctx)]
+    return [
+        _list_row(st, g, now, full)
+        for g in st.guests.values()
+        if g.node == node and g.type == _gtype(ctx)
+    ]
 
 
 @route("POST", "/nodes/{node}/qemu", "/nodes/{node}/lxc")
@@ -883,34 +1178,67 @@ def _create(ctx: Ctx, node: str, gtype: str) -> Any:
     st = ctx.state
     vmid = int(ctx.p("vmid"))
     if vmid in st.guests:
-        raise SimHTTPError(500, f"unable to create {'VM' if gtype == 'qemu' else 'CT'} {vmid}"
-                                " - VM already exists" if gtype == "qemu" else
-                                f"unable to create CT {vmid} - CT already exists")
+        raise SimHTTPError(
+            500,
+            f"unable to create {'VM' if gtype == 'qemu' else 'CT'} {vmid} - VM already exists"
+            if gtype == "qemu"
+            else f"unable to create CT {vmid} - CT already exists",
+        )
     if gtype == "lxc" and not ctx.p("ostemplate"):
         raise param_error({"ostemplate": "property is missing and it is not optional"})
-    g = Guest(vmid=vmid, type=gtype, name=str(ctx.p("name") or ctx.p("hostname")
-                                                  or f"{'VM' if gtype == 'qemu' else 'CT'}"
-                                                     f"{vmid}"),
-              node=node, status="stopped", cores=int(ctx.p("cores") or 1),
-              memory_mb=int(str(ctx.p("memory") or 512).split(",")[0].replace("current=", "")),
-              disks={}, nets={}, load=Load(stable_key("new", vmid), 0.05,
-                                           t0=st.clock.now()),
-              mem_frac=0.3, disk_frac=0.2, sockets=int(ctx.p("sockets") or 1),
-              mac=_mac(vmid), lock="create",
-              ostype=str(ctx.p("ostype") or ("l26" if gtype == "qemu" else "debian")),
-              pool=ctx.p("pool"))
+    g = Guest(
+        vmid=vmid,
+        type=gtype,
+        name=str(
+            ctx.p("name") or ctx.p("hostname") or f"{'VM' if gtype == 'qemu' else 'CT'}{vmid}"
+        ),
+        node=node,
+        status="stopped",
+        cores=int(ctx.p("cores") or 1),
+        memory_mb=int(str(ctx.p("memory") or 512).split(",")[0].replace("current=", "")),
+        disks={},
+        nets={},
+        load=Load(stable_key("new", vmid), 0.05, t0=st.clock.now()),
+        mem_frac=0.3,
+        disk_frac=0.2,
+        sockets=int(ctx.p("sockets") or 1),
+        mac=_mac(vmid),
+        lock="create",
+        ostype=str(ctx.p("ostype") or ("l26" if gtype == "qemu" else "debian")),
+        pool=ctx.p("pool"),
+    )
     if gtype == "lxc":
         rootfs = str(ctx.p("rootfs") or "local-lvm:8")
         storage, _, size = rootfs.partition(":")
-        g.disks["rootfs"] = Disk("rootfs", storage, f"vm-{vmid}-disk-0",
-                                 int(float(size.split(",")[0] or 8) * GIB))
+        g.disks["rootfs"] = Disk(
+            "rootfs", storage, f"vm-{vmid}-disk-0", int(float(size.split(",")[0] or 8) * GIB)
+        )
     st.guests[vmid] = g
-    st.update_config(g if not g.lock else _unlocked(g), ctx.user,
-                     {k: v for k, v in ctx.params.items()
-                      if k not in ("vmid", "ostemplate", "rootfs", "pool", "start", "storage",
-                                   "password", "ssh-public-keys", "unique", "restore",
-                                   "archive", "hostname", "name")},
-                     is_async=False)
+    st.update_config(
+        g if not g.lock else _unlocked(g),
+        ctx.user,
+        {
+            k: v
+            for k, v in ctx.params.items()
+            if k
+            not in (
+                "vmid",
+                "ostemplate",
+                "rootfs",
+                "pool",
+                "start",
+                "storage",
+                "password",
+                "ssh-public-keys",
+                "unique",
+                "restore",
+                "archive",
+                "hostname",
+                "name",
+            )
+        },
+        is_async=False,
+    )
     g.lock = "create"
 
     def done(task: Any) -> str | None:
@@ -924,8 +1252,14 @@ def _create(ctx: Ctx, node: str, gtype: str) -> Any:
         st.guests.pop(vmid, None)
         st.changed()
 
-    return st.start_task(node, "qmcreate" if gtype == "qemu" else "vzcreate", str(vmid),
-                         ctx.user, on_done=done, on_fail=failed).upid
+    return st.start_task(
+        node,
+        "qmcreate" if gtype == "qemu" else "vzcreate",
+        str(vmid),
+        ctx.user,
+        on_done=done,
+        on_fail=failed,
+    ).upid
 
 
 def _unlocked(g: Guest) -> Guest:
@@ -936,8 +1270,21 @@ def _unlocked(g: Guest) -> Guest:
 @route("GET", "/nodes/{node}/qemu/{vmid}", "/nodes/{node}/lxc/{vmid}")
 def guest_index(ctx: Ctx) -> Any:
     _guest(ctx)
-    names = ["config", "pending", "status", "snapshot", "rrd", "rrddata", "firewall",
-             "migrate", "vncproxy", "termproxy", "clone", "resize", "feature"]
+    names = [
+        "config",
+        "pending",
+        "status",
+        "snapshot",
+        "rrd",
+        "rrddata",
+        "firewall",
+        "migrate",
+        "vncproxy",
+        "termproxy",
+        "clone",
+        "resize",
+        "feature",
+    ]
     if _gtype(ctx) == "qemu":
         names += ["agent", "sendkey", "monitor", "cloudinit", "unlink"]
     else:
@@ -954,8 +1301,7 @@ def guest_status_index(ctx: Ctx) -> Any:
     return [{"subdir": n} for n in names]
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/status/current",
-       "/nodes/{node}/lxc/{vmid}/status/current")
+@route("GET", "/nodes/{node}/qemu/{vmid}/status/current", "/nodes/{node}/lxc/{vmid}/status/current")
 def guest_current(ctx: Ctx) -> Any:
     st = ctx.state
     g = _guest(ctx)
@@ -968,44 +1314,78 @@ def guest_current(ctx: Ctx) -> Any:
     if g.type == "qemu":
         if g.template and not g.running:
             # A template's status may be just the basics (QUIRKS 3).
-            return {"status": "stopped", "qmpstatus": "stopped", "vmid": g.vmid,
-                    "name": g.name, "template": 1, "ha": ha, "cpus": g.maxcpu,
-                    "maxmem": g.maxmem, "maxdisk": g.maxdisk, "cpu": 0, "mem": 0, "disk": 0,
-                    "uptime": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
-                    **({"memhost": 0} if st.major >= 9 else {}),
-                    **({"tags": ";".join(g.tags)} if g.tags else {})}
+            return {
+                "status": "stopped",
+                "qmpstatus": "stopped",
+                "vmid": g.vmid,
+                "name": g.name,
+                "template": 1,
+                "ha": ha,
+                "cpus": g.maxcpu,
+                "maxmem": g.maxmem,
+                "maxdisk": g.maxdisk,
+                "cpu": 0,
+                "mem": 0,
+                "disk": 0,
+                "uptime": 0,
+                "netin": 0,
+                "netout": 0,
+                "diskread": 0,
+                "diskwrite": 0,
+                **({"memhost": 0} if st.major >= 9 else {}),
+                **({"tags": ";".join(g.tags)} if g.tags else {}),
+            }
         row["qmpstatus"] = ("paused" if g.paused else "running") if g.running else "stopped"
         if g.agent:
             row["agent"] = 1
         if g.running:
             mem = row["mem"]
             balloon = (g.balloon_mb or g.memory_mb) * 1024 * 1024
-            row.update({
-                "balloon": balloon,
-                "freemem": max(0, g.maxmem - mem - 200 * 1024 * 1024),
-                "ballooninfo": {"actual": balloon, "max_mem": g.maxmem,
-                                "free_mem": max(0, g.maxmem - mem - 200 * 1024 * 1024),
-                                "total_mem": g.maxmem - 80 * 1024 * 1024,
-                                "major_page_faults": 1811, "minor_page_faults": 3_803_793,
-                                "mem_swapped_in": 0, "mem_swapped_out": 0,
-                                "last_update": int(now)},
-                "nics": {f"tap{g.vmid}i{i}": {"netin": row["netin"] // (i + 1),
-                                              "netout": row["netout"] // (i + 1)}
-                         for i, _ in enumerate(g.nets)},
-                "blockstat": {k: _blockstat(row["diskread"], row["diskwrite"],
-                                            len(g.disks), k == "ide2", int(now))
-                              for k in [*g.disks, "ide2"]},
-                "proxmox-support": {"backup-max-workers": True, "pbs-dirty-bitmap": True,
-                                    "pbs-dirty-bitmap-migration": True,
-                                    "pbs-dirty-bitmap-savevm": True, "pbs-masterkey": True,
-                                    "query-bitmap-info": True,
-                                    "pbs-library-version": "1.5.2 (UNKNOWN)"},
-                "shares": 1000,
-                "spice": 0,
-                "running-qemu": "10.1.2" if st.major >= 9 else "9.2.0",
-                "running-machine": "pc-i440fx-10.1+pve0" if st.major >= 9
-                else "pc-i440fx-9.2+pve1",
-            })
+            row.update(
+                {
+                    "balloon": balloon,
+                    "freemem": max(0, g.maxmem - mem - 200 * 1024 * 1024),
+                    "ballooninfo": {
+                        "actual": balloon,
+                        "max_mem": g.maxmem,
+                        "free_mem": max(0, g.maxmem - mem - 200 * 1024 * 1024),
+                        "total_mem": g.maxmem - 80 * 1024 * 1024,
+                        "major_page_faults": 1811,
+                        "minor_page_faults": 3_803_793,
+                        "mem_swapped_in": 0,
+                        "mem_swapped_out": 0,
+                        "last_update": int(now),
+                    },
+                    "nics": {
+                        f"tap{g.vmid}i{i}": {
+                            "netin": row["netin"] // (i + 1),
+                            "netout": row["netout"] // (i + 1),
+                        }
+                        for i, _ in enumerate(g.nets)
+                    },
+                    "blockstat": {
+                        k: _blockstat(
+                            row["diskread"], row["diskwrite"], len(g.disks), k == "ide2", int(now)
+                        )
+                        for k in [*g.disks, "ide2"]
+                    },
+                    "proxmox-support": {
+                        "backup-max-workers": True,
+                        "pbs-dirty-bitmap": True,
+                        "pbs-dirty-bitmap-migration": True,
+                        "pbs-dirty-bitmap-savevm": True,
+                        "pbs-masterkey": True,
+                        "query-bitmap-info": True,
+                        "pbs-library-version": "1.5.2 (UNKNOWN)",
+                    },
+                    "shares": 1000,
+                    "spice": 0,
+                    "running-qemu": "10.1.2" if st.major >= 9 else "9.2.0",
+                    "running-machine": "pc-i440fx-10.1+pve0"
+                    if st.major >= 9
+                    else "pc-i440fx-9.2+pve1",
+                }
+            )
             if g.balloon_mb is not None:
                 row["balloon_min"] = g.balloon_mb * 1024 * 1024
     return row
@@ -1017,23 +1397,45 @@ def _blockstat(read: int, write: int, ndisks: int, cdrom: bool, now: int) -> dic
     wr = 0 if cdrom else write // max(1, ndisks)
     ops_r, ops_w = max(1, rd // 40960), wr // 16384
     return {
-        "rd_bytes": rd, "wr_bytes": wr, "rd_operations": ops_r, "wr_operations": ops_w,
-        "rd_merged": 0, "wr_merged": 0, "rd_total_time_ns": ops_r * 450_000,
-        "wr_total_time_ns": ops_w * 420_000, "flush_operations": 0 if cdrom else ops_w // 10,
-        "flush_total_time_ns": 0 if cdrom else ops_w * 47_000, "unmap_operations": 0 if cdrom
-        else ops_w // 300, "unmap_bytes": 0 if cdrom else wr * 10, "unmap_merged": 0,
-        "unmap_total_time_ns": 0 if cdrom else ops_w * 60, "failed_rd_operations": 0,
-        "failed_wr_operations": 0, "failed_flush_operations": 0, "failed_unmap_operations": 0,
-        "invalid_rd_operations": 0, "invalid_wr_operations": 0, "invalid_flush_operations": 0,
-        "invalid_unmap_operations": 0, "account_failed": True, "account_invalid": True,
+        "rd_bytes": rd,
+        "wr_bytes": wr,
+        "rd_operations": ops_r,
+        "wr_operations": ops_w,
+        "rd_merged": 0,
+        "wr_merged": 0,
+        "rd_total_time_ns": ops_r * 450_000,
+        "wr_total_time_ns": ops_w * 420_000,
+        "flush_operations": 0 if cdrom else ops_w // 10,
+        "flush_total_time_ns": 0 if cdrom else ops_w * 47_000,
+        "unmap_operations": 0 if cdrom else ops_w // 300,
+        "unmap_bytes": 0 if cdrom else wr * 10,
+        "unmap_merged": 0,
+        "unmap_total_time_ns": 0 if cdrom else ops_w * 60,
+        "failed_rd_operations": 0,
+        "failed_wr_operations": 0,
+        "failed_flush_operations": 0,
+        "failed_unmap_operations": 0,
+        "invalid_rd_operations": 0,
+        "invalid_wr_operations": 0,
+        "invalid_flush_operations": 0,
+        "invalid_unmap_operations": 0,
+        "account_failed": True,
+        "account_invalid": True,
         "idle_time_ns": 4_427_685_914 if not cdrom else 170_803_536_780_303,
-        "wr_highest_offset": 0 if cdrom else wr // 3, "timed_stats": [],
+        "wr_highest_offset": 0 if cdrom else wr // 3,
+        "timed_stats": [],
     }
 
 
-@route("POST", *[f"/nodes/{{node}}/{t}/{{vmid}}/status/{a}" for t in ("qemu", "lxc")
-                 for a in ("start", "stop", "shutdown", "reboot", "suspend", "resume")],
-       "/nodes/{node}/qemu/{vmid}/status/reset")
+@route(
+    "POST",
+    *[
+        f"/nodes/{{node}}/{t}/{{vmid}}/status/{a}"
+        for t in ("qemu", "lxc")
+        for a in ("start", "stop", "shutdown", "reboot", "suspend", "resume")
+    ],
+    "/nodes/{node}/qemu/{vmid}/status/reset",
+)
 def guest_power(ctx: Ctx) -> Any:
     g = _guest(ctx)
     return ctx.state.power(g, ctx.extra["action"], ctx.user, ctx.params)
@@ -1077,19 +1479,31 @@ def guest_migrate_check(ctx: Ctx) -> Any:
     st = ctx.state
     g = _guest(ctx)
     allowed = [n for n, node in st.nodes.items() if n != g.node and node.online]
-    local = [d.volid for d in g.disks.values()
-             if not st.storage_defs.get(d.storage) or not st.storage_defs[d.storage].shared]
-    out: dict[str, Any] = {"running": int(g.running), "allowed_nodes": allowed,
-                           "not_allowed_nodes": {n: {"unavailable_storages": []}
-                                                 for n, node in st.nodes.items()
-                                                 if n != g.node and not node.online},
-                           "local_disks": [{"volid": v, "size": 0, "is_unused": 0,
-                                            "drivename": k}
-                                           for k, v in zip(g.disks, local, strict=False)],
-                           "local_resources": []}
+    local = [
+        d.volid
+        for d in g.disks.values()
+        if not st.storage_defs.get(d.storage) or not st.storage_defs[d.storage].shared
+    ]
+    out: dict[str, Any] = {
+        "running": int(g.running),
+        "allowed_nodes": allowed,
+        "not_allowed_nodes": {
+            n: {"unavailable_storages": []}
+            for n, node in st.nodes.items()
+            if n != g.node and not node.online
+        },
+        "local_disks": [
+            {"volid": v, "size": 0, "is_unused": 0, "drivename": k}
+            for k, v in zip(g.disks, local, strict=False)
+        ],
+        "local_resources": [],
+    }
     if g.type == "lxc":
-        out = {"running": int(g.running), "allowed-nodes": allowed,
-               "not-allowed-nodes": out["not_allowed_nodes"]}
+        out = {
+            "running": int(g.running),
+            "allowed-nodes": allowed,
+            "not-allowed-nodes": out["not_allowed_nodes"],
+        }
     return out
 
 
@@ -1124,15 +1538,21 @@ def snapshot_create(ctx: Ctx) -> Any:
     return ctx.state.snapshot(_guest(ctx), ctx.user, ctx.params)
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
-       "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}")
+@route(
+    "GET",
+    "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}",
+)
 def snapshot_index(ctx: Ctx) -> Any:
     ctx.state._snap(_guest(ctx), ctx.vars["snapname"])
     return [{"rel": "config"}, {"rel": "rollback"}]
 
 
-@route("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
-       "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config")
+@route(
+    "GET",
+    "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config",
+)
 def snapshot_config(ctx: Ctx) -> Any:
     g = _guest(ctx)
     s = ctx.state._snap(g, ctx.vars["snapname"])
@@ -1150,8 +1570,11 @@ def snapshot_config(ctx: Ctx) -> Any:
     return cfg
 
 
-@route("PUT", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
-       "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config")
+@route(
+    "PUT",
+    "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config",
+)
 def snapshot_config_put(ctx: Ctx) -> Any:
     s = ctx.state._snap(_guest(ctx), ctx.vars["snapname"])
     if ctx.p("description") is not None:
@@ -1160,18 +1583,24 @@ def snapshot_config_put(ctx: Ctx) -> Any:
     return None
 
 
-@route("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
-       "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}")
+@route(
+    "DELETE",
+    "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}",
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}",
+)
 def snapshot_delete(ctx: Ctx) -> Any:
-    return ctx.state.delete_snapshot(_guest(ctx), ctx.user, ctx.vars["snapname"],
-                                     _truthy(ctx.p("force")))
+    return ctx.state.delete_snapshot(
+        _guest(ctx), ctx.user, ctx.vars["snapname"], _truthy(ctx.p("force"))
+    )
 
 
-@route("POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
-       "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback")
+@route(
+    "POST",
+    "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback",
+)
 def snapshot_rollback(ctx: Ctx) -> Any:
-    return ctx.state.rollback(_guest(ctx), ctx.user, ctx.vars["snapname"],
-                              _truthy(ctx.p("start")))
+    return ctx.state.rollback(_guest(ctx), ctx.user, ctx.vars["snapname"], _truthy(ctx.p("start")))
 
 
 @route("POST", "/nodes/{node}/vzdump")
@@ -1182,8 +1611,13 @@ def vzdump(ctx: Ctx) -> Any:
     return ctx.state.vzdump(node, ctx.user, ctx.params)
 
 
-@route("POST", "/nodes/{node}/qemu/{vmid}/vncproxy", "/nodes/{node}/lxc/{vmid}/vncproxy",
-       "/nodes/{node}/qemu/{vmid}/termproxy", "/nodes/{node}/lxc/{vmid}/termproxy")
+@route(
+    "POST",
+    "/nodes/{node}/qemu/{vmid}/vncproxy",
+    "/nodes/{node}/lxc/{vmid}/vncproxy",
+    "/nodes/{node}/qemu/{vmid}/termproxy",
+    "/nodes/{node}/lxc/{vmid}/termproxy",
+)
 def guest_console(ctx: Ctx) -> Any:
     g = _guest(ctx)
     if not g.running:
@@ -1198,11 +1632,33 @@ def guest_console(ctx: Ctx) -> Any:
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent")
 def agent_index(ctx: Ctx) -> Any:
     _guest(ctx)
-    cmds = ["exec", "exec-status", "file-read", "file-write", "fsfreeze-freeze",
-            "fsfreeze-status", "fsfreeze-thaw", "fstrim", "get-fsinfo", "get-host-name",
-            "get-memory-block-info", "get-memory-blocks", "get-osinfo", "get-time",
-            "get-timezone", "get-users", "get-vcpus", "info", "network-get-interfaces", "ping",
-            "set-user-password", "shutdown", "suspend-disk", "suspend-hybrid", "suspend-ram"]
+    cmds = [
+        "exec",
+        "exec-status",
+        "file-read",
+        "file-write",
+        "fsfreeze-freeze",
+        "fsfreeze-status",
+        "fsfreeze-thaw",
+        "fstrim",
+        "get-fsinfo",
+        "get-host-name",
+        "get-memory-block-info",
+        "get-memory-blocks",
+        "get-osinfo",
+        "get-time",
+        "get-timezone",
+        "get-users",
+        "get-vcpus",
+        "info",
+        "network-get-interfaces",
+        "ping",
+        "set-user-password",
+        "shutdown",
+        "suspend-disk",
+        "suspend-hybrid",
+        "suspend-ram",
+    ]
     return [{"name": c} for c in cmds]
 
 
@@ -1221,16 +1677,32 @@ def agent_osinfo(ctx: Ctx) -> Any:
     g = _guest(ctx)
     ctx.state.agent_check(g)
     if g.ostype.startswith("win"):
-        return {"result": {"id": "mswindows", "name": "Microsoft Windows",
-                           "pretty-name": "Windows Server 2022 Standard",
-                           "version": "Microsoft Windows Server 2022", "version-id": "2022",
-                           "kernel-release": "20348", "kernel-version": "10.0",
-                           "machine": "x86_64", "variant": "server", "variant-id": "server"}}
-    return {"result": {"id": "debian", "name": "Debian GNU/Linux",
-                       "pretty-name": "Debian GNU/Linux 13 (trixie)", "version": "13 (trixie)",
-                       "version-id": "13", "kernel-release": "6.12.48+deb13-amd64",
-                       "kernel-version": "#1 SMP PREEMPT_DYNAMIC Debian 6.12.48-1",
-                       "machine": "x86_64"}}
+        return {
+            "result": {
+                "id": "mswindows",
+                "name": "Microsoft Windows",
+                "pretty-name": "Windows Server 2022 Standard",
+                "version": "Microsoft Windows Server 2022",
+                "version-id": "2022",
+                "kernel-release": "20348",
+                "kernel-version": "10.0",
+                "machine": "x86_64",
+                "variant": "server",
+                "variant-id": "server",
+            }
+        }
+    return {
+        "result": {
+            "id": "debian",
+            "name": "Debian GNU/Linux",
+            "pretty-name": "Debian GNU/Linux 13 (trixie)",
+            "version": "13 (trixie)",
+            "version-id": "13",
+            "kernel-release": "6.12.48+deb13-amd64",
+            "kernel-version": "#1 SMP PREEMPT_DYNAMIC Debian 6.12.48-1",
+            "machine": "x86_64",
+        }
+    }
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name")
@@ -1244,10 +1716,23 @@ def agent_hostname(ctx: Ctx) -> Any:
 def agent_info(ctx: Ctx) -> Any:
     g = _guest(ctx)
     ctx.state.agent_check(g)
-    return {"result": {"version": "9.2.0", "supported_commands": [
-        {"name": c, "enabled": True, "success-response": True}
-        for c in ("guest-exec", "guest-exec-status", "guest-get-fsinfo", "guest-get-osinfo",
-                  "guest-network-get-interfaces", "guest-ping", "guest-shutdown")]}}
+    return {
+        "result": {
+            "version": "9.2.0",
+            "supported_commands": [
+                {"name": c, "enabled": True, "success-response": True}
+                for c in (
+                    "guest-exec",
+                    "guest-exec-status",
+                    "guest-get-fsinfo",
+                    "guest-get-osinfo",
+                    "guest-network-get-interfaces",
+                    "guest-ping",
+                    "guest-shutdown",
+                )
+            ],
+        }
+    }
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/agent/ping")
@@ -1281,8 +1766,7 @@ def lxc_interfaces(ctx: Ctx) -> Any:
     from ._state import _link_local
 
     rows: list[dict[str, Any]] = [
-        {"name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8",
-         "inet6": "::1/128"},
+        {"name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8", "inet6": "::1/128"},
         {"name": "eth0", "hwaddr": g.mac.lower(), "inet6": f"{_link_local(g.mac)}/64"},
     ]
     if g.ip:
@@ -1293,8 +1777,7 @@ def lxc_interfaces(ctx: Ctx) -> Any:
             for fam, key in (("inet", "inet"), ("inet6", "inet6")):
                 if key in r:
                     ip, _, prefix = r[key].partition("/")
-                    addrs.append({"ip-address": ip, "ip-address-type": fam,
-                                  "prefix": int(prefix)})
+                    addrs.append({"ip-address": ip, "ip-address-type": fam, "prefix": int(prefix)})
             r["hardware-address"] = r["hwaddr"]
             r["ip-addresses"] = addrs
     return rows
@@ -1303,11 +1786,10 @@ def lxc_interfaces(ctx: Ctx) -> Any:
 # Which path templates carry a guest type or an action: filled in for the server's dispatch.
 GUEST_TYPE_OF: dict[str, str] = {}
 ACTION_OF: dict[str, str] = {}
-for (_path, _method) in list(ROUTES):
+for _path, _method in list(ROUTES):
     if "/qemu" in _path:
         GUEST_TYPE_OF[_path] = "qemu"
     elif "/lxc" in _path:
         GUEST_TYPE_OF[_path] = "lxc"
     if "/status/" in _path and _method == "POST":
         ACTION_OF[_path] = _path.rsplit("/", 1)[1]
-

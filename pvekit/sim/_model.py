@@ -148,7 +148,7 @@ def parse_size(text: str) -> int | None:
     text = text.strip()
     units = {"": 1, "K": 1024, "M": MIB, "G": GIB, "T": 1024**4}
     num = text.rstrip("KMGTkmgt")
-    unit = text[len(num):].upper()
+    unit = text[len(num) :].upper()
     try:
         value = float(num)
     except ValueError:
@@ -231,7 +231,7 @@ class Guest:
 
     @property
     def kind(self) -> str:
-        """"VM" or "CT", as PVE's messages name guests."""
+        """ "VM" or "CT", as PVE's messages name guests."""
         return "VM" if self.type == "qemu" else "CT"
 
     def uptime(self, now: float) -> int:

@@ -17,8 +17,13 @@ from ._model import Guest, Node, StorageUse, noise
 
 __all__ = ["TIMEFRAMES", "guest_rrd", "node_rrd", "rows_times", "storage_rrd"]
 
-TIMEFRAMES: dict[str, int] = {"hour": 60, "day": 1800, "week": 10800, "month": 43200,
-                              "year": 604800}
+TIMEFRAMES: dict[str, int] = {
+    "hour": 60,
+    "day": 1800,
+    "week": 10800,
+    "month": 43200,
+    "year": 604800,
+}
 ROWS = 70
 
 
@@ -35,8 +40,14 @@ def _peak(key: int, t: int, step: int) -> float:
     return 1.0 + spread * noise(key ^ 0x5A5A, t // step)
 
 
-def _series(times: list[int], step: int, cf: str, key: int,
-            fn: Callable[[int], float], cap: float | None = None) -> list[float]:
+def _series(
+    times: list[int],
+    step: int,
+    cf: str,
+    key: int,
+    fn: Callable[[int], float],
+    cap: float | None = None,
+) -> list[float]:
     out = []
     for t in times:
         # Average over a few samples of the step so longer timeframes are smoother.
@@ -50,8 +61,9 @@ def _series(times: list[int], step: int, cf: str, key: int,
     return out
 
 
-def node_rrd(node: Node, guests: list[Guest], now: float, timeframe: str, cf: str,
-             major: int) -> list[dict[str, Any]]:
+def node_rrd(
+    node: Node, guests: list[Guest], now: float, timeframe: str, cf: str, major: int
+) -> list[dict[str, Any]]:
     step = TIMEFRAMES[timeframe]
     times = rows_times(now, timeframe)
     running = [g for g in guests if g.running]
@@ -59,8 +71,11 @@ def node_rrd(node: Node, guests: list[Guest], now: float, timeframe: str, cf: st
     gcpu = sum(g.load.base * g.maxcpu for g in running)
 
     def cpu(t: int) -> float:
-        return min(1.0, node.load.level(t) + gcpu / max(node.cpus, 1) *
-                   node.load.level(t) / max(node.load.base, 1e-6) * 0.5)
+        return min(
+            1.0,
+            node.load.level(t)
+            + gcpu / max(node.cpus, 1) * node.load.level(t) / max(node.load.base, 1e-6) * 0.5,
+        )
 
     def mem(t: int) -> float:
         trend = 1.0 + 0.03 * (t - node.load.t0) / (30 * 86400)
@@ -106,8 +121,9 @@ def guest_rrd(g: Guest, now: float, timeframe: str, cf: str, major: int) -> list
     # A stopped guest (and a template) records only its limits and disk, as real RRDs do.
     active_since = g.started_at if g.running and g.started_at is not None else None
     if g.template or active_since is None:
-        return [{"time": t, **base, "disk": 0 if g.type == "qemu" else g.disk_used(t)}
-                for t in times]
+        return [
+            {"time": t, **base, "disk": 0 if g.type == "qemu" else g.disk_used(t)} for t in times
+        ]
 
     def cpu(t: int) -> float:
         return min(1.0, g.load.level(t))
@@ -130,11 +146,12 @@ def guest_rrd(g: Guest, now: float, timeframe: str, cf: str, major: int) -> list
             "mem": mems[i],
             "disk": 0 if g.type == "qemu" else g.disk_used(t),
             "netin": g.net_rate * activity * (0.8 + 0.4 * noise(g.load.key + 3, t // step)),
-            "netout": g.net_rate * 0.4 * activity * (0.8 + 0.4 * noise(g.load.key + 4,
-                                                                      t // step)),
+            "netout": g.net_rate * 0.4 * activity * (0.8 + 0.4 * noise(g.load.key + 4, t // step)),
             "diskread": g.disk_rate * activity * (0.7 + 0.6 * noise(g.load.key + 5, t // step)),
-            "diskwrite": g.disk_rate * 0.5 * activity * (0.7 + 0.6 * noise(g.load.key + 6,
-                                                                           t // step)),
+            "diskwrite": g.disk_rate
+            * 0.5
+            * activity
+            * (0.7 + 0.6 * noise(g.load.key + 6, t // step)),
         }
         if major >= 9 and g.type == "qemu":
             row["memhost"] = mems[i] * 1.03
@@ -149,9 +166,10 @@ def storage_rrd(use: StorageUse, now: float, timeframe: str, cf: str) -> list[di
     if use.status != "available":
         return [{"time": t} for t in times]
     # Storage use moves slowly: a step's maximum is barely above its average.
-    used = _series(times, step, "AVERAGE", use.key, lambda t: float(use.used(t)),
-                   float(use.total))
+    used = _series(times, step, "AVERAGE", use.key, lambda t: float(use.used(t)), float(use.total))
     if cf == "MAX":
-        used = [min(float(use.total), u * (1.0005 + 0.002 * noise(use.key, t // step)))
-                for u, t in zip(used, times, strict=True)]
+        used = [
+            min(float(use.total), u * (1.0005 + 0.002 * noise(use.key, t // step)))
+            for u, t in zip(used, times, strict=True)
+        ]
     return [{"time": t, "total": use.total, "used": used[i]} for i, t in enumerate(times)]

@@ -79,12 +79,10 @@ def _check_format(fmt: str, value: str) -> str | None:
     elif fmt == "pve-userid":
         if not _USERID_RE.match(value):
             return f"invalid format - value '{value}' does not look like a valid user name"
-    elif fmt == "pve-iface":
-        if not _IFACE_RE.match(value):
-            return f"invalid format - invalid network interface name '{value}'"
-    elif fmt == "mac-addr":
-        if not _MAC_RE.match(value):
-            return f"invalid format - value '{value}' does not look like a valid MAC address"
+    elif fmt == "pve-iface" and not _IFACE_RE.match(value):
+        return f"invalid format - invalid network interface name '{value}'"
+    elif fmt == "mac-addr" and not _MAC_RE.match(value):
+        return f"invalid format - value '{value}' does not look like a valid MAC address"
     return None
 
 
@@ -245,9 +243,7 @@ class Schema:
 
     # -- validation ------------------------------------------------------------------------
 
-    def validate(
-        self, method: str, path: str, params: Mapping[str, Any]
-    ) -> dict[str, str]:
+    def validate(self, method: str, path: str, params: Mapping[str, Any]) -> dict[str, str]:
         """PVE's per-parameter error messages for a request; empty when it is valid.
 
         ``params`` are the query/form parameters (values as strings, lists for repeated

@@ -8,6 +8,7 @@ whose result is wrapped in ``{"data": ...}``. Every request is recorded (secrets
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -30,8 +31,17 @@ from ._tls import SelfSignedCert
 __all__ = ["RecordedRequest", "SimCluster"]
 
 API_PREFIX = "/api2/json"
-_SECRET_PARAMS = {"password", "otp", "tfa-challenge", "new-password", "ticket", "value",
-                  "token_value", "secret", "input-data"}
+_SECRET_PARAMS = {
+    "password",
+    "otp",
+    "tfa-challenge",
+    "new-password",
+    "ticket",
+    "value",
+    "token_value",
+    "secret",
+    "input-data",
+}
 _SECRET_HEADERS = {"authorization", "cookie", "csrfpreventiontoken"}
 _MAX_BODY = 16 * 1024 * 1024
 _MAX_RECORDED = 100_000
@@ -88,8 +98,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr: tuple[str, int], cluster: SimCluster,
-                 tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, addr: tuple[str, int], cluster: SimCluster, tls: ssl.SSLContext | None
+    ) -> None:
         self.cluster = cluster
         self.tls = tls
         super().__init__(addr, _Handler)
@@ -153,44 +164,53 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     decoded = json.loads(body or "{}")
                 except ValueError:
-                    self._send(400, "Parameter verification failed.",
-                               {"errors": {"body": "invalid JSON"}, "data": None})
+                    self._send(
+                        400,
+                        "Parameter verification failed.",
+                        {"errors": {"body": "invalid JSON"}, "data": None},
+                    )
                     return
                 if isinstance(decoded, dict):
-                    params.update({k: ("1" if v is True else "0" if v is False else
-                                       v if isinstance(v, list) else str(v))
-                                   for k, v in decoded.items() if v is not None})
+                    params.update(
+                        {
+                            k: (
+                                "1"
+                                if v is True
+                                else "0"
+                                if v is False
+                                else v
+                                if isinstance(v, list)
+                                else str(v)
+                            )
+                            for k, v in decoded.items()
+                            if v is not None
+                        }
+                    )
             else:
                 params.update(_parse_params(body))
         headers = {k: v for k, v in self.headers.items()}
         path = split.path
-        api_path = path[len(API_PREFIX):] if path.startswith(API_PREFIX + "/") else None
-        status = 0
-        try:
-            if api_path is None:
-                status = 404
-                self._send(404, "Not Found", {"data": None})
-                return
-            decision = cluster.faults.decide(method, api_path)
-            if decision.delay:
-                time.sleep(decision.delay)
-            if decision.drop:
-                status = 0
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
-            if decision.status is not None:
-                status = decision.status
-                self._send(status, decision.reason, {"data": None})
-                return
+        api_path = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else None
+        if api_path is None:
+            cluster.record(method, path, params, headers, 404)
+            self._send(404, "Not Found", {"data": None})
+            return
+        decision = cluster.faults.decide(method, api_path)
+        if decision.delay:
+            time.sleep(decision.delay)
+        if decision.drop:
+            cluster.record(method, api_path, params, headers, 0)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if decision.status is not None:
+            status, reason, payload = decision.status, decision.reason, {"data": None}
+        else:
             status, reason, payload = cluster.handle(method, api_path, params, headers)
-            self._send(status, reason, payload)
-        finally:
-            cluster.record(method, api_path if api_path is not None else path, params,
-                           headers, status)
+        # Recorded before answering, so a client that got its answer sees its request logged.
+        cluster.record(method, api_path, params, headers, status)
+        self._send(status, reason, payload)
 
     def _send(self, status: int, reason: str, payload: Any) -> None:
         if isinstance(payload, RawJSON):
@@ -245,10 +265,24 @@ class SimCluster:
         if self.https and self.cert is not None:
             for n in self.state.nodes.values():
                 n.fingerprint = self.cert.fingerprint
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.1},
-                                        name=f"pvekit-sim-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"pvekit-sim-{self.name}",
+            daemon=True,
+        )
         self._thread.start()
+        if len(self.state.guests) > 1000:
+            # Serialize /cluster/resources ahead of the first client of a big inventory.
+            threading.Thread(
+                target=self._warm, name=f"pvekit-sim-warm-{self.name}", daemon=True
+            ).start()
+
+    def _warm(self) -> None:
+        from ._handlers import _resources
+
+        with self.state.lock:
+            _resources(self.state, None)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -299,8 +333,11 @@ class SimCluster:
         elif identity == "auditor":
             kw.update(user="auditor@pve", password=self.auth.users["auditor@pve"].password)
         elif identity == "tfa":
-            kw.update(user="tfa@pve", password=self.auth.users["tfa@pve"].password,
-                      otp=self.auth.current_otp())
+            kw.update(
+                user="tfa@pve",
+                password=self.auth.users["tfa@pve"].password,
+                otp=self.auth.current_otp(),
+            )
         else:
             raise ValueError(f"unknown identity {identity!r}; use root, token, auditor or tfa")
         if self.https:
@@ -309,10 +346,23 @@ class SimCluster:
 
     # -- recording --------------------------------------------------------------------------
 
-    def record(self, method: str, path: str, params: Mapping[str, Any],
-               headers: Mapping[str, str], status: int) -> None:
-        rec = RecordedRequest(method, path, _redact_params(params), _redact_headers(headers),
-                              status, self.state.clock.now(), self.name)
+    def record(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str],
+        status: int,
+    ) -> None:
+        rec = RecordedRequest(
+            method,
+            path,
+            _redact_params(params),
+            _redact_headers(headers),
+            status,
+            self.state.clock.now(),
+            self.name,
+        )
         with self._rec_lock:
             self._requests.append(rec)
             if len(self._requests) > _MAX_RECORDED:
@@ -357,8 +407,9 @@ class SimCluster:
 
     # -- request handling -------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, params: dict[str, Any],
-               headers: Mapping[str, str]) -> tuple[int, str, Any]:
+    def handle(
+        self, method: str, path: str, params: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[int, str, Any]:
         """Answer one API request: (status, reason phrase, JSON payload)."""
         try:
             result = self._handle(method, path, params, headers)
@@ -367,12 +418,15 @@ class SimCluster:
             if exc.errors is not None:
                 payload = {"errors": exc.errors, "data": None}
             return exc.status, exc.message, payload
+        except Exception as exc:  # a simulator bug: answer like a failing PVE handler would
+            return 500, f"{type(exc).__name__}: {exc}", {"data": None}
         if isinstance(result, RawJSON):
             return 200, "OK", result
         return 200, "OK", {"data": result}
 
-    def _handle(self, method: str, path: str, params: dict[str, Any],
-                headers: Mapping[str, str]) -> Any:
+    def _handle(
+        self, method: str, path: str, params: dict[str, Any], headers: Mapping[str, str]
+    ) -> Any:
         found = self.schema.resolve(path)
         ep = self.schema.endpoints.get((found[0], method)) if found else None
         if found is None or ep is None:
@@ -380,7 +434,8 @@ class SimCluster:
         template, variables = found
         ident: Identity | None = None
         if not (template == "/access/ticket" and method == "POST") and not (
-                template == "/access/domains" and method == "GET"):
+            template == "/access/domains" and method == "GET"
+        ):
             ident = self.auth.authenticate(method, headers)
             self._authorize(ident, method, ep.perm, variables, params)
         merged = dict(params)
@@ -403,8 +458,14 @@ class SimCluster:
             ctx = Ctx(self.state, self.auth, ident, method, variables, params, extra)
             return handler(ctx)
 
-    def _authorize(self, ident: Identity, method: str, perm: Any,
-                   variables: Mapping[str, str], params: Mapping[str, Any]) -> None:
+    def _authorize(
+        self,
+        ident: Identity,
+        method: str,
+        perm: Any,
+        variables: Mapping[str, str],
+        params: Mapping[str, Any],
+    ) -> None:
         from ._auth import AUDIT_PRIVS
 
         read_only = ident.privs <= frozenset(AUDIT_PRIVS)
@@ -422,14 +483,19 @@ class SimCluster:
         anything else is refused like an unimplemented feature."""
         if method == "GET":
             prefix = template.rstrip("/") + "/"
-            children = sorted({p[len(prefix):].split("/")[0]
-                               for (p, _m) in self.schema.endpoints
-                               if p.startswith(prefix)})
+            children = sorted(
+                {
+                    p[len(prefix) :].split("/")[0]
+                    for (p, _m) in self.schema.endpoints
+                    if p.startswith(prefix)
+                }
+            )
             if children:
                 return [{"name": c.strip("{}")} for c in children if not c.startswith("{")]
             return []
-        raise SimHTTPError(501, f"Method '{method} {API_PREFIX}{template}' not implemented "
-                                "by the pvekit simulator")
+        raise SimHTTPError(
+            501, f"Method '{method} {API_PREFIX}{template}' not implemented by the pvekit simulator"
+        )
 
 
 def _describe_write(perm: Any, variables: Mapping[str, str], params: Mapping[str, Any]) -> str:

@@ -184,7 +184,11 @@ class ClusterState:
         node = self.nodes.get(name)
         if node is None:
             # PVE: unknown node names fail in the proxy/route layer with this message.
-            raise SimHTTPError(500, f"hostname lookup '{name}' failed - failed to get address info for: {name}: Name or service not known")  # noqa: E501
+            raise SimHTTPError(
+                500,
+                f"hostname lookup '{name}' failed - failed to get address info for: "
+                f"{name}: Name or service not known",
+            )
         return node
 
     def guest(self, node: str, vmid: int | str, gtype: str) -> Guest:
@@ -289,15 +293,11 @@ class ClusterState:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def power(
-        self, g: Guest, action: str, user: str, params: Mapping[str, Any]
-    ) -> str:
+    def power(self, g: Guest, action: str, user: str, params: Mapping[str, Any]) -> str:
         """start/stop/shutdown/reboot/reset/suspend/resume; returns the task UPID."""
         prefix = "qm" if g.type == "qemu" else "vz"
         skiplock = _truthy(params.get("skiplock"))
-        if action not in ("stop",) or not _truthy(params.get("overrule-shutdown")):
-            if action != "stop" or g.lock not in ("backup",) or not skiplock:
-                self.check_lock(g, skiplock)
+        self.check_lock(g, skiplock)
         label = f"{g.kind} {g.vmid}"
         if action == "start":
             if g.template:
@@ -308,12 +308,15 @@ class ClusterState:
             if not g.running:
                 raise SimHTTPError(500, f"{label} not running")
             if not g.paused:
-                raise SimHTTPError(500, f"{label} not paused" if g.type == "qemu"
-                                   else f"{label} is not frozen")
+                raise SimHTTPError(
+                    500, f"{label} not paused" if g.type == "qemu" else f"{label} is not frozen"
+                )
         elif action in ("stop", "shutdown", "reboot", "reset", "suspend") and not g.running:
             raise SimHTTPError(500, f"{label} not running")
         if action == "reset" and g.type != "qemu":
-            raise SimHTTPError(501, f"Method 'POST /nodes/{g.node}/lxc/{g.vmid}/status/reset' not implemented")  # noqa: E501
+            raise SimHTTPError(
+                501, f"Method 'POST /nodes/{g.node}/lxc/{g.vmid}/status/reset' not implemented"
+            )
 
         def done(task: Task) -> str | None:
             now = self.clock.now()
@@ -342,8 +345,9 @@ class ClusterState:
             log = [f"starting VM {g.vmid}"] if self.major >= 9 else []
         if action == "shutdown":
             log = [f"shutting down {label}"]
-        return self.start_task(g.node, f"{prefix}{action}", str(g.vmid), user, log=log,
-                               on_done=done).upid
+        return self.start_task(
+            g.node, f"{prefix}{action}", str(g.vmid), user, log=log, on_done=done
+        ).upid
 
     def migrate(self, g: Guest, user: str, params: Mapping[str, Any]) -> str:
         target = str(params.get("target", ""))
@@ -366,8 +370,9 @@ class ClusterState:
         for disk in g.disks.values():
             sdef = self.storage_defs.get(disk.storage)
             if sdef and not sdef.shared and (target, disk.storage) not in self.storage_use:
-                raise SimHTTPError(500, f"storage '{disk.storage}' is not available on node "
-                                        f"'{target}'")
+                raise SimHTTPError(
+                    500, f"storage '{disk.storage}' is not available on node '{target}'"
+                )
         source = g.node
         g.lock = "migrate"
         self.changed()
@@ -392,8 +397,10 @@ class ClusterState:
             g.lock = None
             if g.type == "lxc" and was_running:
                 g.started_at = self.clock.now()
-            task.log.append(f"{_stamp(self.clock.now())} migration finished successfully "
-                            f"(duration {_hms(task.duration)})")
+            task.log.append(
+                f"{_stamp(self.clock.now())} migration finished successfully "
+                f"(duration {_hms(task.duration)})"
+            )
             self.changed()
             return None
 
@@ -402,8 +409,15 @@ class ClusterState:
             self.changed()
 
         prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(source, f"{prefix}igrate" if prefix == "qm" else "vzmigrate",
-                               str(g.vmid), user, log=log, on_done=done, on_fail=failed).upid
+        return self.start_task(
+            source,
+            f"{prefix}igrate" if prefix == "qm" else "vzmigrate",
+            str(g.vmid),
+            user,
+            log=log,
+            on_done=done,
+            on_fail=failed,
+        ).upid
 
     def clone(self, g: Guest, user: str, params: Mapping[str, Any]) -> str:
         newid = int(params["newid"])
@@ -428,18 +442,41 @@ class ClusterState:
             )
             if not full:
                 vol = f"base-{g.vmid}-disk-0/{vol}"
-            disks[key] = Disk(key, st, vol.replace("base-", "vm-", 1) if full else vol,
-                              d.size, dict(d.options), d.fmt, d.mountpoint)
+            disks[key] = Disk(
+                key,
+                st,
+                vol.replace("base-", "vm-", 1) if full else vol,
+                d.size,
+                dict(d.options),
+                d.fmt,
+                d.mountpoint,
+            )
         clone = Guest(
-            vmid=newid, type=g.type, name=name, node=target, status="stopped", cores=g.cores,
-            memory_mb=g.memory_mb, disks=disks, nets=dict(g.nets),
-            load=Load(stable_key("clone", newid), g.load.base, t0=self.clock.now(),
-                      phase=g.load.phase),
-            mem_frac=g.mem_frac, disk_frac=g.disk_frac, sockets=g.sockets,
-            balloon_mb=g.balloon_mb, swap_mb=g.swap_mb, tags=list(g.tags),
+            vmid=newid,
+            type=g.type,
+            name=name,
+            node=target,
+            status="stopped",
+            cores=g.cores,
+            memory_mb=g.memory_mb,
+            disks=disks,
+            nets=dict(g.nets),
+            load=Load(
+                stable_key("clone", newid), g.load.base, t0=self.clock.now(), phase=g.load.phase
+            ),
+            mem_frac=g.mem_frac,
+            disk_frac=g.disk_frac,
+            sockets=g.sockets,
+            balloon_mb=g.balloon_mb,
+            swap_mb=g.swap_mb,
+            tags=list(g.tags),
             pool=str(params["pool"]) if params.get("pool") else None,
-            config=dict(g.config), agent=g.agent, ostype=g.ostype, lock="clone",
-            ip=None, mac=_mac(newid),
+            config=dict(g.config),
+            agent=g.agent,
+            ostype=g.ostype,
+            lock="clone",
+            ip=None,
+            mac=_mac(newid),
         )
         clone.nets = {k: _replace_mac(v, clone.mac) for k, v in clone.nets.items()}
         if params.get("description"):
@@ -462,35 +499,44 @@ class ClusterState:
                 g.lock = None
             self.changed()
 
-        log = [f"create {'full' if full else 'linked'} clone of drive {k} ({d.volid})"
-               for k, d in g.disks.items()]
+        log = [
+            f"create {'full' if full else 'linked'} clone of drive {k} ({d.volid})"
+            for k, d in g.disks.items()
+        ]
         prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(g.node, f"{prefix}clone", str(g.vmid), user, log=log,
-                               on_done=done, on_fail=failed).upid
+        return self.start_task(
+            g.node, f"{prefix}clone", str(g.vmid), user, log=log, on_done=done, on_fail=failed
+        ).upid
 
     def destroy(self, g: Guest, user: str, params: Mapping[str, Any]) -> str:
         self.check_lock(g, _truthy(params.get("skiplock")))
         if g.running:
-            raise SimHTTPError(500, f"{g.kind if g.type == 'lxc' else 'VM'} {g.vmid} is "
-                                    "running - destroy failed")
+            raise SimHTTPError(
+                500, f"{g.kind if g.type == 'lxc' else 'VM'} {g.vmid} is running - destroy failed"
+            )
         if g.ha_state is not None and not _truthy(params.get("purge")):
-            raise SimHTTPError(500, f"unable to remove {g.kind} {g.vmid} - used in HA "
-                                    "resources and purge parameter not set.")
+            raise SimHTTPError(
+                500,
+                f"unable to remove {g.kind} {g.vmid} - used in HA "
+                "resources and purge parameter not set.",
+            )
         g.lock = "destroyed"
         self.changed()
 
         def done(task: Task) -> str | None:
             self.guests.pop(g.vmid, None)
             if _truthy(params.get("purge")):
-                self.volumes = [v for v in self.volumes if v.vmid != g.vmid
-                                or v.content != "backup"]
+                self.volumes = [
+                    v for v in self.volumes if v.vmid != g.vmid or v.content != "backup"
+                ]
             self.changed()
             return None
 
         log = [f"Removing image: 100% complete...done." for _ in g.disks]  # noqa: F541
         prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(g.node, f"{prefix}destroy", str(g.vmid), user, log=log,
-                               on_done=done).upid
+        return self.start_task(
+            g.node, f"{prefix}destroy", str(g.vmid), user, log=log, on_done=done
+        ).upid
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -498,19 +544,21 @@ class ClusterState:
         """The guest config as ``GET .../config`` answers (digest included)."""
         out: dict[str, Any] = {}
         if g.type == "qemu":
-            out.update({
-                "name": g.name,
-                "cores": g.cores,
-                "sockets": g.sockets,
-                "memory": str(g.memory_mb) if self.major >= 8 else g.memory_mb,
-                "ostype": g.ostype,
-                "boot": g.config.get("boot", f"order={next(iter(g.disks), 'scsi0')};net0"),
-                "scsihw": g.config.get("scsihw", "virtio-scsi-single"),
-                "vmgenid": g.config.get("vmgenid", _uuid(g.vmid, "gen")),
-                "smbios1": f"uuid={_uuid(g.vmid, 'smbios')}",
-                "numa": 0,
-                "ide2": g.config.get("ide2", "none,media=cdrom"),
-            })
+            out.update(
+                {
+                    "name": g.name,
+                    "cores": g.cores,
+                    "sockets": g.sockets,
+                    "memory": str(g.memory_mb) if self.major >= 8 else g.memory_mb,
+                    "ostype": g.ostype,
+                    "boot": g.config.get("boot", f"order={next(iter(g.disks), 'scsi0')};net0"),
+                    "scsihw": g.config.get("scsihw", "virtio-scsi-single"),
+                    "vmgenid": g.config.get("vmgenid", _uuid(g.vmid, "gen")),
+                    "smbios1": f"uuid={_uuid(g.vmid, 'smbios')}",
+                    "numa": 0,
+                    "ide2": g.config.get("ide2", "none,media=cdrom"),
+                }
+            )
             if g.agent:
                 out["agent"] = "1"
             if g.balloon_mb is not None:
@@ -518,16 +566,18 @@ class ClusterState:
             cpu = g.config.get("cpu", "x86-64-v2-AES")
             out["cpu"] = cpu
         else:
-            out.update({
-                "hostname": g.name,
-                "cores": g.cores,
-                "memory": g.memory_mb,
-                "swap": g.swap_mb,
-                "ostype": g.ostype,
-                "arch": "amd64",
-                "unprivileged": 1,
-                "features": g.config.get("features", "nesting=1"),
-            })
+            out.update(
+                {
+                    "hostname": g.name,
+                    "cores": g.cores,
+                    "memory": g.memory_mb,
+                    "swap": g.swap_mb,
+                    "ostype": g.ostype,
+                    "arch": "amd64",
+                    "unprivileged": 1,
+                    "features": g.config.get("features", "nesting=1"),
+                }
+            )
         for key, d in g.disks.items():
             out[key] = d.config_string()
         out.update(g.nets)
@@ -553,12 +603,20 @@ class ClusterState:
         self.check_lock(g, _truthy(params.get("skiplock")))
         digest = params.get("digest")
         if digest and digest != self.config(g)["digest"]:
-            raise SimHTTPError(500, "detected modified configuration - file changed by other "
-                                    "user? Try again.")
-        skip = {"node", "vmid", "digest", "delete", "revert", "skiplock", "background_delay",
-                "force"}
-        deletes = [d for d in str(params.get("delete") or "").replace(";", ",").split(",")
-                   if d]
+            raise SimHTTPError(
+                500, "detected modified configuration - file changed by other user? Try again."
+            )
+        skip = {
+            "node",
+            "vmid",
+            "digest",
+            "delete",
+            "revert",
+            "skiplock",
+            "background_delay",
+            "force",
+        }
+        deletes = [d for d in str(params.get("delete") or "").replace(";", ",").split(",") if d]
         for key in deletes:
             if key in g.nets:
                 del g.nets[key]
@@ -618,8 +676,12 @@ class ClusterState:
         key = str(params["disk"])
         d = g.disks.get(key)
         if d is None:
-            raise SimHTTPError(500, f"disk '{key}' does not exist" if g.type == "qemu"
-                               else f"unable to parse volume ID '{key}'")
+            raise SimHTTPError(
+                500,
+                f"disk '{key}' does not exist"
+                if g.type == "qemu"
+                else f"unable to parse volume ID '{key}'",
+            )
         text = str(params["size"])
         grow = text.startswith("+")
         size = parse_size(text.lstrip("+"))
@@ -636,16 +698,18 @@ class ClusterState:
             return None
 
         log = [f"Image resized. {format_size(old)} -> {format_size(new)}"]
-        return self.start_task(g.node, "resize", str(g.vmid), user, log=log,
-                               on_done=done).upid
+        return self.start_task(g.node, "resize", str(g.vmid), user, log=log, on_done=done).upid
 
     # -- snapshots --------------------------------------------------------------------------
 
     def snapshot_list(self, g: Guest) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for s in g.snapshots:
-            row: dict[str, Any] = {"name": s.name, "description": s.description,
-                                   "snaptime": s.snaptime}
+            row: dict[str, Any] = {
+                "name": s.name,
+                "description": s.description,
+                "snaptime": s.snaptime,
+            }
             if s.parent:
                 row["parent"] = s.parent
             if s.vmstate:
@@ -673,8 +737,15 @@ class ClusterState:
         self.changed()
 
         def done(task: Task) -> str | None:
-            g.snapshots.append(Snapshot(name, str(params.get("description") or ""),
-                                        int(self.clock.now()), g.parent_snapshot, vmstate))
+            g.snapshots.append(
+                Snapshot(
+                    name,
+                    str(params.get("description") or ""),
+                    int(self.clock.now()),
+                    g.parent_snapshot,
+                    vmstate,
+                )
+            )
             g.parent_snapshot = name
             g.lock = None
             self.changed()
@@ -684,11 +755,14 @@ class ClusterState:
             g.lock = None
             self.changed()
 
-        log = [f"{'saving VM state and RAM' if vmstate else 'snapshotting'} "
-               f"'{k}' ({d.volid})" for k, d in g.disks.items()]
+        log = [
+            f"{'saving VM state and RAM' if vmstate else 'snapshotting'} '{k}' ({d.volid})"
+            for k, d in g.disks.items()
+        ]
         prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(g.node, f"{prefix}snapshot", str(g.vmid), user, log=log,
-                               on_done=done, on_fail=failed).upid
+        return self.start_task(
+            g.node, f"{prefix}snapshot", str(g.vmid), user, log=log, on_done=done, on_fail=failed
+        ).upid
 
     def _snap(self, g: Guest, name: str) -> Snapshot:
         for s in g.snapshots:
@@ -719,8 +793,9 @@ class ClusterState:
             self.changed()
 
         prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(g.node, f"{prefix}delsnapshot", str(g.vmid), user,
-                               on_done=done, on_fail=failed).upid
+        return self.start_task(
+            g.node, f"{prefix}delsnapshot", str(g.vmid), user, on_done=done, on_fail=failed
+        ).upid
 
     def rollback(self, g: Guest, user: str, name: str, start: bool) -> str:
         snap = self._snap(g, name)
@@ -744,14 +819,16 @@ class ClusterState:
             self.changed()
 
         prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(g.node, f"{prefix}rollback", str(g.vmid), user,
-                               on_done=done, on_fail=failed).upid
+        return self.start_task(
+            g.node, f"{prefix}rollback", str(g.vmid), user, on_done=done, on_fail=failed
+        ).upid
 
     # -- backups ----------------------------------------------------------------------------
 
     def vzdump(self, node: str, user: str, params: Mapping[str, Any]) -> str:
-        vmids = [int(v) for v in str(params.get("vmid") or "").replace(";", ",").split(",")
-                 if v.strip()]
+        vmids = [
+            int(v) for v in str(params.get("vmid") or "").replace(";", ",").split(",") if v.strip()
+        ]
         if _truthy(params.get("all")):
             vmids = [g.vmid for g in self.guests.values() if g.node == node and not g.template]
         if not vmids:
@@ -773,14 +850,17 @@ class ClusterState:
         mode = str(params.get("mode") or "snapshot")
         compress = str(params.get("compress") or "zstd")
         ext = {"zstd": ".zst", "gzip": ".gz", "lzo": ".lzo", "0": "", "1": ".lzo"}.get(
-            compress, ".zst")
+            compress, ".zst"
+        )
         notes = params.get("notes-template")
         for g in guests:
             g.lock = "backup"
         self.changed()
         now = self.clock.now()
-        log = [f"INFO: starting new backup job: vzdump {' '.join(map(str, vmids))} "
-               f"--mode {mode} --storage {storage} --compress {compress}"]
+        log = [
+            f"INFO: starting new backup job: vzdump {' '.join(map(str, vmids))} "
+            f"--mode {mode} --storage {storage} --compress {compress}"
+        ]
         for g in guests:
             log += [
                 f"INFO: Starting Backup of VM {g.vmid} ({g.type})",
@@ -798,16 +878,23 @@ class ClusterState:
                 fmt = "vma" if g.type == "qemu" else "tar"
                 volid = f"{storage}:backup/vzdump-{g.type}-{g.vmid}-{stamp}.{fmt}{ext}"
                 size = int(sum(d.size for d in g.disks.values()) * 0.18) + g.vmid * 4096
-                self.volumes.append(Volume(
-                    volid=volid, storage=storage, content="backup",
-                    fmt=f"{fmt}{'.' + ext.lstrip('.') if ext else ''}", size=size,
-                    ctime=int(end), node=None if shared else node, vmid=g.vmid,
-                    notes=_notes(notes, g) if notes else None, subtype=g.type,
-                ))
+                self.volumes.append(
+                    Volume(
+                        volid=volid,
+                        storage=storage,
+                        content="backup",
+                        fmt=f"{fmt}{'.' + ext.lstrip('.') if ext else ''}",
+                        size=size,
+                        ctime=int(end),
+                        node=None if shared else node,
+                        vmid=g.vmid,
+                        notes=_notes(notes, g) if notes else None,
+                        subtype=g.type,
+                    )
+                )
                 self.storage_use[(node, storage)].extra_used += size
                 task.log.append(f"INFO: archive file size: {format_size(size // GIB * GIB or GIB)}")
-                task.log.append(f"INFO: Finished Backup of VM {g.vmid} "
-                                f"({_hms(task.duration)})")
+                task.log.append(f"INFO: Finished Backup of VM {g.vmid} ({_hms(task.duration)})")
             task.log.append("INFO: Backup job finished successfully")
             self.changed()
             return None
@@ -819,8 +906,9 @@ class ClusterState:
             self.changed()
 
         task_id = str(vmids[0]) if len(vmids) == 1 else ""
-        return self.start_task(node, "vzdump", task_id, user, log=log, on_done=done,
-                               on_fail=failed).upid
+        return self.start_task(
+            node, "vzdump", task_id, user, log=log, on_done=done, on_fail=failed
+        ).upid
 
     def _default_backup_storage(self, node: str) -> str:
         for (n, st), _ in self.storage_use.items():
@@ -837,37 +925,48 @@ class ClusterState:
         existing = self.guests.get(vmid)
         if existing is not None:
             if not _truthy(params.get("force")):
-                raise SimHTTPError(500, f"unable to restore {existing.kind} {vmid} - "
-                                        "VM already exists" if gtype == "qemu" else
-                                        f"unable to restore CT {vmid} - CT already exists")
+                raise SimHTTPError(
+                    500,
+                    f"unable to restore {existing.kind} {vmid} - VM already exists"
+                    if gtype == "qemu"
+                    else f"unable to restore CT {vmid} - CT already exists",
+                )
             if existing.running:
                 raise SimHTTPError(500, f"unable to restore VM {vmid} - VM is running")
             self.check_lock(existing)
         src = self.guests.get(vol.vmid) if vol.vmid is not None else None
-        storage = str(params.get("storage") or (
-            next(iter(src.disks.values())).storage if src and src.disks else "local-lvm"))
-        if src is not None:
-            template = src
-        else:
-            template = existing
+        storage = str(
+            params.get("storage")
+            or (next(iter(src.disks.values())).storage if src and src.disks else "local-lvm")
+        )
+        template: Guest | None = src if src is not None else existing
         rng = random.Random(stable_key("restore", vmid))
         disks = {
-            k: Disk(k, storage, f"vm-{vmid}-disk-{i}", d.size, dict(d.options), d.fmt,
-                    d.mountpoint)
+            k: Disk(k, storage, f"vm-{vmid}-disk-{i}", d.size, dict(d.options), d.fmt, d.mountpoint)
             for i, (k, d) in enumerate((template.disks if template else {}).items())
-        } or ({"rootfs": Disk("rootfs", storage, f"vm-{vmid}-disk-0", 8 * GIB)}
-              if gtype == "lxc" else {"scsi0": Disk("scsi0", storage, f"vm-{vmid}-disk-0",
-                                                    32 * GIB)})
+        } or (
+            {"rootfs": Disk("rootfs", storage, f"vm-{vmid}-disk-0", 8 * GIB)}
+            if gtype == "lxc"
+            else {"scsi0": Disk("scsi0", storage, f"vm-{vmid}-disk-0", 32 * GIB)}
+        )
         g = Guest(
-            vmid=vmid, type=gtype, name=(template.name if template else f"restored-{vmid}"),
-            node=node, status="stopped", cores=template.cores if template else 2,
-            memory_mb=template.memory_mb if template else 2048, disks=disks,
+            vmid=vmid,
+            type=gtype,
+            name=(template.name if template else f"restored-{vmid}"),
+            node=node,
+            status="stopped",
+            cores=template.cores if template else 2,
+            memory_mb=template.memory_mb if template else 2048,
+            disks=disks,
             nets=dict(template.nets) if template else {"net0": f"virtio={_mac(vmid)},bridge=vmbr0"},
             load=Load(stable_key("restored", vmid), rng.uniform(0.05, 0.3), t0=self.clock.now()),
-            mem_frac=rng.uniform(0.3, 0.7), disk_frac=rng.uniform(0.2, 0.6),
-            agent=template.agent if template else False, lock="create",
+            mem_frac=rng.uniform(0.3, 0.7),
+            disk_frac=rng.uniform(0.2, 0.6),
+            agent=template.agent if template else False,
+            lock="create",
             ostype=template.ostype if template else ("l26" if gtype == "qemu" else "debian"),
-            tags=list(template.tags) if template else [], mac=_mac(vmid),
+            tags=list(template.tags) if template else [],
+            mac=_mac(vmid),
             pool=str(params["pool"]) if params.get("pool") else None,
         )
         self.guests[vmid] = g
@@ -887,10 +986,20 @@ class ClusterState:
                 self.guests.pop(vmid, None)
             self.changed()
 
-        log = [f"restore vma archive: {archive}" if gtype == "qemu"
-               else f"recovering backed-up configuration from '{archive}'"]
-        return self.start_task(node, "qmrestore" if gtype == "qemu" else "vzrestore",
-                               str(vmid), user, log=log, on_done=done, on_fail=failed).upid
+        log = [
+            f"restore vma archive: {archive}"
+            if gtype == "qemu"
+            else f"recovering backed-up configuration from '{archive}'"
+        ]
+        return self.start_task(
+            node,
+            "qmrestore" if gtype == "qemu" else "vzrestore",
+            str(vmid),
+            user,
+            log=log,
+            on_done=done,
+            on_fail=failed,
+        ).upid
 
     def delete_volume(self, node: str, storage: str, volid: str, user: str) -> str:
         vol = next((v for v in self.volumes if v.volid == volid), None)
@@ -950,12 +1059,19 @@ class ClusterState:
             for fs in self.agent_fsinfo(g):
                 if "total-bytes" in fs:
                     tot, used = fs["total-bytes"] // 1024, fs["used-bytes"] // 1024
-                    out += (f"{fs['name']:<14} {tot:>9} {used:>7} {tot - used:>9} "
-                            f"{used * 100 // max(tot, 1):>3}% {fs['mountpoint']}\n")
+                    out += (
+                        f"{fs['name']:<14} {tot:>9} {used:>7} {tot - used:>9} "
+                        f"{used * 100 // max(tot, 1):>3}% {fs['mountpoint']}\n"
+                    )
         else:
             code, err = 127, f"bash: line 1: {prog}: command not found\n"
-        g.exec_jobs[pid] = {"start": now, "duration": duration, "out": out, "err": err,
-                            "code": code}
+        g.exec_jobs[pid] = {
+            "start": now,
+            "duration": duration,
+            "out": out,
+            "err": err,
+            "code": code,
+        }
         if len(g.exec_jobs) > 64:  # bounded like the agent's own table
             g.exec_jobs.pop(min(g.exec_jobs))
         return pid
@@ -976,11 +1092,15 @@ class ClusterState:
 
     def agent_interfaces(self, g: Guest) -> list[dict[str, Any]]:
         self.agent_check(g)
-        lo = {"name": "lo", "hardware-address": "00:00:00:00:00:00",
-              "ip-addresses": [
-                  {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
-                  {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}],
-              "statistics": _if_stats(g, self.clock.now(), 0.01)}
+        lo = {
+            "name": "lo",
+            "hardware-address": "00:00:00:00:00:00",
+            "ip-addresses": [
+                {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
+                {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128},
+            ],
+            "statistics": _if_stats(g, self.clock.now(), 0.01),
+        }
         win = g.ostype.startswith("win")
         eth: dict[str, Any] = {
             "name": "Ethernet" if win else "eth0",
@@ -989,10 +1109,12 @@ class ClusterState:
             "statistics": _if_stats(g, self.clock.now(), 1.0),
         }
         if g.ip:
-            eth["ip-addresses"].append({"ip-address": g.ip, "ip-address-type": "ipv4",
-                                        "prefix": 24})
-        eth["ip-addresses"].append({"ip-address": _link_local(g.mac), "ip-address-type": "ipv6",
-                                    "prefix": 64})
+            eth["ip-addresses"].append(
+                {"ip-address": g.ip, "ip-address-type": "ipv4", "prefix": 24}
+            )
+        eth["ip-addresses"].append(
+            {"ip-address": _link_local(g.mac), "ip-address-type": "ipv6", "prefix": 64}
+        )
         return [eth] if win else [lo, eth]
 
     def agent_fsinfo(self, g: Guest) -> list[dict[str, Any]]:
@@ -1004,31 +1126,63 @@ class ClusterState:
             if key.startswith(("ide", "efidisk", "tpmstate")):
                 continue
             total = int(d.size * 0.97)
-            frac = min(0.97, g.disk_frac * (1 + g.load.growth * 0.5 * (now - g.load.t0)
-                                            / (30 * DAY)) * (1 if i == 0 else 0.6))
-            dev = [{"bus-type": "scsi", "bus": 0, "target": 0, "unit": i,
-                    "serial": f"drive-{key}", "dev": f"/dev/sd{chr(97 + i)}" if not win
-                    else f"\\\\.\\PhysicalDrive{i}"}]
+            frac = min(
+                0.97,
+                g.disk_frac
+                * (1 + g.load.growth * 0.5 * (now - g.load.t0) / (30 * DAY))
+                * (1 if i == 0 else 0.6),
+            )
+            dev = [
+                {
+                    "bus-type": "scsi",
+                    "bus": 0,
+                    "target": 0,
+                    "unit": i,
+                    "serial": f"drive-{key}",
+                    "dev": f"/dev/sd{chr(97 + i)}" if not win else f"\\\\.\\PhysicalDrive{i}",
+                }
+            ]
             if win:
                 letter = chr(ord("C") + i)
-                out.append({"name": f"\\\\?\\Volume{{{_uuid(g.vmid, key)}}}\\",
-                            "mountpoint": f"{letter}:\\", "type": "NTFS",
-                            "total-bytes": total, "used-bytes": int(total * frac), "disk": dev})
+                out.append(
+                    {
+                        "name": f"\\\\?\\Volume{{{_uuid(g.vmid, key)}}}\\",
+                        "mountpoint": f"{letter}:\\",
+                        "type": "NTFS",
+                        "total-bytes": total,
+                        "used-bytes": int(total * frac),
+                        "disk": dev,
+                    }
+                )
             else:
-                out.append({"name": f"sd{chr(97 + i)}1", "mountpoint": "/" if i == 0
-                            else f"/srv/data{i}", "type": "ext4", "total-bytes": total,
-                            "used-bytes": int(total * frac), "disk": dev})
+                out.append(
+                    {
+                        "name": f"sd{chr(97 + i)}1",
+                        "mountpoint": "/" if i == 0 else f"/srv/data{i}",
+                        "type": "ext4",
+                        "total-bytes": total,
+                        "used-bytes": int(total * frac),
+                        "disk": dev,
+                    }
+                )
         if win:
             # Real Windows agents report the reserved partition without sizes.
-            out.append({"name": f"\\\\?\\Volume{{{_uuid(g.vmid, 'sysres')}}}\\",
-                        "mountpoint": "System Reserved", "type": "NTFS", "disk": []})
+            out.append(
+                {
+                    "name": f"\\\\?\\Volume{{{_uuid(g.vmid, 'sysres')}}}\\",
+                    "mountpoint": "System Reserved",
+                    "type": "NTFS",
+                    "disk": [],
+                }
+            )
         return out
 
     # -- reads shared by several endpoints --------------------------------------------------
 
     def visible_volumes(self, node: str, storage: str) -> list[Volume]:
-        return [v for v in self.volumes
-                if v.storage == storage and (v.node is None or v.node == node)]
+        return [
+            v for v in self.volumes if v.storage == storage and (v.node is None or v.node == node)
+        ]
 
 
 # -- small helpers ------------------------------------------------------------------------
@@ -1080,20 +1234,31 @@ def _replace_mac(net: str, mac: str) -> str:
 def _link_local(mac: str) -> str:
     o = [int(x, 16) for x in mac.split(":")]
     o[0] ^= 0x02
-    return (f"fe80::{o[0]:02x}{o[1]:02x}:{o[2]:02x}ff:fe{o[3]:02x}:{o[4]:02x}{o[5]:02x}")
+    return f"fe80::{o[0]:02x}{o[1]:02x}:{o[2]:02x}ff:fe{o[3]:02x}:{o[4]:02x}{o[5]:02x}"
 
 
 def _if_stats(g: Guest, now: float, scale: float) -> dict[str, int]:
     netin, netout, _, _ = g.counters(now)
-    return {"rx-bytes": int(netin * scale), "tx-bytes": int(netout * scale),
-            "rx-packets": int(netin * scale / 900), "tx-packets": int(netout * scale / 700),
-            "rx-errs": 0, "tx-errs": 0, "rx-dropped": 0, "tx-dropped": 0}
+    return {
+        "rx-bytes": int(netin * scale),
+        "tx-bytes": int(netout * scale),
+        "rx-packets": int(netin * scale / 900),
+        "tx-packets": int(netout * scale / 700),
+        "rx-errs": 0,
+        "tx-errs": 0,
+        "rx-dropped": 0,
+        "tx-dropped": 0,
+    }
 
 
 def _notes(template: Any, g: Guest) -> str:
     text = str(template)
-    return (text.replace("{{guestname}}", g.name).replace("{{vmid}}", str(g.vmid))
-            .replace("{{node}}", g.node).replace("{{cluster}}", ""))
+    return (
+        text.replace("{{guestname}}", g.name)
+        .replace("{{vmid}}", str(g.vmid))
+        .replace("{{node}}", g.node)
+        .replace("{{cluster}}", "")
+    )
 
 
 def _is_disk_key(key: str, gtype: str) -> bool:

@@ -35,10 +35,12 @@ def make_cert(common_name: str = "pvekit-sim", host: str = "127.0.0.1") -> SelfS
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PVE Cluster Node"),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "PVE Cluster Node"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
     now = _dt.datetime.now(_dt.UTC)
     alt: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName(common_name)]
     try:
@@ -62,9 +64,11 @@ def make_cert(common_name: str = "pvekit-sim", host: str = "127.0.0.1") -> SelfS
     directory = tempfile.mkdtemp(prefix="pvekit-sim-tls-")
     os.chmod(directory, 0o700)
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
     cert_file = os.path.join(directory, "pve-ssl.pem")
     key_file = os.path.join(directory, "pve-ssl.key")
     with open(cert_file, "wb") as fh:
@@ -74,5 +78,5 @@ def make_cert(common_name: str = "pvekit-sim", host: str = "127.0.0.1") -> SelfS
         fh.write(key_pem)
     der = cert.public_bytes(serialization.Encoding.DER)
     digest = hashlib.sha256(der).hexdigest().upper()
-    fingerprint = ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
     return SelfSignedCert(cert_file, key_file, fingerprint, directory)

@@ -1,0 +1,209 @@
+"""The compact schema: generation, routing and validation like pve-api-daemon."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from pvekit.sim import SimCluster, Simulator
+from pvekit.sim._schema import load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "pvekit" / "_data" / "schema.json.gz"
+SOURCE = ROOT.parent / "shared" / "pve-api"
+
+
+def test_shipped_schema_is_the_generated_one(tmp_path: Path) -> None:
+    out = tmp_path / "schema.json.gz"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_schema.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    assert out.read_bytes() == SHIPPED.read_bytes(), "run scripts/build_schema.py"
+    assert SHIPPED.stat().st_size < 300_000
+
+
+def test_schema_covers_every_official_endpoint() -> None:
+    data = json.loads(gzip.decompress(SHIPPED.read_bytes()))
+    schema = load_schema("9.1")
+    for line in (SOURCE / "endpoints-9.1.tsv").read_text().splitlines()[1:]:
+        path, method, _name, params = line.split("\t")[:4]
+        assert (path, method) in schema.endpoints, (path, method)
+        names = {p.rstrip("*") for p in params.split(",") if p}
+        assert names <= set(data["paths"][path][method]["p"]), (path, method)
+        required = {p[:-1] for p in params.split(",") if p.endswith("*")}
+        for name in required:
+            assert not schema.endpoints[(path, method)].params[name].get("o"), (path, name)
+
+
+def test_version_knob() -> None:
+    s9, s8 = load_schema("9.1"), load_schema("8.4")
+    assert s9.match("GET", "/cluster/ha/rules") is not None
+    assert s8.match("GET", "/cluster/ha/rules") is None  # new in PVE 9
+    assert s8.match("GET", "/nodes/pve1/scan/glusterfs") is not None  # removed in PVE 9
+    assert s9.match("GET", "/nodes/pve1/scan/glusterfs") is None
+
+
+def test_match_and_resolve() -> None:
+    s = load_schema()
+    ep = s.match("POST", "/nodes/pve1/qemu/100/status/start")
+    assert ep is not None and ep.path == "/nodes/{node}/qemu/{vmid}/status/start"
+    assert ep.proxyto == "node"
+    assert s.match("PATCH", "/nodes/pve1/qemu/100/status/start") is None
+    assert s.match("GET", "/nodes/pve1/nonsense") is None
+    # a quoted volid stays one segment; an unquoted one is absorbed by {volume}
+    for path in (
+        "/nodes/pve1/storage/nfs/content/nfs%3Abackup%2Fvzdump-qemu-100.vma.zst",
+        "/nodes/pve1/storage/nfs/content/nfs:backup/vzdump-qemu-100.vma.zst",
+    ):
+        found = s.resolve(path)
+        assert found is not None
+        assert found[1]["volume"] == "nfs:backup/vzdump-qemu-100.vma.zst"
+
+
+@pytest.mark.parametrize(
+    "method,path,params,param,message",
+    [
+        (
+            "POST",
+            "/nodes/pve1/qemu/100/status/start",
+            {"bogus": "1"},
+            "bogus",
+            "property is not defined in schema and the schema does not allow additional properties",
+        ),
+        (
+            "POST",
+            "/nodes/pve1/qemu/100/migrate",
+            {},
+            "target",
+            "property is missing and it is not optional",
+        ),
+        (
+            "GET",
+            "/cluster/resources",
+            {"type": "vms"},
+            "type",
+            "value 'vms' does not have a value in the enumeration 'vm, storage, node, sdn'",
+        ),
+        (
+            "GET",
+            "/nodes/pve1/tasks",
+            {"limit": "ten"},
+            "limit",
+            "type check ('integer') failed - got 'ten'",
+        ),
+        (
+            "POST",
+            "/nodes/pve1/qemu/100/status/stop",
+            {"skiplock": "maybe"},
+            "skiplock",
+            "type check ('boolean') failed - got 'maybe'",
+        ),
+        (
+            "GET",
+            "/nodes/pve1/qemu/99/status/current",
+            {},
+            "vmid",
+            "value must have a minimum value of 100",
+        ),
+        (
+            "GET",
+            "/nodes/pve_1/status",
+            {},
+            "node",
+            "invalid format - value does not look like a valid node name",
+        ),
+        (
+            "POST",
+            "/nodes/pve1/qemu/100/config",
+            {"net0": "virtio=AA:BB:CC:DD:EE:FF,speed=9"},
+            "net0",
+            "invalid format - speed: property is not defined in schema",
+        ),
+        (
+            "GET",
+            "/nodes/pve1/rrddata",
+            {"timeframe": "hour", "cf": "MIN"},
+            "cf",
+            "value 'MIN' does not have a value in the enumeration 'AVERAGE, MAX'",
+        ),
+    ],
+)
+def test_validate_messages(
+    method: str, path: str, params: dict[str, str], param: str, message: str
+) -> None:
+    errors = load_schema().validate(method, path, params)
+    assert param in errors
+    assert errors[param].startswith(message)
+
+
+def test_valid_requests_pass() -> None:
+    s = load_schema()
+    assert (
+        s.validate(
+            "POST",
+            "/nodes/pve1/qemu/100/migrate",
+            {"target": "pve2", "online": "1", "with-local-disks": "1"},
+        )
+        == {}
+    )
+    assert s.validate("POST", "/nodes/pve1/qemu/100/agent/exec", {"command": ["ls", "-l"]}) == {}
+    assert (
+        s.validate(
+            "POST",
+            "/nodes/pve1/qemu/100/config",
+            {"net1": "virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=20"},
+        )
+        == {}
+    )
+    assert s.validate("GET", "/nodes/pve1/rrddata", {"timeframe": "week", "cf": "MAX"}) == {}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[SimCluster]:
+    with Simulator("demo") as sim:
+        yield sim["lab"]
+
+
+def _session(c: SimCluster) -> requests.Session:
+    s = requests.Session()
+    s.headers["Authorization"] = f"PVEAPIToken=root@pam!pvekit={c.auth.token_secret}"
+    return s
+
+
+def test_server_answers_400_with_errors(lab: SimCluster) -> None:
+    s = _session(lab)
+    r = s.get(lab.url + "/api2/json/cluster/resources", params={"type": "bad"})
+    assert r.status_code == 400
+    assert r.reason == "Parameter verification failed."
+    assert set(r.json()) == {"errors", "data"} and r.json()["data"] is None
+    r = s.post(lab.url + "/api2/json/nodes/pve/qemu/101/status/start", data={"x": "1"})
+    assert r.status_code == 400 and "x" in r.json()["errors"]
+    r = s.post(lab.url + "/api2/json/nodes/pve/qemu/101/migrate", data={})
+    assert r.status_code == 400 and "target" in r.json()["errors"]
+
+
+def test_server_answers_501_for_unknown_paths(lab: SimCluster) -> None:
+    s = _session(lab)
+    r = s.get(lab.url + "/api2/json/nodes/pve/nonsense")
+    assert r.status_code == 501
+    assert r.reason == "Method 'GET /api2/json/nodes/pve/nonsense' not implemented"
+    assert r.json() == {"data": None}
+    r = s.put(lab.url + "/api2/json/cluster/resources")
+    assert r.status_code == 501
+
+
+def test_8_4_server_refuses_9_only_paths() -> None:
+    with Simulator("empty", pve_version="8.4") as sim:
+        c = sim["empty"]
+        s = _session(c)
+        assert s.get(c.url + "/api2/json/cluster/ha/rules").status_code == 501
+        assert s.get(c.url + "/api2/json/version").json()["data"]["release"] == "8.4"
