@@ -407,6 +407,84 @@ def _ctime(t: int) -> str:
     return _time.strftime("%a %b %d %H:%M:%S %Y", _time.gmtime(t))
 
 
+@route("GET", "/cluster/options")
+def cluster_options(ctx: Ctx) -> Any:
+    return {
+        "keyboard": "en-us",
+        "console": "xtermjs",
+        "migration": {"type": "secure", "network": "10.10.40.0/24"},
+        "next-id": {"lower": "100", "upper": "1000000"},
+        "description": f"{ctx.state.name} cluster (pvekit simulator)",
+        "ha": {"shutdown_policy": "conditional"},
+    }
+
+
+@route("GET", "/cluster/backup")
+def cluster_backup_jobs(ctx: Ctx) -> Any:
+    st = ctx.state
+    backup_storages = [n for n, d in st.storage_defs.items() if "backup" in d.content]
+    if not st.guests or not backup_storages:
+        return []
+    storage = "pbs" if "pbs" in backup_storages else backup_storages[-1]
+    return [
+        {
+            "id": "backup-nightly",
+            "type": "vzdump",
+            "schedule": "02:00",
+            "storage": storage,
+            "all": 1,
+            "mode": "snapshot",
+            "compress": "zstd",
+            "enabled": 1,
+            "mailnotification": "failure",
+            "notes-template": "{{guestname}}",
+            "next-run": int(st.clock.now() // 86400 + 1) * 86400 + 7200,
+        }
+    ]
+
+
+@route("GET", "/cluster/ha/groups")
+def ha_groups(ctx: Ctx) -> Any:
+    nodes = list(ctx.state.nodes)
+    return (
+        [
+            {
+                "group": "prefer-first",
+                "type": "group",
+                "nodes": ",".join(f"{n}:{len(nodes) - i}" for i, n in enumerate(nodes)),
+                "restricted": 0,
+                "nofailback": 0,
+                "digest": "0" * 40,
+            }
+        ]
+        if any(g.ha_state for g in ctx.state.guests.values())
+        else []
+    )
+
+
+@route("GET", "/cluster/ha/rules")
+def ha_rules(ctx: Ctx) -> Any:
+    sids = [
+        f"{'vm' if g.type == 'qemu' else 'ct'}:{g.vmid}"
+        for g in ctx.state.guests.values()
+        if g.ha_state
+    ]
+    if not sids:
+        return []
+    return [
+        {
+            "rule": "prefer-first",
+            "type": "node-affinity",
+            "resources": ",".join(sids),
+            "nodes": ",".join(ctx.state.nodes),
+            "strict": 0,
+            "disable": 0,
+            "digest": "0" * 40,
+            "order": 1,
+        }
+    ]
+
+
 # -- nodes ----------------------------------------------------------------------------------
 
 
@@ -537,6 +615,30 @@ def node_status(ctx: Ctx) -> Any:
     if ctx.major >= 9:
         out["memory"]["available"] = n.maxmem - mem
     return out
+
+
+@route("GET", "/nodes/{node}/hosts")
+def node_hosts(ctx: Ctx) -> Any:
+    n = ctx.node()
+    text = (
+        f"127.0.0.1 localhost.localdomain localhost\n"
+        f"{n.ip} {n.name}.{ctx.state.name}.example.com {n.name}\n\n"
+        "# The following lines are desirable for IPv6 capable hosts\n"
+        "::1     ip6-localhost ip6-loopback\n"
+    )
+    import hashlib
+
+    return {"data": text, "digest": hashlib.sha1(text.encode()).hexdigest()}
+
+
+@route("GET", "/nodes/{node}/subscription")
+def node_subscription(ctx: Ctx) -> Any:
+    ctx.node()
+    return {
+        "status": "notfound",
+        "message": "There is no subscription key",
+        "url": "https://www.proxmox.com/en/proxmox-virtual-environment/pricing",
+    }
 
 
 @route("GET", "/nodes/{node}/dns")

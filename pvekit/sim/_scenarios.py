@@ -382,16 +382,7 @@ def _history(state: ClusterState, rng: random.Random, now: float, days: int) -> 
         )
     )
     for t, node, ttype, tid, user, outcome, lines in sorted(entries):
-        task = state.start_task(node, ttype, tid, user, log=lines, outcome=outcome)
-        task.starttime = int(t)
-        task.started_at = t
-        n = state.nodes[node]
-        task.pstart = int(max(0.0, t - n.boot_time) * 100) & 0xFFFFFFFF
-        task.upid = (
-            f"UPID:{node}:{task.pid:08X}:{task.pstart:08X}:{int(t):08X}:{ttype}:{tid}:{user}:"
-        )
-        task.duration = rng.uniform(2, 600)
-        state._finish(task, t + task.duration)
+        state.add_finished_task(node, ttype, tid, user, t, rng.uniform(2, 600), outcome, lines)
 
 
 def _demo_prod(

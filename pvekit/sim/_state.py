@@ -266,6 +266,43 @@ class ClusterState:
             self._finish(task, now)
         return task
 
+    def add_finished_task(
+        self,
+        node: str,
+        task_type: str,
+        task_id: str,
+        user: str,
+        start: float,
+        duration: float,
+        outcome: str,
+        log: list[str],
+    ) -> Task:
+        """Record a task that ran in the past (scenario history); no effect is applied."""
+        self._pid += self._rng.randrange(3, 400)
+        n = self.nodes[node]
+        pstart = int(max(0.0, start - n.boot_time) * 100) & 0xFFFFFFFF
+        upid = (
+            f"UPID:{node}:{self._pid:08X}:{pstart:08X}:{int(start):08X}:{task_type}:"
+            f"{task_id}:{user}:"
+        )
+        task = Task(
+            upid=upid,
+            node=node,
+            type=task_type,
+            id=task_id,
+            user=user,
+            starttime=int(start),
+            pid=self._pid,
+            pstart=pstart,
+            duration=duration,
+            outcome=outcome,
+            log=list(log),
+            started_at=start,
+        )
+        self.tasks.append(task)
+        self._finish(task, start + duration)
+        return task
+
     def find_task(self, upid: str) -> Task | None:
         for task in reversed(self.tasks):
             if task.upid == upid:
