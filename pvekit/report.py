@@ -724,10 +724,18 @@ nav a { color: var(--info); margin-right: 12px; }
 # layout.font, so one relayout per figure is enough.
 _DARK_JS = """
 (function () {
-  if (!window.matchMedia || !window.matchMedia('(prefers-color-scheme: dark)').matches) return;
-  document.querySelectorAll('.plotly-graph-div').forEach(function (div) {
-    if (window.Plotly) { window.Plotly.relayout(div, {'font.color': '#d1d5db'}); }
-  });
+  if (!window.matchMedia || !window.Plotly) return;
+  var dark = window.matchMedia('(prefers-color-scheme: dark)');
+  var divs = Array.prototype.slice.call(document.querySelectorAll('.plotly-graph-div'));
+  var light = divs.map(function (d) { return d._fullLayout && d._fullLayout.font.color; });
+  function apply() {
+    divs.forEach(function (div, i) {
+      window.Plotly.relayout(div, {'font.color': dark.matches ? '#d1d5db' : light[i]});
+    });
+  }
+  if (dark.matches) apply();
+  // follow the system theme when it changes while the page is open
+  if (dark.addEventListener) dark.addEventListener('change', apply);
 })();
 """
 
