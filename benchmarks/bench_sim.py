@@ -19,9 +19,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests  # noqa: E402
+import requests
 
-from pvekit.sim import Simulator  # noqa: E402
+from pvekit.sim import Simulator
 
 
 def _timed(fn: Any) -> tuple[float, Any]:
