@@ -294,3 +294,35 @@ def test_report_on_demo_group_builds_from_the_simulator() -> None:
     assert (running["basis"] == "period").all()
     page = rep.to_html()
     assert all(f'id="chart-{n}"' in page for n in CHARTS)
+
+
+def test_report_on_a_cluster_with_an_offline_node(fresh_sim) -> None:
+    import pvekit
+
+    fresh_sim["prod"].set_node_online("pve3", False)
+    cluster = pvekit.connect(**fresh_sim["prod"].connect_kwargs(identity="root"), cache=False)
+    lines: list[str] = []
+    try:
+        rep = report.capacity(cluster, "month", progress=lines.append)
+    finally:
+        cluster.close()
+    a = rep.analysis
+    assert rep.profiles == ["default"]  # an ad-hoc connect(host=...) is profile "default"
+    offline = a.findings[(a.findings.category == "node") & (a.findings.severity == "critical")]
+    assert list(offline["object"]) == ["node pve3"]
+    usage = a.node_usage.set_index("node")
+    assert not usage.loc["pve3", "online"]
+    # capacity counts the two online nodes only, and pve3 is no failover target
+    assert a.cluster_usage.loc[0, "nodes_online"] == 2
+    assert a.cluster_usage.loc[0, "cores"] == usage.loc[["pve1", "pve2"], "cores"].sum()
+    room = a.headroom.set_index("node")
+    assert pd.isna(room.loc["pve3", "fits"])
+    assert room.loc["pve1", "mem_free_elsewhere"] == (
+        usage.loc["pve2", "mem_total"] - usage.loc["pve2", "mem_used"]
+    )
+    assert "pve3" not in set(a.forecast.query("kind == 'node'")["target"])
+    # what could not be read from the offline node is said, not silently dropped
+    assert any("pve3" in w for w in rep.warnings)
+    page = rep.to_html()
+    assert "node pve3 is offline" in page
+    assert "Partial report: " in page
