@@ -401,35 +401,70 @@ def apply_dtypes(df: pd.DataFrame, frame: str | None = None) -> pd.DataFrame:
     return df
 
 
+_INT64_MAX = 2**63 - 1
+# Epoch seconds pandas can hold at nanosecond resolution (years 1678..2261).
+_EPOCH_LIMIT = 9.2e9
+
+
+def _safe_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value if -_INT64_MAX <= value <= _INT64_MAX else None
+    if isinstance(value, float) and math.isfinite(value) and abs(value) <= _INT64_MAX:
+        return round(value)
+    return _safe_int(_int(value)) if isinstance(value, str) else None
+
+
+def _safe_epoch(value: Any) -> float | None:
+    number = _float(value)
+    return number if number is not None and abs(number) < _EPOCH_LIMIT else None
+
+
 def _cast(pd: Any, values: Any, dtype: str) -> Any:
+    index = getattr(values, "index", None)
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype="object")
     if dtype == "object":
-        return pd.Series(list(values), dtype="object", index=getattr(values, "index", None))
+        return pd.Series(list(series), dtype="object", index=index)
     if dtype == _TIME:
-        series = pd.Series(values, dtype="object", index=getattr(values, "index", None))
-        if len(series) and not all(
-            isinstance(v, int | float) or v is None or v is pd.NaT for v in series
-        ):
-            return pd.to_datetime(series, utc=True, errors="coerce").astype(_TIME)
-        numbers = pd.to_numeric(series, errors="coerce")
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            return series.dt.tz_convert("UTC").astype(_TIME)
+        if pd.api.types.is_datetime64_dtype(series.dtype):
+            return series.dt.tz_localize("UTC").astype(_TIME)
+        epochs = [
+            v.timestamp() if hasattr(v, "timestamp") and v is not pd.NaT else _safe_epoch(v)
+            for v in series
+        ]
+        numbers = pd.Series(epochs, dtype="float64", index=index)
         return pd.to_datetime(numbers, unit="s", utc=True).astype(_TIME)
     if dtype == "Int64":
-        series = pd.Series(values, index=getattr(values, "index", None))
         if series.dtype == "Int64":
             return series
-        return pd.to_numeric(series, errors="coerce").round().astype("Int64")
+        return pd.Series(pd.array([_safe_int(v) for v in series], dtype="Int64"), index=index)
     if dtype == "float64":
-        return pd.to_numeric(
-            pd.Series(values, index=getattr(values, "index", None)), errors="coerce"
-        ).astype("float64")
+        if series.dtype == "float64":
+            return series
+        return pd.Series([_float(v) for v in series], dtype="float64", index=index)
     if dtype == "boolean":
-        series = pd.Series(values, index=getattr(values, "index", None))
         if series.dtype == "boolean":
             return series
-        return series.astype("object").map(_bool, na_action="ignore").astype("boolean")
+        return pd.Series(
+            pd.array([_bool(v) if v is not pd.NA else None for v in series], dtype="boolean"),
+            index=index,
+        )
     if dtype == "category":
-        series = pd.Series(values, index=getattr(values, "index", None))
-        return series.astype("object").where(series.notna(), None).astype("category")
-    return pd.Series(values, index=getattr(values, "index", None)).astype(dtype)
+        cleaned = [
+            None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
+            for v in series
+        ]
+        return pd.Series(cleaned, dtype="object", index=index).astype("category")
+    if dtype == "str":
+        cleaned = [
+            None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
+            for v in series
+        ]
+        return pd.Series(cleaned, dtype="object", index=index).astype("str")
+    return series.astype(dtype)
 
 
 def _build(
@@ -1181,3 +1216,52 @@ def group_status_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             checked = checked.timestamp()
         table.add(**{**row, "checked_at": checked})
     return _build("group_status", table.data)
+
+
+# --------------------------------------------------------------------------- reference
+
+
+_FRAME_TITLES = {
+    "nodes": "`nodes()`",
+    "guests": "`guests()`",
+    "guests_details": "`guests(details=True)` adds",
+    "guests_ips": "`guests(ips=True)` adds",
+    "guests_error": "`guests(details=True)` or `guests(ips=True)` adds, last",
+    "storage": "`storage(unique=False)`",
+    "tasks": "`tasks(running=None, since=None, limit=500)`",
+    "backups": "`backups(vmid=None)`",
+    "snapshots": "`snapshots(vmid=None)`",
+    "metrics": '`metrics(kind, targets=None, timeframe="day", cf="AVERAGE")`',
+    "summary": "`summary()`",
+    "group_status": "`Group.status()`",
+}
+
+
+def reference_markdown() -> str:
+    """The column reference as Markdown (the text of ``docs/frames.md``)."""
+    lines = [
+        "# Frame columns",
+        "",
+        "<!-- Generated from pvekit.frames.COLUMNS by `python -m pvekit.frames > docs/frames.md`;",
+        "     tests/test_frames.py fails when this file and the code disagree. -->",
+        "",
+        "Every frame of a `Cluster` or a `Group` has `profile` first, so frames of several",
+        "clusters concatenate cleanly; across clusters a guest's key is `(profile, vmid)`.",
+        "Dtypes: bytes `Int64` (nullable), fractions 0..1 `float64`, times",
+        "`datetime64[ns, UTC]`, status and type `category`, flags `boolean`, text `str`,",
+        "lists (`object`) hold Python lists. Missing values are `<NA>`/`NaN`/`NaT`; a",
+        "builder never raises on odd data, it records nulls. After `pd.concat` of frames",
+        "yourself, `pvekit.frames.apply_dtypes(df, name)` restores the dtypes.",
+        "",
+    ]
+    for key, specs in COLUMNS.items():
+        lines += [f"## {_FRAME_TITLES.get(key, key)}", ""]
+        lines += ["| column | dtype | unit | meaning |", "|---|---|---|---|"]
+        for c in specs:
+            lines.append(f"| `{c.name}` | `{c.dtype}` | {c.unit} | {c.description} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - documented regeneration command
+    print(reference_markdown(), end="")
