@@ -185,7 +185,7 @@ class Simulator:
     def requests(self) -> list[RecordedRequest]:
         """Every cluster's recorded requests, in arrival order."""
         out = [r for c in self.clusters.values() for r in c.requests]
-        out.sort(key=lambda r: r.time)
+        out.sort(key=lambda r: r.seq)
         return out
 
     def clear_requests(self) -> None:

@@ -1600,6 +1600,15 @@ def guest_migrate_check(ctx: Ctx) -> Any:
         ],
         "local_resources": [],
     }
+    if ctx.major >= 9:
+        out.update(
+            {
+                "mapped-resources": [],
+                "mapped-resource-info": {},
+                "dependent-ha-resources": [],
+                "has-dbus-vmstate": 0,
+            }
+        )
     if g.type == "lxc":
         out = {
             "running": int(g.running),

@@ -9,6 +9,7 @@ whose result is wrapped in ``{"data": ...}``. Every request is recorded (secrets
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import ssl
@@ -45,6 +46,7 @@ _SECRET_PARAMS = {
 _SECRET_HEADERS = {"authorization", "cookie", "csrfpreventiontoken"}
 _MAX_BODY = 16 * 1024 * 1024
 _MAX_RECORDED = 100_000
+_SEQ = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class RecordedRequest:
     status: int
     time: float
     cluster: str = ""
+    seq: int = 0  # arrival order across every cluster of the process
 
 
 def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -369,6 +372,7 @@ class SimCluster:
             status,
             self.state.clock.now(),
             self.name,
+            next(_SEQ),
         )
         with self._rec_lock:
             self._requests.append(rec)

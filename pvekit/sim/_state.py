@@ -36,7 +36,9 @@ from ._model import (
     stable_key,
 )
 
-__all__ = ["ClusterState", "TaskPolicy"]
+__all__ = ["MAX_TASKS", "ClusterState", "TaskPolicy"]
+
+MAX_TASKS = 20_000
 
 # Default task durations in seconds (real time on the default clock): short enough for tests
 # and demos, long enough that "running" is observable.
@@ -261,6 +263,11 @@ class ClusterState:
             on_fail=on_fail,
         )
         self.tasks.append(task)
+        if len(self.tasks) > MAX_TASKS:
+            # Like PVE's task archive rotation: forget the oldest finished tasks.
+            finished = [t for t in self.tasks if not t.running]
+            drop = {id(t) for t in finished[: len(self.tasks) - MAX_TASKS]}
+            self.tasks = [t for t in self.tasks if id(t) not in drop]
         self.changed()
         if task.duration <= 0:
             self._finish(task, now)
