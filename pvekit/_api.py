@@ -25,6 +25,7 @@ from ._errors import InvalidInputError, error_for_status, redact
 from ._transport import (
     RETRY_STATUSES,
     build_session,
+    drop_cached,
     is_cached_session,
     request_options,
     retry_delay,
@@ -471,7 +472,7 @@ class ApiClient:
             doomed = [p for p in self._index if _matches(p, prefixes, exact)]
             keys = [k for p in doomed for k in self._index.pop(p)]
         if keys:
-            self.session.cache.delete(*keys)  # type: ignore[attr-defined]
+            drop_cached(self.session, keys)
             self.log.debug(
                 "[%s] dropped %d cached answer(s) under %s",
                 self.profile,

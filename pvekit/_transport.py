@@ -46,6 +46,7 @@ __all__ = [
     "build_session",
     "cache_dir",
     "cache_file",
+    "drop_cached",
     "is_cached_session",
     "request_options",
     "retry_delay",
@@ -279,7 +280,11 @@ def _cached_session(profile: Profile) -> requests.Session:
     else:
         path = cache_file(profile)
         _private_file(path)
-        backend = SQLiteCache(db_path=str(path))
+        # A cache needs no durability: skip fsync per write (fast_save) and let readers and
+        # writers of many threads proceed side by side (WAL).
+        backend = SQLiteCache(db_path=str(path), fast_save=True, wal=True)
+        # The file outlives the process: start by removing answers whose TTL has passed.
+        backend.delete(expired=True, vacuum=False)
     return CachedSession(
         backend=backend,
         expire_after=DEFAULT_TTL,
@@ -331,3 +336,14 @@ def retry_delay(
     base = backoff * (2**attempt)
     r = rng or random
     return min(_MAX_DELAY, base / 2 + r.uniform(0, base / 2))
+
+
+def drop_cached(session: requests.Session, keys: list[str]) -> None:
+    """Delete cached answers by key (SQLite: one statement, no VACUUM)."""
+    from requests_cache import SQLiteCache
+
+    cache = session.cache  # type: ignore[attr-defined]
+    if isinstance(cache, SQLiteCache):
+        cache.delete(*keys, vacuum=False)
+    else:
+        cache.delete(*keys)
