@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ def assert_same_shape(
     sim: Any,
     where: str,
     *,
-    optional: set[str] = frozenset(),
-    drift: set[str] = frozenset(),
+    optional: AbstractSet[str] = frozenset(),
+    drift: AbstractSet[str] = frozenset(),
 ) -> None:
     """Keys of ``real`` exist in ``sim`` (except ``optional``) with the same JSON kind
     (except ``drift``, documented version differences). Recurses into dicts."""

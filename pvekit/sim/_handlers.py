@@ -983,8 +983,6 @@ def _content_rows(ctx: Ctx, node: str, storage: str) -> list[dict[str, Any]]:
                     "upid": f"UPID:{node}:00000000:00000000:{v.ctime:08X}:"
                     f"verificationjob:{storage}:root@pam:",
                 }
-            if sdef.type == "pbs":
-                row["encrypted"] = None
         rows.append(row)
     if {"images", "rootdir"} & set(sdef.content):
         for g in st.guests.values():

@@ -110,10 +110,6 @@ class TaskPolicy:
         return None
 
 
-def _vm_not_running(g: Guest) -> SimHTTPError:
-    return SimHTTPError(500, f"{g.kind if g.type == 'lxc' else 'VM'} {g.vmid} not running")
-
-
 class ClusterState:
     """Nodes, guests, storages, pools, tasks and users of one cluster."""
 
