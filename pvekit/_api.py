@@ -29,6 +29,7 @@ from ._transport import (
     is_cached_session,
     request_options,
     retry_delay,
+    tighten_cache_files,
 )
 
 __all__ = ["ApiClient", "affected_paths"]
@@ -205,6 +206,9 @@ class ApiClient:
             return
         if not prefixes:
             self.session.cache.clear()  # type: ignore[attr-defined]
+            if self._own_session and self.settings.cache is True:
+                # clear() may re-create a damaged file: keep it private.
+                tighten_cache_files(self.settings)
             with self._index_lock:
                 self._index.clear()
                 self._index_complete = True

@@ -50,6 +50,7 @@ __all__ = [
     "is_cached_session",
     "request_options",
     "retry_delay",
+    "tighten_cache_files",
     "ttl_for",
     "url_patterns",
 ]
@@ -182,6 +183,14 @@ def _private_file(path: Path) -> None:
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)  # an existing file may have had wider rights
+
+
+def tighten_cache_files(profile: Profile) -> None:
+    """Make the profile's cache file and its SQLite companions owner-only again."""
+    path = cache_file(profile)
+    for candidate in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+        if candidate.exists():
+            os.chmod(candidate, 0o600)
 
 
 # --------------------------------------------------------------------------------------------
