@@ -197,7 +197,7 @@ def _bytes_ticks(max_value: float) -> tuple[list[float], list[str]]:
         if span / s <= 6
     )
     ticks = [i * step for i in range(int(span / step) + 2)]
-    return [t * unit for t in ticks], [f"{t:g} {_BYTE_UNITS[exp]}" for t in ticks]
+    return [t * unit for t in ticks], [f"{t:g} {_BYTE_UNITS[exp]}" if t else "0" for t in ticks]
 
 
 def _bytes_axis(

@@ -239,13 +239,17 @@ def export_png(
             "PNG export needs Chrome or Chromium (e.g. apt-get install chromium); "
             "set BROWSER_PATH to its executable" + (f" (not found: {exe})" if exe else "")
         )
+    import plotly.graph_objects as go
     import plotly.io as pio
 
     old = os.environ.get("BROWSER_PATH")
     os.environ["BROWSER_PATH"] = exe  # choreographer (kaleido's browser driver) reads it
     try:
         heights = [int(f.layout.height or 450) for f in figures]
-        pio.write_images(figures, paths, format="png", width=width, height=heights, scale=scale)
+        # an image leaves the page it was made for: give it a white background of its own
+        # (copies, so the report's figures stay transparent)
+        opaque = [go.Figure(f).update_layout(paper_bgcolor="white") for f in figures]
+        pio.write_images(opaque, paths, format="png", width=width, height=heights, scale=scale)
     except Exception as exc:  # kaleido/choreographer raise their own zoo of errors
         raise ExportError(f"PNG export through {exe} failed: {type(exc).__name__}: {exc}") from exc
     finally:

@@ -246,6 +246,8 @@ def test_png_export(tmp_path, built) -> None:
     paths = small.write_png(tmp_path / "png")
     assert [p.name for p in paths] == ["overview.png"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the image got a white background; the report's own figure stays transparent
+    assert small.figures["overview"].layout.paper_bgcolor is None
     with pytest.raises(report.ExportError, match="Chromium"):
         small.write_png(tmp_path / "png2", browser="/nonexistent/chromium")
 
