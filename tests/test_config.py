@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pvekit
 from pvekit import ConfigError
@@ -510,3 +512,15 @@ def test_env_profile_password_and_bad_bool(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("PROXMOX_VALIDATE_CERTS", "perhaps")
     with pytest.raises(ConfigError, match="PROXMOX_VALIDATE_CERTS='perhaps'"):
         load_config().profile("env")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_normalize_host_raises_only_value_error(text: str) -> None:
+    try:
+        scheme, hostport, path = normalize_host(text)
+    except ValueError:
+        return
+    assert scheme in (None, "http", "https")
+    assert path.endswith("/api2/json")
+    assert normalize_host(hostport)[1] == hostport  # normalising twice changes nothing

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pvekit
 from pvekit import InvalidInputError, InvalidVMIDError
@@ -254,3 +256,67 @@ def test_parse_upid_says_what_is_wrong(raw: str, problem: str) -> None:
 def test_parse_upid_rejects_non_string() -> None:
     with pytest.raises(InvalidInputError):
         parse_upid(123)  # type: ignore[arg-type]
+
+
+# -- properties: the safe conversions never raise; parsers raise only pvekit errors ----------
+
+
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ANY)
+def test_safe_conversions_never_raise(value: object) -> None:
+    assert isinstance(safe_string(value), str)
+    assert isinstance(safe_float(value), float)
+    assert isinstance(safe_bool(value), bool)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ANY)
+def test_parse_vmid_raises_only_invalid_vmid(value: object) -> None:
+    try:
+        vmid = parse_vmid(value)
+    except InvalidVMIDError:
+        return
+    assert isinstance(vmid, int) and 0 < vmid <= 999_999_999
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=2**62))
+def test_format_bytes_shape(n: int) -> None:
+    text = format_bytes(n)
+    number, unit = text.split(" ")
+    assert unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+    assert (unit == "B") == (n < 1024)
+    assert float(number) >= (0 if unit == "B" else 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=10**9))
+def test_format_uptime_round_trips(seconds: int) -> None:
+    units = {"day": 86400, "hour": 3600, "minute": 60, "second": 1}
+    total = 0
+    for part in format_uptime(seconds).split(", "):
+        count, unit = part.split(" ")
+        assert (int(count) == 1) == (not unit.endswith("s"))
+        total += int(count) * units[unit.rstrip("s")]
+    assert total == seconds
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_parse_upid_raises_only_invalid_input(text: str) -> None:
+    try:
+        upid = parse_upid(text)
+    except InvalidInputError:
+        return
+    assert str(parse_upid(str(upid))) == str(upid)
