@@ -294,7 +294,11 @@ class Group:
                 "pass profile= to choose",
                 profiles=hits,
             )
-        return self._clusters[hits[0]].guest(number)
+        from ._guest import Guest
+
+        row = guests[(guests["vmid"] == number) & (guests["profile"] == hits[0])].iloc[0]
+        # The table already says where the guest is: spare the handle a lookup request.
+        return Guest(self._clusters[hits[0]], number, node=str(row["node"]), type=str(row["type"]))
 
     def task(self, upid: str, profile: str) -> Task:
         """A :class:`~pvekit.Task` handle for a UPID of cluster ``profile`` (node names
