@@ -140,7 +140,7 @@ def test_expire_tickets(frozen: Simulator) -> None:
     api = Client(c)
     c.expire_tickets()
     r = api.raw("GET", "/version")
-    assert r.status_code == 401 and r.reason == "authentication failure"
+    assert r.status_code == 401 and r.reason == "permission denied - invalid PVE ticket"
     assert Client(c)("GET", "/version")["release"] == "9.1"
 
 
@@ -723,3 +723,20 @@ def test_cli_serves_and_prints_connection_info() -> None:
     assert proc.stderr is not None
     proc.stderr.close()
     assert "root@pam / pvekit-demo" in rest
+
+
+def test_migration_fails_when_target_goes_down(frozen: Simulator) -> None:
+    c = frozen["prod"]
+    api = Client(c)
+    g = next(
+        g
+        for g in c.state.guests.values()
+        if g.type == "qemu" and g.running and g.node == "pve1" and not g.lock and not g.paused
+    )
+    upid = api("POST", f"/nodes/pve1/qemu/{g.vmid}/migrate", target="pve2", online=1)
+    c.set_node_online("pve2", False)
+    status = _finish(frozen, api, "pve1", upid)
+    assert status["exitstatus"] == "migration aborted: target node 'pve2' is not online"
+    assert g.node == "pve1" and g.lock is None and g.running
+    log = api("GET", f"/nodes/pve1/tasks/{quote(upid, safe='')}/log")
+    assert log[-1]["t"].startswith("TASK ERROR: migration aborted")

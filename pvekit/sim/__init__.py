@@ -285,12 +285,17 @@ def describe(sim: Simulator) -> str:
             lines.append(f"         fingerprint {c.fingerprint}")
     first = next(iter(sim.clusters.values()))
     lines += [
-        "logins (public demo credentials, same on every cluster):",
+        "logins (public demo credentials, documented in docs/simulator.md):",
         f"  root@pam / {first.auth.users['root@pam'].password}",
         f"  auditor@pve / {first.auth.users['auditor@pve'].password}   (read only)",
-        "  tfa@pve / tfa-demo + TOTP (secret per cluster: see docs/simulator.md)",
-        "  API token root@pam!pvekit (secret: SimCluster.auth.token_secret)",
+        f"  tfa@pve / {first.auth.users['tfa@pve'].password} + TOTP",
     ]
+    for name, c in sim.clusters.items():
+        # Seeded test values, not real secrets: printed so token and TOTP logins are usable.
+        lines.append(
+            f"  {name}: API token root@pam!pvekit={c.auth.token_secret}  "
+            f"TOTP secret {c.auth.totp_secret}"
+        )
     if first.ca_file:
         lines.append(f"  CA file: {first.ca_file}")
     lines.append("press Ctrl-C to stop")

@@ -315,7 +315,8 @@ class AuthDB:
             raise SimHTTPError(401, "No ticket")
         who = self.check_ticket(ticket)
         if who is None or who not in self.users:
-            raise SimHTTPError(401, "authentication failure")
+            # expired, forged or issued before expire_tickets()
+            raise SimHTTPError(401, "permission denied - invalid PVE ticket")
         if method != "GET":
             csrf = headers.get("CSRFPreventionToken")
             if not csrf or not self.check_csrf(csrf, who):

@@ -433,6 +433,12 @@ class ClusterState:
         was_running = g.running
 
         def done(task: Task) -> str | None:
+            if not self.nodes[target].online:
+                task.log.append(
+                    f"{_stamp(self.clock.now())} ERROR: migration aborted: target node "
+                    f"'{target}' went offline"
+                )
+                return f"migration aborted: target node '{target}' is not online"
             g.node = target
             g.lock = None
             if g.type == "lxc" and was_running:
