@@ -170,6 +170,7 @@ class ApiClient:
                 self._post_login,
                 otp=otp,
                 logger=logging.getLogger("pvekit.auth") if logger is None else logger,
+                profile=profile.name,
             )
 
     # -- public API ---------------------------------------------------------------------------

@@ -88,8 +88,10 @@ class TicketAuth(AuthBase):
         renew_after: float = DEFAULT_RENEW_AFTER,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
+        profile: str | None = None,
     ) -> None:
         self.user = user
+        self.profile = profile
         self._password = password
         self._poster = poster
         self._otp = otp
@@ -173,7 +175,10 @@ class TicketAuth(AuthBase):
     def _store(self, data: Any) -> None:
         if not isinstance(data, Mapping) or not data.get("ticket"):
             raise AuthenticationError(
-                f"login as {self.user} returned no ticket", method="POST", path="/access/ticket"
+                f"login as {self.user} returned no ticket",
+                method="POST",
+                path="/access/ticket",
+                profile=self.profile,
             )
         csrf = data.get("CSRFPreventionToken")
         self._ticket = str(data["ticket"])
@@ -234,12 +239,14 @@ class TicketAuth(AuthBase):
                 method="POST",
                 path="/access/ticket",
                 status=401,
+                profile=self.profile,
             )
         if not challenge:
             raise AuthenticationError(
                 "Proxmox asked for a second factor but sent no challenge",
                 method="POST",
                 path="/access/ticket",
+                profile=self.profile,
             )
         # PVE >= 7: answer the signed challenge with "<type>:<code>" as the password.
         try:
@@ -265,5 +272,6 @@ class TicketAuth(AuthBase):
                 method="POST",
                 path="/access/ticket",
                 status=401,
+                profile=self.profile,
             )
         return data

@@ -97,6 +97,7 @@ def test_wrong_password(srv: PVEServer) -> None:
     assert "login as root@pam refused" in message and "authentication failure" in message
     assert "not-the-password" not in message
     assert info.value.path == "/access/ticket" and info.value.method == "POST"
+    assert info.value.profile == "default"
     assert srv.count("GET", "/nodes") == 0
 
 
@@ -231,6 +232,7 @@ def test_two_factor_without_code(srv: PVEServer) -> None:
     ):
         c.get("/nodes")
     assert "otp=" in str(info.value)
+    assert "profile 'default'" in str(info.value)
     assert isinstance(info.value, AuthenticationError)
 
 
