@@ -117,6 +117,14 @@ def _matches(path: str, prefixes: Iterable[str], exact: Iterable[str]) -> bool:
     return path in exact
 
 
+def _transient(exc: errors.PVEError) -> bool:
+    if isinstance(exc, errors.TLSError):
+        return False
+    if isinstance(exc, errors.TransportError):
+        return True
+    return isinstance(exc, errors.ServerError) and exc.status in RETRY_STATUSES
+
+
 class ApiClient:
     """One cluster, one identity: the low-level Proxmox VE API.
 
@@ -386,8 +394,16 @@ class ApiClient:
             started = time.perf_counter()
             try:
                 response = self._send(method, path, params, fresh=fresh, auth=self.auth)
-            except errors.PVEError:
-                raise  # a login inside the auth hook failed: already a clear error
+            except errors.PVEError as exc:
+                # The login inside the auth hook failed. A login changes nothing on the server,
+                # so a read may try again when the failure was transient.
+                if attempt < retries and _transient(exc):
+                    delay = retry_delay(attempt, self.settings.backoff)
+                    self._retry_note(method, path, f"login: {exc.message}", attempt, retries, delay)
+                    time.sleep(delay)
+                    attempt += 1
+                    continue
+                raise
             except requests.RequestException as exc:
                 self._log_request(method, path, params, None, started, f" ({type(exc).__name__})")
                 error = self._transport_error(exc, method, path)

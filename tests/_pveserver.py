@@ -275,11 +275,11 @@ class PVEServer:
 
     def handle(self, rec: Recorded) -> Reply:
         key = (rec.method, rec.path)
-        if rec.method == "POST" and rec.path == "/access/ticket":
-            return self._login(rec)
         with self._lock:
             queue = self._scripts.get(key)
             scripted = queue.popleft() if queue else None
+        if rec.method == "POST" and rec.path == "/access/ticket":
+            return scripted if scripted is not None else self._login(rec)
         if scripted is not None and (scripted.drop or scripted.status in (502, 503, 504)):
             return scripted  # transport trouble happens before authentication
         denied = self._authorize(rec)

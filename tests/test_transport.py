@@ -414,3 +414,17 @@ def test_cached_session_shared_by_many_threads(srv: PVEServer) -> None:
     assert errors == []
     assert srv.logins == 1
     assert srv.count("POST") == 16 + 1  # each write once, plus the login
+
+
+def test_read_retries_a_login_that_failed_transiently(srv: PVEServer) -> None:
+    srv.script("POST", "/access/ticket", Reply(503, reason="starting up"), Reply(drop=True))
+    with ApiClient(password_profile(srv, cache=False, retries=3)) as c:
+        assert c.get("/nodes")["path"] == "/nodes"
+    assert srv.count("POST", "/access/ticket") == 3
+    srv.script("POST", "/access/ticket", Reply(503, reason="starting up"))
+    with (
+        ApiClient(password_profile(srv, cache=False, retries=3)) as w,
+        pytest.raises(ServerError, match="starting up"),
+    ):
+        w.post("/nodes/pve1/qemu/100/status/start")  # writes are not retried
+    assert srv.count("POST", "/nodes/pve1/qemu/100/status/start") == 0
