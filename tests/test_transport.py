@@ -383,7 +383,13 @@ def test_tls_fingerprint_pin_bad_sends_nothing(
     assert not [w for w in recwarn if "Unverified HTTPS" in str(w.message)]
 
 
-def test_tls_insecure_works_and_is_marked(tls_srv: PVEServer) -> None:
+def test_tls_insecure_works_and_is_marked(
+    tls_srv: PVEServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    other_cert, _key, _fp = make_self_signed("someone-else")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(other_cert)
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))  # must not re-enable verification
     profile = token_profile(tls_srv, fingerprint=None, verify_ssl=False, cache=False)
     with ApiClient(profile) as c:
         assert "INSECURE" in repr(c)
