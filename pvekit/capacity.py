@@ -984,19 +984,23 @@ def rightsizing(
     mem = _f(g["mem_total"])
     rows: list[dict[str, Any]] = []
 
+    # plain Python rows: per-row pandas indexing is far too slow for thousands of guests
+    records = g.to_dict("records")
+    is_template, is_running = template.tolist(), running.tolist()
+    cores_l, mem_l = cores.tolist(), mem.tolist()
+    keep = [c for c in _RIGHTSIZING_COLUMNS if c in g.columns]
+
     def add(i: int, category: str, message: str, **extra: Any) -> None:
-        r = g.iloc[i]
-        row = {c: r.get(c, pd.NA) for c in _RIGHTSIZING_COLUMNS if c in g.columns}
+        row = {c: records[i][c] for c in keep}
         row.update(category=category, message=message, **extra)
         rows.append(row)
 
-    for i in range(len(g)):
-        r = g.iloc[i]
+    for i, r in enumerate(records):
         label = f"{r.get('name', '')} ({int(r['vmid'])})" if pd.notna(r["vmid"]) else "?"
-        if template.iloc[i]:
+        if is_template[i]:
             add(i, "template", f"template {label} holds {_fmt_bytes(r.get('disk_total'))}")
             continue
-        if not running.iloc[i]:
+        if not is_running[i]:
             disk = _nz(r.get("disk_total"))
             if str(r["status"]) == "stopped" and disk > 0:
                 add(
@@ -1007,7 +1011,7 @@ def rightsizing(
             continue
         c_med, c_peak = _nz(r["cpu_median"]), r["cpu_peak"]
         m_med, m_peak = _nz(r["mem_median"]), r["mem_peak"]
-        ncores = cores.iloc[i]
+        ncores = cores_l[i]
         if pd.notna(c_peak) and c_peak < low and ncores > 1:
             sug = max(1, math.ceil(c_peak * ncores / target))
             if sug < ncores:
@@ -1024,7 +1028,7 @@ def rightsizing(
                 f"{label} runs at {_pct(c_med)} of its {int(_nz(ncores))} vCPUs (median)",
                 suggested_cores=math.ceil(_nz(ncores) * c_med / target) + 0,
             )
-        mtot = mem.iloc[i]
+        mtot = mem_l[i]
         if pd.notna(m_peak) and m_peak < low and mtot > 1024 * _MIB:
             want = max(512 * _MIB, math.ceil(m_peak * mtot / target / (256 * _MIB)) * 256 * _MIB)
             if want < mtot:
@@ -1117,7 +1121,7 @@ def hygiene(
             vmid=_f(backups["vmid"]),
             ctime=pd.to_datetime(backups["ctime"], utc=True),
         )
-        last = b.groupby(["profile", "vmid"])["ctime"].max()
+        last = b.groupby(["profile", "vmid"])["ctime"].max().to_dict()
         tmpl, _ = _guest_flags(g)
         # templates are rebuilt from their source, not restored: no backup expected
         for p, v, nd, is_tmpl in zip(g["profile"], g["vmid"], g["node"], tmpl, strict=True):

@@ -499,15 +499,21 @@ def guests_treemap(guests: pd.DataFrame, *, title: str = "Guests by memory") -> 
         values.append(0.0)  # branchvalues="remainder": a parent is the sum of its children
         colors.append(wcpu(idx))
         custom.append([_fmt(sum(mem[i] for i in idx)), _pct(wcpu(idx)), f"{len(idx)} guests"])
-    for i in range(len(g)):
-        p, n, v = (str(g.at[i, c]) for c in ("profile", "node", "vmid"))
+    rows = zip(
+        g["profile"].astype(str),
+        g["node"].astype(str),
+        g["vmid"].astype(str),
+        names.tolist(),
+        status.tolist(),
+        strict=True,
+    )
+    for i, (p, n, v, nm, st) in enumerate(rows):
         ids.append(f"{p}/{n}/{v}")
-        nm = names.iloc[i]
         labels.append(f"{nm} ({v})" if isinstance(nm, str) and nm else str(v))
         parents.append(f"{p}/{n}")
         values.append(mem[i])
         colors.append(cpu[i])
-        custom.append([_fmt(mem[i]), _pct(cpu[i]), str(status.iloc[i])])
+        custom.append([_fmt(mem[i]), _pct(cpu[i]), str(st)])
     fig = go.Figure(
         go.Treemap(
             ids=ids,
@@ -604,7 +610,11 @@ def metrics_history(
         "maxdisk",
         "rootused",
     )
-    fig = go.Figure()
+    traces: list[go.Scatter] = []
+    fc_rows: dict[tuple[str, str], Any] = {}
+    if forecast is not None and metric is None:
+        fc = forecast[forecast["kind"].astype("string") == kind]
+        fc_rows = {(str(r.profile), str(r.target)): r for r in fc.itertuples(index=False)}
     for i, ((p, t), grp) in enumerate(data.groupby(["profile", "target"], sort=True)):
         name = f"{p}/{t}" if many else str(t)
         color = _COLORWAY[i % len(_COLORWAY)]
@@ -618,7 +628,7 @@ def metrics_history(
                 else [f"{v:,.1f}" if v is not None else "-" for v in y]
             )
         )
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=list(grp["time"]),
                 y=y,
@@ -630,8 +640,10 @@ def metrics_history(
                 hovertemplate=f"{name}<br>%{{x}}<br>{what}: %{{customdata}}<extra></extra>",
             )
         )
-        if forecast is not None and metric is None:
-            _add_band(fig, forecast, p, t, kind, grp, name, color)
+        if (str(p), str(t)) in fc_rows:
+            traces.extend(_band(fc_rows[(str(p), str(t))], grp, name, color))
+    # one Figure(data=...) instead of add_trace per line: plotly re-validates on every add
+    fig = go.Figure(data=traces)
     if metric is None or metric == "cpu":
         fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     if metric is None:
@@ -657,37 +669,22 @@ def metrics_history(
     return fig
 
 
-def _add_band(
-    fig: go.Figure,
-    forecast: pd.DataFrame,
-    profile: Any,
-    target: Any,
-    kind: str,
-    history: pd.DataFrame,
-    name: str,
-    color: str,
-) -> None:
-    row = forecast[
-        (forecast["profile"].astype("string") == str(profile))
-        & (forecast["target"].astype("string") == str(target))
-        & (forecast["kind"].astype("string") == kind)
-    ]
-    if row.empty:
-        return
-    r = row.iloc[0]
-    if r["status"] not in ("growing", "not growing") or pd.isna(r["current"]):
-        return
-    start = pd.Timestamp(r["last_time"])
+def _band(r: Any, history: pd.DataFrame, name: str, color: str) -> list[go.Scatter]:
+    """The trend (dashed) and its confidence band from a forecast row, over the horizon the
+    history covers (at least a week)."""
+    if r.status not in ("growing", "not growing") or pd.isna(r.current):
+        return []
+    start = pd.Timestamp(r.last_time)
     span_days = max(7.0, (start - pd.Timestamp(history["time"].min())).total_seconds() / 86400)
-    days = np.linspace(0, span_days, 20)
+    days = np.linspace(0, span_days, 8)
     # whole seconds: plotly drops nanoseconds with a warning
     times = [(start + pd.Timedelta(days=float(d))).floor("s") for d in days]
-    cur = float(r["current"])
-    lo = np.clip(cur + float(r["slope_low"]) * days, 0, None)
-    hi = np.clip(cur + float(r["slope_high"]) * days, 0, None)
-    mid = np.clip(cur + float(r["slope_per_day"]) * days, 0, None)
-    eta = "" if pd.isna(r["days_until"]) else f", {float(r['days_until']):.0f} days to threshold"
-    fig.add_trace(
+    cur = float(r.current)
+    lo = np.clip(cur + float(r.slope_low) * days, 0, None)
+    hi = np.clip(cur + float(r.slope_high) * days, 0, None)
+    mid = np.clip(cur + float(r.slope_per_day) * days, 0, None)
+    eta = "" if pd.isna(r.days_until) else f", {float(r.days_until):.0f} days to threshold"
+    return [
         go.Scatter(
             x=times + times[::-1],
             y=list(hi) + list(lo[::-1]),
@@ -700,9 +697,7 @@ def _add_band(
             name=f"{name} range",
             legendgroup=name,
             showlegend=False,
-        )
-    )
-    fig.add_trace(
+        ),
         go.Scatter(
             x=times,
             y=list(mid),
@@ -712,10 +707,10 @@ def _add_band(
             legendgroup=name,
             showlegend=False,
             customdata=[_pct(v) for v in mid],
-            hovertemplate=f"{name} trend<br>%{{x}}<br>%{{customdata}} ({r['status']}{eta})"
+            hovertemplate=f"{name} trend<br>%{{x}}<br>%{{customdata}} ({r.status}{eta})"
             "<extra></extra>",
-        )
-    )
+        ),
+    ]
 
 
 def overcommit(node_usage: pd.DataFrame, *, title: str = "Overcommit per node") -> go.Figure:
