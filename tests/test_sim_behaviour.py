@@ -662,6 +662,15 @@ def test_guest_agent_and_lxc_interfaces(frozen: Simulator) -> None:
     assert api("GET", f"/nodes/{g.node}/qemu/{g.vmid}/agent/exec-status", pid=pid) == {"exited": 0}
     frozen.clock.advance(31)
     assert api("GET", f"/nodes/{g.node}/qemu/{g.vmid}/agent/exec-status", pid=pid)["exitcode"] == 0
+    rds = _by_name(c, "rds-01")
+    body = api("GET", f"/nodes/{rds.node}/qemu/{rds.vmid}/agent/get-fsinfo")
+    assert body["result"]["error"]["class"] == "GenericError"
+    assert (
+        api("GET", f"/nodes/{rds.node}/qemu/{rds.vmid}/agent/network-get-interfaces")["result"][0][
+            "name"
+        ]
+        == "Ethernet"
+    )
     ct = _by_name(c, "dns-01")
     ifaces = api("GET", f"/nodes/{ct.node}/lxc/{ct.vmid}/interfaces")
     eth0 = next(i for i in ifaces if i["name"] == "eth0")

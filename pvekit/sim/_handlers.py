@@ -1771,14 +1771,27 @@ def agent_index(ctx: Ctx) -> Any:
     return [{"name": c} for c in cmds]
 
 
+def _agent_error(ctx: Ctx, g: Guest, command: str) -> dict[str, Any] | None:
+    """An error the agent reports itself: HTTP 200 with ``result.error`` (QUIRKS 11)."""
+    ctx.state.agent_check(g)
+    err = g.agent_errors.get(command)
+    if err is None:
+        return None
+    return {"result": {"error": {"class": err[0], "desc": err[1]}}}
+
+
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")
 def agent_ifaces(ctx: Ctx) -> Any:
-    return {"result": ctx.state.agent_interfaces(_guest(ctx))}
+    g = _guest(ctx)
+    return _agent_error(ctx, g, "network-get-interfaces") or {
+        "result": ctx.state.agent_interfaces(g)
+    }
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-fsinfo")
 def agent_fsinfo(ctx: Ctx) -> Any:
-    return {"result": ctx.state.agent_fsinfo(_guest(ctx))}
+    g = _guest(ctx)
+    return _agent_error(ctx, g, "get-fsinfo") or {"result": ctx.state.agent_fsinfo(g)}
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/agent/get-osinfo")

@@ -207,6 +207,8 @@ class Guest:
     disk_rate: float = 20_000.0
     pid: int = 0
     exec_jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # agent command -> (class, desc): errors the agent itself reports inside an HTTP 200
+    agent_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:

@@ -635,6 +635,11 @@ def _demo_prod(
     by_name["test-upgrade"].lock = "snapshot"
     by_name["mq-01"].paused = True  # suspended VM: status running, qmpstatus paused
     by_name["old-erp"].agent = False
+    # A Windows agent that fails one command (answered inside HTTP 200, QUIRKS 11).
+    by_name["rds-01"].agent_errors["get-fsinfo"] = (
+        "GenericError",
+        "Failed to get volume name: The device is not ready. (Error: 15)",
+    )
     by_name["vault"].agent = False
     for gname, count in [
         ("db-primary", 3),
