@@ -246,7 +246,8 @@ def first_non_loopback_ip(
 _UPID_RE = re.compile(
     r"UPID:(?P<node>[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)"
     r":(?P<pid>[0-9A-Fa-f]{8}):(?P<pstart>[0-9A-Fa-f]{8,9}):(?P<starttime>[0-9A-Fa-f]{8})"
-    r":(?P<type>[^:\s]+):(?P<id>[^:\s]*):(?P<user>[^:\s]+):?"
+    # ``id`` may itself hold colons (volume ids of image tasks); ``user`` never does.
+    r":(?P<type>[^:\s]+):(?P<id>\S*?):(?P<user>[^:\s]+):?"
 )
 
 

@@ -234,6 +234,14 @@ def test_parse_upid_token_empty_id_and_missing_colon() -> None:
     assert str(upid).endswith("!backup:")
 
 
+def test_parse_upid_id_with_colons() -> None:
+    upid = parse_upid(
+        "UPID:pve1:00001234:00005678:65000000:imgdel:100@local:vm-100-disk-0:root@pam:"
+    )
+    assert upid.id == "100@local:vm-100-disk-0"
+    assert upid.user == "root@pam" and upid.type == "imgdel" and upid.vmid is None
+
+
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [
