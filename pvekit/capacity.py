@@ -1384,9 +1384,10 @@ def findings(
                 f"if node {r.node} fails its running guests do not fit: " + "; ".join(reasons),
                 float(_nz(r.mem_headroom)),
             )
+        online = headroom[headroom["online"]].groupby("profile")["node"].count()
         for r in _rows(headroom[headroom["weakest"]]):
-            if pd.isna(r.fits) or not bool(r.fits):
-                continue
+            if pd.isna(r.fits) or not bool(r.fits) or online.get(r.profile, 0) < 2:
+                continue  # a single node is no "link" in a chain
             add(
                 "info",
                 r.profile,

@@ -634,3 +634,17 @@ def test_bad_frames_are_clear_errors(nodes) -> None:
         capacity.node_usage(nodes, pd.DataFrame({"profile": []}))
     with pytest.raises(InvalidInputError, match="must be a pandas DataFrame"):
         capacity.node_usage([], nodes)  # type: ignore[arg-type]
+
+
+def test_analyse_an_empty_cluster(nodes, guests, storage) -> None:
+    # a fresh cluster: one node, no guests, no pools, no metrics
+    one = nodes[nodes.profile == "lab"]
+    a = capacity.analyse(one, guests.iloc[0:0], storage.iloc[0:0], now=NOW)
+    assert a.node_usage.loc[0, "guests_total"] == 0
+    assert a.node_usage.loc[0, "cpu_overcommit_all"] == 0
+    assert a.storage_pools.empty and a.forecast.empty and a.rightsizing.empty
+    # nothing runs, so losing the only node loses nothing
+    assert bool(a.headroom.loc[0, "fits"]) and a.headroom.loc[0, "mem_needed"] == 0
+    assert a.cluster_usage.loc[0, "nodes_total"] == 1
+    assert pd.isna(a.cluster_usage.loc[0, "storage_total"])
+    assert a.findings.empty
