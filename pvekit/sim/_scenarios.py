@@ -635,10 +635,18 @@ def _demo_prod(
     by_name["test-upgrade"].lock = "snapshot"
     by_name["mq-01"].paused = True  # suspended VM: status running, qmpstatus paused
     by_name["old-erp"].agent = False
-    # A Windows agent that fails one command (answered inside HTTP 200, QUIRKS 11).
-    by_name["rds-01"].agent_errors["get-fsinfo"] = (
-        "GenericError",
-        "Failed to get volume name: The device is not ready. (Error: 15)",
+    # A wedged Windows agent: it answers, but with its own errors inside HTTP 200 (QUIRKS 11).
+    by_name["rds-01"].agent_errors.update(
+        {
+            "get-fsinfo": (
+                "GenericError",
+                "Failed to get volume name: The device is not ready. (Error: 15)",
+            ),
+            "network-get-interfaces": (
+                "GenericError",
+                "Guest agent command failed, error was 'GetAdaptersAddresses() failed'",
+            ),
+        }
     )
     by_name["vault"].agent = False
     for gname, count in [
