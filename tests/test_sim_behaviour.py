@@ -748,3 +748,16 @@ def test_migration_fails_when_target_goes_down(frozen: Simulator) -> None:
     assert g.node == "pve1" and g.lock is None and g.running
     log = api("GET", f"/nodes/pve1/tasks/{quote(upid, safe='')}/log")
     assert log[-1]["t"].startswith("TASK ERROR: migration aborted")
+
+
+def test_stopping_one_cluster_cuts_its_connections() -> None:
+    with Simulator("demo") as sim:
+        lab, prod = sim["lab"], sim["prod"]
+        api = Client(lab)
+        assert api.raw("GET", "/version").status_code == 200  # keep-alive connection open
+        lab.stop()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            api.raw("GET", "/version")
+        assert Client(prod)("GET", "/version")["release"] == "9.1"
+        lab.start()  # back on the same port
+        assert Client(lab)("GET", "/version")["release"] == "9.1"
