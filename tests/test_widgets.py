@@ -70,6 +70,15 @@ def posts(sim: Simulator) -> list[str]:
 
 
 @pytest.fixture
+def fresh_sim() -> Iterator[Simulator]:
+    """A demo simulator of its own whose tasks run ten times faster than by default."""
+    from pvekit.sim import Simulator
+
+    with Simulator("demo", task_scale=0.1) as sim:
+        yield sim
+
+
+@pytest.fixture
 def cluster(fresh_sim: Simulator) -> Iterator[Cluster]:
     """The demo ``prod`` cluster under its own profile name, root password, no cache."""
     c = pvekit.connect("prod", **fresh_sim["prod"].connect_kwargs(identity="root"), cache=False)

@@ -87,6 +87,9 @@ class Source:
     # -- reads ----------------------------------------------------------------------------
     def _read(self, method: str, fresh: bool, **kwargs: Any) -> pd.DataFrame:
         fn = getattr(self.obj, method)
+        if _accepts(fn, "progress"):
+            # tqdm bars inside a panel's background refresh would litter the cell output.
+            kwargs["progress"] = False
         if fresh:
             if _accepts(fn, "fresh"):
                 kwargs["fresh"] = True

@@ -35,7 +35,7 @@ _COLUMNS: tuple[tuple[str, int], ...] = (
     ("profile", 9),
     ("vmid", 7),
     ("name", 20),
-    ("type", 5),
+    ("type", 6),
     ("node", 10),
     ("status", 9),
     ("cpu", 5),
