@@ -27,6 +27,7 @@ import functools
 import html
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -493,6 +494,7 @@ def capacity(
                     f"cluster {r.profile} is not connected: "
                     f"{getattr(r, 'error', '') or getattr(r, 'state', '')}"
                 )
+    warnings = _condense(warnings)
     say("analysing and drawing ...")
     rep = from_frames(
         nodes,
@@ -513,6 +515,30 @@ def capacity(
     )
     say(f"report built in {time.monotonic() - t0:.1f} s: {len(rep.findings)} findings")
     return rep
+
+
+_MISSING = re.compile(
+    r"^(?P<label>[^:]+): profile '(?P<profile>[^']+)' (?:\([^)]*\) )?is missing from this "
+    r"\S+ frame: (?P<reason>.*)$",
+    re.S,
+)
+
+
+def _condense(warnings: list[str]) -> list[str]:
+    """One line per unreachable cluster instead of one per frame it is missing from."""
+    missing: dict[tuple[str, str], list[str]] = {}
+    out: list[str] = []
+    for w in warnings:
+        m = _MISSING.match(w)
+        if m is None:
+            out.append(w)
+            continue
+        # the reason names the request that failed; the same failure repeats per frame
+        key = (m["profile"], re.sub(r"^\[[^\]]*\]\s*", "", m["reason"]))
+        missing.setdefault(key, []).append(m["label"])
+    for (profile, reason), labels in missing.items():
+        out.insert(0, f"cluster {profile} is missing from {', '.join(labels)}: {reason}")
+    return out
 
 
 def _guest_metrics(

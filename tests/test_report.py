@@ -328,3 +328,74 @@ def test_report_on_a_cluster_with_an_offline_node(fresh_sim) -> None:
     page = rep.to_html()
     assert "node pve3 is offline" in page
     assert "Partial report: " in page
+
+
+class FakeGroup(FakeSource):
+    """A duck-typed Group whose 'lab' cluster is down: frames hold 'prod' only and every read
+    warns, the way pvekit.Group does."""
+
+    profiles = ["prod", "lab"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.f = {k: v[v["profile"] == "prod"] for k, v in self.f.items()}
+        self.guest_targets: dict[str, Any] = {}
+
+    def _get(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
+        import warnings
+
+        from pvekit._group import PartialResultWarning
+
+        warnings.warn(
+            f"profile 'lab' (127.0.0.1:1) is missing from this {name} frame: "
+            "[GET /cluster/resources; profile 'lab'] Proxmox answered 503: Service Unavailable",
+            PartialResultWarning,
+            stacklevel=2,
+        )
+        return super()._get(name, df)
+
+    def map(self, fn: Any, *, profiles: Any = None) -> dict[str, Any]:
+        outer = self
+
+        class One:
+            profile = "prod"
+
+            def metrics(self, kind: str, targets: Any = None, timeframe: str = "day") -> Any:
+                outer.guest_targets[self.profile] = targets
+                return pd.DataFrame(
+                    columns=["profile", "kind", "target", "node", "time", "metric", "value"]
+                )
+
+        assert list(profiles) == ["prod"]  # only clusters with running guests are asked
+        return {"prod": fn(One())}
+
+    def status(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "profile": ["prod", "lab"],
+                "host": ["a", "b"],
+                "connected": [True, False],
+                "state": ["connected", "failed"],
+                "error": [None, "503 Service Unavailable"],
+                "checked_at": [NOW, NOW],
+            }
+        )
+
+
+def test_capacity_on_a_group_with_a_cluster_down() -> None:
+    import warnings
+
+    src = FakeGroup()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the report takes the warnings over, none escape
+        rep = report.capacity(src, "month")
+    assert rep.profiles == ["prod"]
+    assert src.guest_targets == {"prod": [100, 102]}
+    # one line for the missing cluster, not one per frame; and the status table's verdict
+    assert rep.warnings[0].startswith("cluster lab is missing from nodes, guests, storage,")
+    assert rep.warnings[0].endswith("Proxmox answered 503: Service Unavailable")
+    assert sum("missing" in w for w in rep.warnings) == 1
+    assert "cluster lab is not connected: 503 Service Unavailable" in rep.warnings
+    page = rep.to_html()
+    assert page.count("Partial report: ") == len(rep.warnings)
+    assert "<h2>Connections</h2>" in page
