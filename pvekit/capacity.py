@@ -992,6 +992,8 @@ def rightsizing(
 
     def add(i: int, category: str, message: str, **extra: Any) -> None:
         row = {c: records[i][c] for c in keep}
+        if category.endswith(("oversized", "pinned")) and records[i]["basis"] == "current":
+            message += " (current value: no history to judge by)"
         row.update(category=category, message=message, **extra)
         rows.append(row)
 

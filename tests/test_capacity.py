@@ -530,7 +530,9 @@ def test_rightsizing_categories() -> None:
     mem = r[(r.vmid == 1) & (r.category == "memory oversized")].iloc[0]
     # peak 1/16 of 16 GiB = 1 GiB -> 1/0.7 = 1.43 GiB rounded up to 256 MiB: 1.5 GiB
     assert mem["suggested_mem"] == int(1.5 * GIB)
-    assert r[r.vmid == 5].iloc[0]["basis"] == "current"
+    five = r[r.vmid == 5].iloc[0]
+    assert five["basis"] == "current" and five["message"].endswith("no history to judge by)")
+    assert "history" not in one["message"]
     with pytest.raises(InvalidInputError):
         capacity.rightsizing(g, m, low=0.9, high=0.5)
 
