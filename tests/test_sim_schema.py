@@ -8,10 +8,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pvekit.sim import SimCluster, Simulator
 from pvekit.sim._schema import load_schema
@@ -278,3 +281,52 @@ def test_concurrent_clients(lab: SimCluster) -> None:
     assert len(codes) == 160
     assert set(codes) <= {200, 500}  # 500: vmid 101 is a VM, not a container
     assert codes.count(200) >= 128
+
+
+def _typed_params() -> list[tuple[str, str, str, dict[str, Any]]]:
+    out = []
+    for (path, method), ep in sorted(load_schema().endpoints.items()):
+        for name, spec in ep.params.items():
+            if name.endswith("[n]") or "{" + name + "}" in path:
+                continue
+            if spec.get("t") == "integer" or "e" in spec:
+                out.append((path, method, name, dict(spec)))
+    return out
+
+
+TYPED = _typed_params()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(TYPED), st.data())
+def test_validator_agrees_with_the_spec(
+    case: tuple[str, str, str, dict[str, Any]], data: st.DataObject
+) -> None:
+    """Values the spec allows pass; values outside the enum or the range are refused."""
+    path, method, name, spec = case
+    concrete = _concrete(path)
+    schema = load_schema()
+    if "e" in spec:
+        good = str(data.draw(st.sampled_from(spec["e"])))
+        bad = data.draw(st.text(alphabet="xyzq_", min_size=1, max_size=6))
+        assert name not in schema.validate(method, concrete, {name: good})
+        if bad not in [str(e) for e in spec["e"]]:
+            msg = schema.validate(method, concrete, {name: bad})[name]
+            # PVE checks the type before the enumeration
+            assert (
+                "type check" if spec.get("t") in ("integer", "number") else "enumeration"
+            ) in msg
+        return
+    lo, hi = spec.get("min"), spec.get("max")
+    value = data.draw(
+        st.integers(
+            min_value=int(lo) if lo is not None else -(10**6),
+            max_value=int(hi) if hi is not None else 10**9,
+        )
+    )
+    assert name not in schema.validate(method, concrete, {name: str(value)}), spec
+    if hi is not None:
+        assert "maximum" in schema.validate(method, concrete, {name: str(int(hi) + 1)})[name]
+    if lo is not None:
+        assert "minimum" in schema.validate(method, concrete, {name: str(int(lo) - 1)})[name]
+    assert "type check" in schema.validate(method, concrete, {name: f"{value}x"})[name]

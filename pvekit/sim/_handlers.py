@@ -752,7 +752,7 @@ def _console(ctx: Ctx, task_type: str, task_id: str) -> dict[str, Any]:
     )
     port = 5900 + int(noise(task.pid, 1) * 99)
     ticket = f"PVEVNC:{int(st.clock.now()):08X}::{_vnc_sig(ctx, task.upid)}"
-    out: dict[str, Any] = {"port": str(port), "ticket": ticket, "upid": task.upid, "user": ctx.user}
+    out: dict[str, Any] = {"port": port, "ticket": ticket, "upid": task.upid, "user": ctx.user}
     if task_type != "vncshell" or ctx.p("websocket"):
         out["cert"] = "-----BEGIN CERTIFICATE-----\n(pvekit simulator)\n-----END CERTIFICATE-----\n"
     if ctx.extra.get("password_requested"):
