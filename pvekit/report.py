@@ -250,7 +250,11 @@ def export_png(
         # an image leaves the page it was made for: give it a white background of its own
         # (copies, so the report's figures stay transparent)
         opaque = [go.Figure(f).update_layout(paper_bgcolor="white") for f in figures]
-        pio.write_images(opaque, paths, format="png", width=width, height=heights, scale=scale)
+        if hasattr(pio, "write_images"):  # plotly >= 6.1: one browser session for all
+            pio.write_images(opaque, paths, format="png", width=width, height=heights, scale=scale)
+        else:
+            for fig, path, height in zip(opaque, paths, heights, strict=True):
+                pio.write_image(fig, path, format="png", width=width, height=height, scale=scale)
     except Exception as exc:  # kaleido/choreographer raise their own zoo of errors
         raise ExportError(f"PNG export through {exe} failed: {type(exc).__name__}: {exc}") from exc
     finally:
