@@ -1401,7 +1401,9 @@ def findings(
             )
     if forecast is not None:
         for r in _rows(forecast):
-            what = f"node {r.target} memory" if r.kind == "node" else f"storage {r.target}"
+            what = (
+                f"node {r.target} memory" if r.kind == "node" else f"storage {r.profile}/{r.target}"
+            )
             obj = f"node {r.target}" if r.kind == "node" else f"storage {r.profile}/{r.target}"
             if r.status == "above threshold":
                 continue  # usage findings already say so
