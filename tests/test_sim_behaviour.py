@@ -761,3 +761,34 @@ def test_stopping_one_cluster_cuts_its_connections() -> None:
         assert Client(prod)("GET", "/version")["release"] == "9.1"
         lab.start()  # back on the same port
         assert Client(lab)("GET", "/version")["release"] == "9.1"
+
+
+def test_consoles(frozen: Simulator) -> None:
+    c = frozen["prod"]
+    api = Client(c)
+    g = _by_name(c, "api-01")
+    vnc = api("POST", f"/nodes/{g.node}/qemu/{g.vmid}/vncproxy", websocket=1)
+    assert isinstance(vnc["port"], int) and vnc["ticket"].startswith("PVEVNC:") and vnc["cert"]
+    term = api("POST", f"/nodes/{g.node}/qemu/{g.vmid}/termproxy")
+    assert set(term) == {"port", "ticket", "upid", "user"}
+    shell = api("POST", f"/nodes/{g.node}/termproxy")
+    assert ":vncshell::root@pam:" in shell["upid"]
+    stopped = _by_name(c, "old-erp")
+    r = api.raw("POST", f"/nodes/{stopped.node}/qemu/{stopped.vmid}/vncproxy")
+    assert r.status_code == 500 and r.reason == f"VM {stopped.vmid} not running"
+    assert vnc["ticket"] not in repr(c.requests)
+
+
+def test_same_seed_same_answers() -> None:
+    bodies = []
+    for _ in range(2):
+        with Simulator("demo", seed=11, clock=SimClock(1_790_000_000.0, frozen=True)) as sim:
+            api = Client(sim["prod"])
+            bodies.append(
+                (
+                    api("GET", "/cluster/resources"),
+                    api("GET", "/cluster/tasks"),
+                    api("GET", "/nodes/pve2/status"),
+                )
+            )
+    assert bodies[0] == bodies[1]

@@ -51,6 +51,7 @@ class Ctx:
     vars: dict[str, str]
     params: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    template: str = ""  # the schema path serving this request
 
     def p(self, name: str, default: Any = None) -> Any:
         value = self.params.get(name, default)
@@ -741,10 +742,10 @@ def node_rrddata(ctx: Ctx) -> Any:
 @route("POST", "/nodes/{node}/termproxy", "/nodes/{node}/vncshell")
 def node_termproxy(ctx: Ctx) -> Any:
     ctx.node()
-    return _console(ctx, "vncshell", "")
+    return _console(ctx, "vncshell", "", "termproxy")
 
 
-def _console(ctx: Ctx, task_type: str, task_id: str) -> dict[str, Any]:
+def _console(ctx: Ctx, task_type: str, task_id: str, path_kind: str) -> dict[str, Any]:
     st = ctx.state
     node = ctx.vars["node"]
     task = st.start_task(
@@ -753,7 +754,7 @@ def _console(ctx: Ctx, task_type: str, task_id: str) -> dict[str, Any]:
     port = 5900 + int(noise(task.pid, 1) * 99)
     ticket = f"PVEVNC:{int(st.clock.now()):08X}::{_vnc_sig(ctx, task.upid)}"
     out: dict[str, Any] = {"port": port, "ticket": ticket, "upid": task.upid, "user": ctx.user}
-    if task_type != "vncshell" or ctx.p("websocket"):
+    if path_kind == "vncproxy":  # only vncproxy hands out the certificate
         out["cert"] = "-----BEGIN CERTIFICATE-----\n(pvekit simulator)\n-----END CERTIFICATE-----\n"
     if ctx.extra.get("password_requested"):
         out["password"] = ticket
@@ -1314,8 +1315,9 @@ def _create(ctx: Ctx, node: str, gtype: str) -> Any:
             "rootfs", storage, f"vm-{vmid}-disk-0", int(float(size.split(",")[0] or 8) * GIB)
         )
     st.guests[vmid] = g
+    g.lock = None  # configure first, then hold the "create" lock while the task runs
     st.update_config(
-        g if not g.lock else _unlocked(g),
+        g,
         ctx.user,
         {
             k: v
@@ -1360,11 +1362,6 @@ def _create(ctx: Ctx, node: str, gtype: str) -> Any:
         on_done=done,
         on_fail=failed,
     ).upid
-
-
-def _unlocked(g: Guest) -> Guest:
-    g.lock = None
-    return g
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}", "/nodes/{node}/lxc/{vmid}")
@@ -1732,7 +1729,8 @@ def guest_console(ctx: Ctx) -> Any:
     if not g.running:
         raise SimHTTPError(500, f"{'VM' if g.type == 'qemu' else 'CT'} {g.vmid} not running")
     ctx.extra["password_requested"] = _truthy(ctx.p("generate-password"))
-    return _console(ctx, "vncproxy", str(g.vmid))
+    kind = "vncproxy" if ctx.template.endswith("/vncproxy") else "termproxy"
+    return _console(ctx, "vncproxy", str(g.vmid), kind)
 
 
 # -- guest agent ----------------------------------------------------------------------------

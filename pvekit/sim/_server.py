@@ -488,7 +488,7 @@ class SimCluster:
                 extra["gtype"] = GUEST_TYPE_OF[template]
             if template in ACTION_OF:
                 extra["action"] = ACTION_OF[template]
-            ctx = Ctx(self.state, self.auth, ident, method, variables, params, extra)
+            ctx = Ctx(self.state, self.auth, ident, method, variables, params, extra, template)
             return handler(ctx)
 
     def _authorize(
