@@ -105,7 +105,7 @@ class Cluster(ApiClient):
     requests this cluster runs at once for per-guest or per-node enrichment.
     """
 
-    max_workers: int = 8
+    max_workers: int = 16
 
     # -- handles -------------------------------------------------------------------------------
 

@@ -19,6 +19,11 @@ ALL_FIXTURES = sorted(FIXTURES.rglob("*.json"))
 GiB = 1024**3
 
 
+def at(df: pd.DataFrame, row: Any, col: str) -> Any:
+    """One cell, typed loosely (pandas-stubs type ``.loc`` cells as a union of scalars)."""
+    return df.at[row, col]
+
+
 def load(rel: str) -> Any:
     return json.loads((FIXTURES / rel).read_text())
 
@@ -79,8 +84,9 @@ def test_unknown_node_from_nodes_list() -> None:
 
 
 def test_node_only_in_cluster_status_is_kept() -> None:
-    status = data(CLUSTER_STATUS) + [
-        {"type": "node", "name": "node9", "online": 0, "ip": "192.168.1.9"}
+    status = [
+        *data(CLUSTER_STATUS),
+        {"type": "node", "name": "node9", "online": 0, "ip": "192.168.1.9"},
     ]
     df = frames.nodes_frame("p", load(RESOURCES), status)
     row = df.set_index("node").loc["node9"]
@@ -95,13 +101,13 @@ def test_guests_basic_from_real_resources() -> None:
     assert_documented(df, "guests")
     assert df["vmid"].tolist() == [100, 101, 102, 200]
     g = df.set_index("vmid")
-    assert bool(g.loc[101, "template"]) and not bool(g.loc[100, "template"])
-    assert g.loc[102, "tags"] == ["go-proxmox+cloud-init"] and g.loc[100, "tags"] == []
-    assert g.loc[100, "cores"] == 1 and g.loc[100, "mem_total"] == 1073741824
-    assert g.loc[100, "status"] == "running" and g.loc[102, "status"] == "stopped"
+    assert bool(at(g, 101, "template")) and not bool(at(g, 100, "template"))
+    assert at(g, 102, "tags") == ["go-proxmox+cloud-init"] and at(g, 100, "tags") == []
+    assert at(g, 100, "cores") == 1 and at(g, 100, "mem_total") == 1073741824
+    assert at(g, 100, "status") == "running" and at(g, 102, "status") == "stopped"
     # QEMU's disk is always 0 in resources: recorded as unknown, not as empty
     assert g["disk_used"].isna().all()
-    assert g.loc[100, "disk_total"] == 34359738368
+    assert at(g, 100, "disk_total") == 34359738368
     assert set(df["type"].cat.categories) == {"qemu"}
 
 
@@ -132,9 +138,9 @@ def test_guests_template_empty_string_and_pool_ha_lock() -> None:
     df = frames.guests_frame("p", rows)
     assert df["vmid"].tolist()[1:] == [300, 301]
     g = df.dropna(subset=["vmid"]).set_index("vmid")
-    assert g.loc[300, "pool"] == "prod" and g.loc[300, "ha_state"] == "started"
-    assert g.loc[300, "lock"] == "backup" and not g.loc[300, "template"]
-    assert pd.isna(g.loc[301, "pool"]) and pd.isna(g.loc[301, "cpu"])
+    assert at(g, 300, "pool") == "prod" and at(g, 300, "ha_state") == "started"
+    assert at(g, 300, "lock") == "backup" and not at(g, 300, "template")
+    assert pd.isna(at(g, 301, "pool")) and pd.isna(at(g, 301, "cpu"))
 
 
 def test_guest_details_from_real_lxc_config() -> None:
@@ -297,26 +303,27 @@ def test_storage_from_resources_per_node_and_unique() -> None:
 
 def test_shared_storage_counted_once_per_cluster() -> None:
     shared = data("issues__Corsinvest-cv4pve-diag/unknown/GET_cluster_resources_type_storage.json")
-    rows = shared + [dict(shared[0], node="other", id="storage/other/truenas-backups")]
+    rows = [*shared, dict(shared[0], node="other", id="storage/other/truenas-backups")]
     df = frames.storage_frame("p", rows)
     assert (df["storage"] == "truenas-backups").sum() == 2
     uniq = frames.storage_frame("p", rows, unique=True)
     nas = uniq[uniq.storage == "truenas-backups"]
     assert len(nas) == 1 and pd.isna(nas.iloc[0]["node"]) and bool(nas.iloc[0]["shared"])
-    assert "import" in uniq.set_index("storage").loc["local", "content"]
+    assert "import" in at(uniq.set_index("storage"), "local", "content")
 
 
 def test_old_storage_rows_without_content_and_unknown_status() -> None:
     rows = data(
         "issues__Corsinvest-cv4pve-autosnap/pve6.2-12/GET_cluster_resources_type_storage.json"
     )
-    rows = rows + [
-        {"type": "storage", "storage": "nfs", "node": "xxx-svr", "status": "unknown", "shared": 1}
+    rows = [
+        *rows,
+        {"type": "storage", "storage": "nfs", "node": "xxx-svr", "status": "unknown", "shared": 1},
     ]
     df = frames.storage_frame("p", rows).set_index("storage")
-    assert df.loc["local-lvm", "content"] == [] and pd.isna(df.loc["local-lvm", "type"])
-    assert df.loc["nfs", "status"] == "unknown" and pd.isna(df.loc["nfs", "used"])
-    assert not df.loc["nfs", "active"]
+    assert at(df, "local-lvm", "content") == [] and pd.isna(at(df, "local-lvm", "type"))
+    assert at(df, "nfs", "status") == "unknown" and pd.isna(at(df, "nfs", "used"))
+    assert not at(df, "nfs", "active")
 
 
 def test_storage_node_rows_fill_active_enabled_avail() -> None:
@@ -331,10 +338,10 @@ def test_storage_node_rows_fill_active_enabled_avail() -> None:
         {"storage": "local-lvm", "active": 1, "enabled": 1, "avail": 123, "used": 5, "total": 10},
     ]
     df = frames.storage_frame("p", [frag], {"pve1": node_rows}).set_index("storage")
-    assert df.loc["ceph", "type"] == "rbd" and bool(df.loc["ceph", "shared"])
-    assert df.loc["ceph", "avail"] == 793174016000 and df.loc["ceph", "status"] == "available"
-    assert df.loc["local-lvm", "avail"] == 123 and df.loc["local-lvm", "used"] == 5
-    assert bool(df.loc["local-lvm", "enabled"])
+    assert at(df, "ceph", "type") == "rbd" and bool(at(df, "ceph", "shared"))
+    assert at(df, "ceph", "avail") == 793174016000 and at(df, "ceph", "status") == "available"
+    assert at(df, "local-lvm", "avail") == 123 and at(df, "local-lvm", "used") == 5
+    assert bool(at(df, "local-lvm", "enabled"))
 
 
 # --------------------------------------------------------------------------- tasks
@@ -366,10 +373,10 @@ def test_task_status_bodies_and_warnings() -> None:
         "node": "n",
     }
     df = frames.tasks_frame("p", [warn, apt, failed]).set_index("upid")
-    assert df.loc[warn["upid"], "status"] == "warnings"
-    assert df.loc[apt["upid"], "status"] == "ok"
-    assert df.loc[failed["upid"], "status"] == "error"
-    assert df.loc[failed["upid"], "exitstatus"] == "start failed"
+    assert at(df, warn["upid"], "status") == "warnings"
+    assert at(df, apt["upid"], "status") == "ok"
+    assert at(df, failed["upid"], "status") == "error"
+    assert at(df, failed["upid"], "exitstatus") == "start failed"
 
 
 # --------------------------------------------------------------------------- snapshots, backups
@@ -435,9 +442,12 @@ def test_metrics_long_format_template_rrd() -> None:
 
 
 def test_metrics_fractional_counters_and_null_rows() -> None:
-    rows = load(
-        "pages__forum.proxmox.com/unknown/GET_nodes_node_qemu_vmid_rrddata_timeframe_hour__running-vm-partial.json"
-    ) + [{"time": 1654613820, "cpu": None, "mem": None}]
+    rows = [
+        *load(
+            "pages__forum.proxmox.com/unknown/GET_nodes_node_qemu_vmid_rrddata_timeframe_hour__running-vm-partial.json"
+        ),
+        {"time": 1654613820, "cpu": None, "mem": None},
+    ]
     df = frames.metrics_frame("p", "guest", [("100", "n", rows)])
     mem = df[df.metric == "mem"]["value"]
     assert mem.iloc[0] == pytest.approx(8468508117.03333)
@@ -559,7 +569,7 @@ def test_every_builder_survives_every_fixture(path: Path) -> None:
     for name, build in BUILDERS.items():
         df = build(body)
         assert isinstance(df, pd.DataFrame), name
-        assert list(df.columns)[0] == "profile"
+        assert next(iter(df.columns)) == "profile"
 
 
 def test_fixtures_present() -> None:

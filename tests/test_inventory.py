@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 SCHEMA = Path(__file__).resolve().parent.parent.parent / "shared" / "pve-api" / "endpoints-9.1.tsv"
 
 
+def at(df: pd.DataFrame, row: Any, col: str) -> Any:
+    """One cell, typed loosely (pandas-stubs type ``.loc`` cells as a union of scalars)."""
+    return df.at[row, col]
+
+
 def _schema() -> list[tuple[re.Pattern[str], str, set[str]]]:
     out = []
     with SCHEMA.open() as fh:
@@ -110,19 +115,19 @@ def test_details_and_ips(sim: Simulator, prod: Cluster) -> None:
     state = sim["prod"].state
     d = df.set_index("vmid")
     g = state.guests[100]
-    assert d.loc[100, "memory"] == g.memory_mb * 1024 * 1024
-    disks = {disk["key"]: disk for disk in d.loc[100, "disks"]}
+    assert at(d, 100, "memory") == g.memory_mb * 1024 * 1024
+    disks = {disk["key"]: disk for disk in at(d, 100, "disks")}
     assert disks["scsi0"]["size"] == g.disks["scsi0"].size
     assert disks["scsi0"]["storage"] == g.disks["scsi0"].storage
-    assert d.loc[100, "networks"][0]["mac"] == g.mac
-    assert d.loc[100, "ip"] == g.ip and d.loc[100, "ip_source"] == "agent"
-    assert d.loc[100, "filesystems"] and d.loc[100, "filesystems"][0]["mountpoint"] == "/"
+    assert at(d, 100, "networks")[0]["mac"] == g.mac
+    assert at(d, 100, "ip") == g.ip and at(d, 100, "ip_source") == "agent"
+    assert at(d, 100, "filesystems") and at(d, 100, "filesystems")[0]["mountpoint"] == "/"
     lxc_running = df[(df.type == "lxc") & (df.status == "running")]
     assert (lxc_running["ip_source"] == "lxc").all()
     lxc_stopped = df[(df.type == "lxc") & (df.status == "stopped") & ~df.template]
     for vmid in lxc_stopped["vmid"]:
         if state.guests[int(vmid)].ip:
-            assert d.loc[vmid, "ip_source"] == "config"
+            assert at(d, vmid, "ip_source") == "config"
     # guests whose agent does not answer keep their row and say why
     failing = running_agent[running_agent["ip"].isna()]
     assert (failing["error"].str.contains("agent")).all()
@@ -168,10 +173,10 @@ def test_offline_node_stays_and_warns_on_failed_status(fresh_sim: Simulator) -> 
     with pytest.warns(IncompleteDataWarning, match="pve1"):
         df = c.nodes(progress=False)
     d = df.set_index("node")
-    assert d.loc["pve3", "status"] == "offline" and not d.loc["pve3", "online"]
-    assert pd.isna(d.loc["pve3", "cpu"])
-    assert pd.isna(d.loc["pve1", "loadavg_1"]) and d.loc["pve1", "cores"] > 0
-    assert pd.notna(d.loc["pve2", "loadavg_1"])
+    assert at(d, "pve3", "status") == "offline" and not at(d, "pve3", "online")
+    assert pd.isna(at(d, "pve3", "cpu"))
+    assert pd.isna(at(d, "pve1", "loadavg_1")) and at(d, "pve1", "cores") > 0
+    assert pd.notna(at(d, "pve2", "loadavg_1"))
     c.close()
 
 
