@@ -46,7 +46,7 @@ from ._format import format_bytes
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
-__all__ = ["ExportError", "Report", "add_arguments", "capacity", "from_frames", "run"]
+__all__ = ["ExportError", "Report", "add_arguments", "capacity", "export_png", "from_frames", "run"]
 
 TIMEFRAMES = ("hour", "day", "week", "month", "year")
 Progress = Callable[[str], None]
