@@ -792,3 +792,16 @@ def test_same_seed_same_answers() -> None:
                 )
             )
     assert bodies[0] == bodies[1]
+
+
+def test_simulator_wide_faults_and_ticket_expiry(frozen: Simulator) -> None:
+    prod, lab = Client(frozen["prod"]), Client(frozen["lab"])
+    rules = frozen.faults.errors(1.0, statuses=(502,), pattern="/version", times=1)
+    assert len(rules) == 2
+    assert prod.raw("GET", "/version").status_code == 502
+    assert lab.raw("GET", "/version").status_code == 502
+    assert prod.raw("GET", "/version").status_code == 200
+    frozen.faults.clear()
+    frozen.expire_tickets()
+    assert prod.raw("GET", "/version").status_code == 401
+    assert lab.raw("GET", "/version").status_code == 401

@@ -29,7 +29,7 @@ from typing import Any
 
 from ._auth import totp
 from ._clock import SimClock
-from ._faults import FaultRule, Faults
+from ._faults import FaultRule, Faults, FaultsGroup
 from ._schema import load_schema
 from ._server import RecordedRequest, SimCluster
 from ._state import ClusterState, TaskPolicy
@@ -38,6 +38,7 @@ __all__ = [
     "ClusterState",
     "FaultRule",
     "Faults",
+    "FaultsGroup",
     "RecordedRequest",
     "SimClock",
     "SimCluster",
@@ -191,6 +192,16 @@ class Simulator:
     def clear_requests(self) -> None:
         for c in self.clusters.values():
             c.clear_requests()
+
+    @property
+    def faults(self) -> FaultsGroup:
+        """Fault injection on every cluster at once (see :class:`Faults`)."""
+        return FaultsGroup([c.faults for c in self.clusters.values()])
+
+    def expire_tickets(self) -> None:
+        """Invalidate every ticket of every cluster."""
+        for c in self.clusters.values():
+            c.expire_tickets()
 
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"

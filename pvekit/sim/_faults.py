@@ -30,7 +30,7 @@ from ._model import stable_key
 if TYPE_CHECKING:  # pragma: no cover
     from ._state import TaskPolicy
 
-__all__ = ["MAX_LATENCY", "FaultDecision", "FaultRule", "Faults"]
+__all__ = ["MAX_LATENCY", "FaultDecision", "FaultRule", "Faults", "FaultsGroup"]
 
 MAX_LATENCY = 30.0
 
@@ -218,3 +218,56 @@ class Faults:
 
 def _methods(methods: tuple[str, ...] | None) -> frozenset[str] | None:
     return frozenset(m.upper() for m in methods) if methods else None
+
+
+class FaultsGroup:
+    """The same faults on every cluster of a simulator (``sim.faults``).
+
+    Each method applies to every cluster's :class:`Faults` and returns the rules it added
+    (one per cluster), so a test can inject simulator-wide latency or errors in one line.
+    """
+
+    def __init__(self, members: list[Faults]) -> None:
+        self._members = members
+
+    def latency(
+        self,
+        seconds: float,
+        jitter: float = 0.0,
+        pattern: str = "**",
+        methods: tuple[str, ...] | None = None,
+        times: int | None = None,
+    ) -> list[FaultRule]:
+        return [f.latency(seconds, jitter, pattern, methods, times) for f in self._members]
+
+    def errors(
+        self,
+        rate: float = 1.0,
+        statuses: tuple[int, ...] = (500, 502, 503),
+        pattern: str = "**",
+        message: str | None = None,
+        methods: tuple[str, ...] | None = None,
+        times: int | None = None,
+    ) -> list[FaultRule]:
+        return [f.errors(rate, statuses, pattern, message, methods, times) for f in self._members]
+
+    def drop(
+        self,
+        rate: float = 1.0,
+        pattern: str = "**",
+        methods: tuple[str, ...] | None = None,
+        times: int | None = None,
+    ) -> list[FaultRule]:
+        return [f.drop(rate, pattern, methods, times) for f in self._members]
+
+    def slow_tasks(self, seconds: float, task_type: str = "*") -> None:
+        for f in self._members:
+            f.slow_tasks(seconds, task_type)
+
+    def fail_tasks(self, task_type: str = "*", message: str = "command failed") -> None:
+        for f in self._members:
+            f.fail_tasks(task_type, message)
+
+    def clear(self) -> None:
+        for f in self._members:
+            f.clear()
