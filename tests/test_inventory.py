@@ -302,9 +302,7 @@ def test_metrics_kinds(sim: Simulator, prod: Cluster) -> None:
     assert_in_schema(reqs)
     assert {r.params.get("timeframe") for r in reqs if "rrddata" in r.path} == {"hour"}
     assert set(nodes["target"]) == set(sim["prod"].state.nodes)
-    assert {"cpu", "memused"} <= set(nodes["metric"].astype(str)) or "cpu" in set(
-        nodes["metric"].astype(str)
-    )
+    assert {"cpu", "memused", "memtotal", "loadavg"} <= set(nodes["metric"].astype(str))
     assert str(nodes["time"].dtype) == "datetime64[ns, UTC]"
     guests = prod.metrics("guest", targets=[100, "101"], cf="MAX", progress=False)
     assert set(guests["target"]) == {"100", "101"} and (guests["kind"] == "guest").all()
