@@ -114,6 +114,33 @@ class TaskStatus:
         )
 
 
+_HEX8 = re.compile(r"^[0-9A-Fa-f]{8,9}$")
+
+
+def _parse(upid: str) -> UPID:
+    """Parse a UPID; also accept an id holding ``:`` (volume ids of ``imgdel`` tasks)."""
+    try:
+        return parse_upid(upid)
+    except InvalidInputError:
+        parts = upid.strip().split(":") if isinstance(upid, str) else []
+        if parts and parts[-1] == "":
+            parts = parts[:-1]
+        if (len(parts) < 9 or parts[0] != "UPID" or not parts[1]
+                or not all(_HEX8.match(p) for p in parts[2:5]) or not parts[5]
+                or not parts[-1]):
+            raise
+        return UPID(
+            upid=":".join(parts) + ":",
+            node=parts[1],
+            pid=int(parts[2], 16),
+            pstart=int(parts[3], 16),
+            starttime=int(parts[4], 16),
+            type=parts[5],
+            id=":".join(parts[6:-1]),
+            user=parts[-1],
+        )
+
+
 class Task:
     """A Proxmox task, identified by its UPID, on the cluster that runs it.
 
@@ -133,7 +160,7 @@ class Task:
         invalidate: tuple[str, ...] | list[str] = (),
         on_success: Callable[[Task], None] | None = None,
     ) -> None:
-        parsed = upid if isinstance(upid, UPID) else parse_upid(upid)
+        parsed = upid if isinstance(upid, UPID) else _parse(upid)
         self.cluster = cluster
         self.upid_info: UPID = parsed
         self.upid: str = str(parsed)
