@@ -125,9 +125,14 @@ def _parse(upid: str) -> UPID:
         parts = upid.strip().split(":") if isinstance(upid, str) else []
         if parts and parts[-1] == "":
             parts = parts[:-1]
-        if (len(parts) < 9 or parts[0] != "UPID" or not parts[1]
-                or not all(_HEX8.match(p) for p in parts[2:5]) or not parts[5]
-                or not parts[-1]):
+        if (
+            len(parts) < 9
+            or parts[0] != "UPID"
+            or not parts[1]
+            or not all(_HEX8.match(p) for p in parts[2:5])
+            or not parts[5]
+            or not parts[-1]
+        ):
             raise
         return UPID(
             upid=":".join(parts) + ":",

@@ -164,8 +164,11 @@ def test_wrong_state_is_refused_by_proxmox(root: pvekit.Cluster, simx: Simulator
 def test_bad_arguments_are_refused_before_any_request(root: pvekit.Cluster, prod: Any) -> None:
     g = Guest(root, 100, node="pve1", type="qemu")
     prod.clear_requests()
-    for call in (lambda: g.shutdown(timeout=-1), lambda: g.shutdown(force_stop="yes"),
-                 lambda: g.shutdown(timeout="10")):
+    for call in (
+        lambda: g.shutdown(timeout=-1),
+        lambda: g.shutdown(force_stop="yes"),
+        lambda: g.shutdown(timeout="10"),
+    ):
         with pytest.raises(InvalidInputError):
             call()
     assert prod.requests == []
@@ -194,8 +197,9 @@ def test_auditor_cannot_act(simx: Simulator, root: pvekit.Cluster) -> None:
 def test_failed_action_is_not_retried(root: pvekit.Cluster, simx: Simulator, prod: Any) -> None:
     g = root.guest(take(simx, "qemu", running=False))
     _ = g.node
-    prod.faults.errors(1.0, statuses=(503,), pattern="/nodes/*/qemu/*/status/start",
-                       methods=("POST",), times=1)
+    prod.faults.errors(
+        1.0, statuses=(503,), pattern="/nodes/*/qemu/*/status/start", methods=("POST",), times=1
+    )
     prod.clear_requests()
     with pytest.raises(ServerError):
         g.start()
@@ -284,10 +288,10 @@ def test_stopped_vm_migrates_offline(root: pvekit.Cluster, simx: Simulator, prod
     g = root.guest(vmid)
     target = next(n for n in ("pve1", "pve2", "pve3") if n != g.node)
     g.migrate(target, with_local_disks=True, target_storage="local-lvm").wait(
-        poll=POLL, progress=False)
+        poll=POLL, progress=False
+    )
     (sent,) = posts(prod, "/migrate")
-    assert sent.params == {"target": target, "with-local-disks": "1",
-                           "targetstorage": "local-lvm"}
+    assert sent.params == {"target": target, "with-local-disks": "1", "targetstorage": "local-lvm"}
     assert sim_guest(simx, vmid).node == target
 
 
@@ -335,8 +339,7 @@ def test_clone_template_linked_to_other_node(
     assert sim_guest(simx, 777).node == "pve1"
     lxc = root.guest(9002)
     lxc.clone(newid=778, name="ct-copy", full=True).wait(poll=POLL, progress=False)
-    assert posts(prod, "/clone")[-1].params == {"newid": "778", "full": "1",
-                                                "hostname": "ct-copy"}
+    assert posts(prod, "/clone")[-1].params == {"newid": "778", "full": "1", "hostname": "ct-copy"}
 
 
 def test_clone_refusals(root: pvekit.Cluster, simx: Simulator, prod: Any) -> None:
@@ -376,10 +379,11 @@ def test_delete_refuses_running_guest_unless_stop_first(
         g.delete(confirm=vmid)
     assert [r for r in prod.requests if r.method in ("POST", "DELETE")] == []
     g.delete(confirm=vmid, stop_first=True, purge=True).wait(poll=POLL, progress=False)
-    assert [r.method for r in prod.requests if r.method in ("POST", "DELETE")] == \
-        ["POST", "DELETE"]
-    assert [r for r in prod.requests if r.method == "DELETE"][0].params == {
-        "purge": "1", "destroy-unreferenced-disks": "1"}
+    assert [r.method for r in prod.requests if r.method in ("POST", "DELETE")] == ["POST", "DELETE"]
+    assert next(r for r in prod.requests if r.method == "DELETE").params == {
+        "purge": "1",
+        "destroy-unreferenced-disks": "1",
+    }
     assert sim_guest(simx, vmid) is None
 
 
@@ -479,8 +483,9 @@ def test_every_action_request_matches_the_official_schema(simx: Simulator) -> No
             assert not bad, f"{r.method} {r.path}: unknown parameters {bad}"
             assert r.status != 400, f"{r.method} {r.path} was refused as invalid"
             checked += 1
-        kinds = {(r.method, re.sub(r"/\d+|UPID[^/]*|[^/]*%3A[^/]*", "/X", r.path))
-                 for r in prod.requests}
+        kinds = {
+            (r.method, re.sub(r"/\d+|UPID[^/]*|[^/]*%3A[^/]*", "/X", r.path)) for r in prod.requests
+        }
         assert checked > 100 and len(kinds) > 30
     finally:
         c.close()

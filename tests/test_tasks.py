@@ -32,15 +32,21 @@ class FakeClient:
         self.calls: list[tuple[str, str, dict[str, Any], bool]] = []
         self.invalidated: list[tuple[str, ...]] = []
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None, *, fresh: bool = False,
-            **kwargs: Any) -> Any:
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         self.calls.append(("GET", path, dict(params or {}), fresh))
         if path.endswith("/status"):
             return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
         if path.endswith("/log"):
             start = int((params or {}).get("start", 0))
             limit = int((params or {}).get("limit", 50))
-            rows = [{"n": i + 1, "t": t} for i, t in enumerate(self.lines)][start:start + limit]
+            rows = [{"n": i + 1, "t": t} for i, t in enumerate(self.lines)][start : start + limit]
             return list(reversed(rows))  # Proxmox does not promise the order
         raise AssertionError(path)
 
@@ -65,7 +71,13 @@ def stopped(exitstatus: str) -> dict[str, Any]:
 def test_upid_fields_are_parsed() -> None:
     t = Task(FakeClient([RUNNING]), UPID)
     assert (t.node, t.pid, t.pstart, t.type, t.id, t.user) == (
-        "pve2", 0x2A1B3, 0x0F619352, "qmstart", "123", "root@pam")
+        "pve2",
+        0x2A1B3,
+        0x0F619352,
+        "qmstart",
+        "123",
+        "root@pam",
+    )
     assert t.starttime.timestamp() == 0x6B0BBAEA
     assert t.starttime.tzinfo is not None
     assert t.vmid == 123
@@ -79,20 +91,25 @@ def test_upid_without_trailing_colon_and_token_user() -> None:
     assert t.upid.endswith(":")
 
 
-@pytest.mark.parametrize("bad", ["", "nope", "UPID:pve:zz:00000001:00000002:qmstart:1:root@pam:",
-                                 "UPID:pve:00000001", 42])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "nope", "UPID:pve:zz:00000001:00000002:qmstart:1:root@pam:", "UPID:pve:00000001", 42],
+)
 def test_malformed_upid_is_a_clear_error(bad: Any) -> None:
     with pytest.raises(InvalidInputError, match="UPID"):
         Task(FakeClient([RUNNING]), bad)
 
 
-@pytest.mark.parametrize(("exitstatus", "state", "ok", "warnings"), [
-    ("OK", "ok", True, 0),
-    ("WARNINGS: 3", "warnings", True, 3),
-    ("WARNINGS: 1", "warnings", True, 1),
-    ("command 'qm start' failed: exit code 1", "error", False, 0),
-    ("unexpected status", "error", False, 0),
-])
+@pytest.mark.parametrize(
+    ("exitstatus", "state", "ok", "warnings"),
+    [
+        ("OK", "ok", True, 0),
+        ("WARNINGS: 3", "warnings", True, 3),
+        ("WARNINGS: 1", "warnings", True, 1),
+        ("command 'qm start' failed: exit code 1", "error", False, 0),
+        ("unexpected status", "error", False, 0),
+    ],
+)
 def test_status_classification(exitstatus: str, state: str, ok: bool, warnings: int) -> None:
     st = TaskStatus.from_body(UPID, "pve2", stopped(exitstatus))
     assert (st.state, st.ok, st.warnings, st.running) == (state, ok, warnings, False)
@@ -126,8 +143,7 @@ def test_log_is_ordered_and_paged() -> None:
     assert t.log_tail(2) == ["line 1199", "line 1200"]
 
 
-@pytest.mark.parametrize("kwargs", [{"start": -1}, {"limit": 0}, {"start": "1"},
-                                    {"limit": True}])
+@pytest.mark.parametrize("kwargs", [{"start": -1}, {"limit": 0}, {"start": "1"}, {"limit": True}])
 def test_log_arguments_are_checked(kwargs: dict[str, Any]) -> None:
     client = FakeClient([RUNNING])
     with pytest.raises(InvalidInputError):
@@ -141,8 +157,12 @@ def test_log_arguments_are_checked(kwargs: dict[str, Any]) -> None:
 def test_wait_ok_returns_final_status_and_drops_stale_reads() -> None:
     client = FakeClient([RUNNING, RUNNING, stopped("OK")])
     seen: list[Task] = []
-    t = Task(client, UPID, invalidate=["/nodes/pve2/qemu/123", "/cluster/resources"],
-             on_success=seen.append)
+    t = Task(
+        client,
+        UPID,
+        invalidate=["/nodes/pve2/qemu/123", "/cluster/resources"],
+        on_success=seen.append,
+    )
     st = t.wait(poll=0.001, progress=False)
     assert st.ok and st.state == "ok"
     assert client.invalidated == [("/nodes/pve2/qemu/123", "/cluster/resources")]
@@ -186,8 +206,7 @@ def test_wait_timeout_keeps_the_task_intact() -> None:
     assert info.value.task.wait(poll=0.001, progress=False).ok
 
 
-@pytest.mark.parametrize("kwargs", [{"timeout": -1}, {"poll": 0}, {"timeout": "5"},
-                                    {"poll": True}])
+@pytest.mark.parametrize("kwargs", [{"timeout": -1}, {"poll": 0}, {"timeout": "5"}, {"poll": True}])
 def test_wait_arguments_are_checked(kwargs: dict[str, Any]) -> None:
     client = FakeClient([RUNNING])
     with pytest.raises(InvalidInputError):
@@ -208,13 +227,15 @@ def test_progress_bar_follows_log_percentages(monkeypatch: pytest.MonkeyPatch) -
         return bar
 
     monkeypatch.setattr(tqdm.auto, "tqdm", spy)
-    client = FakeClient([RUNNING, RUNNING, stopped("OK")],
-                        log=["INFO: starting", "INFO:  45% (1 GiB of 2 GiB)"])
+    client = FakeClient(
+        [RUNNING, RUNNING, stopped("OK")], log=["INFO: starting", "INFO:  45% (1 GiB of 2 GiB)"]
+    )
     Task(client, UPID).wait(poll=0.001, progress=True)
     assert len(bars) == 1 and bars[0].n == 100  # done: full bar
     assert any(c[1].endswith("/log") for c in client.calls)
-    failing = FakeClient([RUNNING, stopped("backup failed")],
-                         log=["INFO: starting", "INFO:  45% (1 GiB of 2 GiB)"])
+    failing = FakeClient(
+        [RUNNING, stopped("backup failed")], log=["INFO: starting", "INFO:  45% (1 GiB of 2 GiB)"]
+    )
     with pytest.raises(TaskFailedError):
         Task(failing, UPID).wait(poll=0.001, progress=True)
     assert bars[1].n == 45  # the bar stays where the log said it was
@@ -252,8 +273,12 @@ def faults(simx: Simulator) -> Iterator[Any]:
 
 def _stopped_vm(cluster: pvekit.Cluster, skip: set[int]) -> pvekit.Guest:
     for r in cluster.get("/cluster/resources", {"type": "vm"}, fresh=True):
-        if r["type"] == "qemu" and r["status"] == "stopped" and not r.get("template") \
-                and r["vmid"] not in skip:
+        if (
+            r["type"] == "qemu"
+            and r["status"] == "stopped"
+            and not r.get("template")
+            and r["vmid"] not in skip
+        ):
             skip.add(r["vmid"])
             return cluster.guest(r["vmid"])
     raise AssertionError("no stopped VM left")
@@ -268,8 +293,7 @@ def test_sim_wait_ok_and_rebuild_from_upid(root: pvekit.Cluster, simx: Simulator
     simx["prod"].clear_requests()
     st = t.wait(poll=0.02, progress=False)
     assert st.state == "ok" and g.running
-    polls = [r for r in simx["prod"].requests if r.path.endswith("/status")
-             and "/tasks/" in r.path]
+    polls = [r for r in simx["prod"].requests if r.path.endswith("/status") and "/tasks/" in r.path]
     assert polls and all(r.path.startswith(f"/nodes/{g.node}/tasks/") for r in polls)
     again = root.task(t.upid)
     assert again == t and again.ok and again.exitstatus == "OK"
