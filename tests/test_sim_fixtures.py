@@ -309,13 +309,23 @@ def test_qemu_status_current(api: Callable[..., Any], prod: SimCluster) -> None:
     assert_same_shape(real, sim, "qemu running (telegraf)", drift={"vmid"})
 
 
-def test_lxc_config_and_snapshots(api: Callable[..., Any], prod: SimCluster) -> None:
+def test_lxc_config_and_snapshots(
+    api: Callable[..., Any], prod: SimCluster, simulator: Simulator
+) -> None:
     real = _body(_row("luthermonson-go-proxmox/pve7.4/GET_nodes_node_lxc_vmid_config.json"))
     g = next(g for g in prod.state.guests.values() if g.type == "lxc" and g.running and g.tags)
     sim = api(f"/nodes/{g.node}/lxc/{g.vmid}/config")
     # raw lxc.* entries and a bind mount exist only on containers configured that way
     assert_same_shape(real, sim, "lxc config", optional={"lxc", "mp0"})
     assert isinstance(sim["memory"], int) and isinstance(sim["onboot"], int)
+    lab = simulator["lab"]
+    jelly = next(g for g in lab.state.guests.values() if g.name == "jellyfin")
+    token = f"PVEAPIToken=root@pam!pvekit={lab.auth.token_secret}"
+    body = requests.get(
+        f"{lab.url}{API}/nodes/pve/lxc/{jelly.vmid}/config", headers={"Authorization": token}
+    ).json()["data"]
+    assert_same_shape(real, body, "lxc config (jellyfin)", optional={"tags"})
+    assert body["lxc"][0] == ["lxc.cgroup2.devices.allow", "c 226:0 rwm"]
     real = _body(_row("luthermonson-go-proxmox/pve7.4/GET_nodes_node_lxc_vmid_snapshot.json"))
     g = next(g for g in prod.state.guests.values() if g.type == "lxc" and len(g.snapshots))
     sim = api(f"/nodes/{g.node}/lxc/{g.vmid}/snapshot")
@@ -331,6 +341,9 @@ def test_qemu_config(api: Callable[..., Any], prod: SimCluster) -> None:
     assert sim["agent"] == "1" and isinstance(sim["cores"], int)
     assert sim["scsi0"].startswith("ceph-vm:") or sim["scsi0"].startswith("local-lvm:")
     assert "size=" in sim["scsi0"] and len(sim["digest"]) == 40
+    runner = next(g for g in prod.state.guests.values() if g.name == "ci-runner-01")
+    cfg = api(f"/nodes/{runner.node}/qemu/{runner.vmid}/config")
+    assert cfg["cpulimit"] == "4" and isinstance(cfg["memory"], str)  # strings, like PVE
 
 
 @pytest.mark.parametrize(

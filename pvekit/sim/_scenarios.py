@@ -635,6 +635,8 @@ def _demo_prod(
     by_name["test-upgrade"].lock = "snapshot"
     by_name["mq-01"].paused = True  # suspended VM: status running, qmpstatus paused
     by_name["old-erp"].agent = False
+    for runner in ("ci-runner-01", "ci-runner-02", "ci-runner-03"):
+        by_name[runner].config["cpulimit"] = "4"  # a string, as PVE sends it (QUIRKS 1)
     # A wedged Windows agent: it answers, but with its own errors inside HTTP 200 (QUIRKS 11).
     by_name["rds-01"].agent_errors.update(
         {
@@ -779,6 +781,14 @@ def _demo_lab(clock: SimClock, seed: int, version: str, policy: TaskPolicy) -> C
     )
     by_name = {g.name: g for g in state.guests.values()}
     by_name["opnsense"].agent = False
+    # GPU passthrough and a host bind mount: raw lxc.* keys come back as [key, value] pairs.
+    jelly = by_name["jellyfin"]
+    jelly.config["mp0"] = "/mnt/media,mp=/media"
+    jelly.config["lxc"] = [
+        ["lxc.cgroup2.devices.allow", "c 226:0 rwm"],
+        ["lxc.cgroup2.devices.allow", "c 226:128 rwm"],
+        ["lxc.mount.entry", "/dev/dri dev/dri none bind,optional,create=dir"],
+    ]
     for gname, count in [("homeassistant", 2), ("nextcloud", 3), ("docker-host", 1)]:
         _snapshots(by_name[gname], rng, now, count)
     _isos(state, "local", "pve", now)
