@@ -866,6 +866,21 @@ def _large(
             tags=[role, pools[i % 4]],
             pool=pools[i % 4],
         )
+    _storage(
+        state,
+        StorageDef("backup-nfs", "nfs", ["backup"], True),
+        names,
+        total=max(1, guests // 20) * TIB,
+        used_frac=0.45,
+        growth=0.02,
+    )
+    now = clock.now()
+    every = list(state.guests.values())
+    for g in every[::5]:
+        _backups(state, g, "backup-nfs", None, rng, now, 1, verified=False)
+    for g in every[::10]:
+        _snapshots(g, rng, now, 1)
+    _history(state, rng, now, 2)
     return state
 
 
