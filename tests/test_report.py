@@ -252,33 +252,26 @@ def test_png_export(tmp_path, built) -> None:
         small.write_png(tmp_path / "png2", browser="/nonexistent/chromium")
 
 
-def test_cli_report_demo(tmp_path, capsys) -> None:
+def test_cli_report_demo(tmp_path, capsys, monkeypatch) -> None:
+    """The README's first command, end to end; the Report it built is checked too."""
+    built: list[report.Report] = []
+    real = report.capacity
+
+    def spy(*args: Any, **kwargs: Any) -> report.Report:
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(report, "capacity", spy)
     out = tmp_path / "report.html"
     assert cli_main(["report", "--demo", "--output", str(out)]) == 0
     err = capsys.readouterr().err
     assert "starting the demo simulator" in err and f"wrote {out}" in err
+    assert "reading guest metrics (month, " in err and "report built in" in err
     page = out.read_text(encoding="utf-8")
     for name in CHARTS:
         assert f'id="chart-{name}"' in page
-    assert "prod" in page and "lab" in page
-
-
-def test_cli_errors(tmp_path, capsys) -> None:
-    code = cli_main(["report", "--demo", "--output", str(tmp_path / "no" / "r.html")])
-    assert code == 1
-    assert "does not exist" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli_main(["report", "--demo", "--group", "x", "--output", "r.html"])
-
-
-def test_report_on_demo_group_builds_from_the_simulator() -> None:
-    import pvekit
-
-    group = pvekit.demo()
-    try:
-        rep = report.capacity(group, "month")
-    finally:
-        group.close()
+    (rep,) = built
+    assert rep.to_html() == page  # the file is the report, deterministically
     assert set(rep.profiles) == {"prod", "lab"}
     a = rep.analysis
     assert set(a.node_usage["profile"]) == {"prod", "lab"}
@@ -293,9 +286,17 @@ def test_report_on_demo_group_builds_from_the_simulator() -> None:
     running = rs[
         rs["category"].isin(["cpu oversized", "memory oversized", "cpu pinned", "memory pinned"])
     ]
-    assert (running["basis"] == "period").all()
-    page = rep.to_html()
-    assert all(f'id="chart-{n}"' in page for n in CHARTS)
+    assert len(running) and (running["basis"] == "period").all()
+    for msg in rep.findings["message"]:
+        assert html.escape(msg) in page
+
+
+def test_cli_errors(tmp_path, capsys) -> None:
+    code = cli_main(["report", "--demo", "--output", str(tmp_path / "no" / "r.html")])
+    assert code == 1
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["report", "--demo", "--group", "x", "--output", "r.html"])
 
 
 def test_report_on_a_cluster_with_an_offline_node(fresh_sim) -> None:
