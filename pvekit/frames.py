@@ -1237,6 +1237,34 @@ _FRAME_TITLES = {
 }
 
 
+_FRAME_SOURCES = {
+    "nodes": "`/cluster/resources`, `/cluster/status`, `/nodes/{node}/status` per online node. "
+    "Offline nodes keep their row with nulls.",
+    "guests": "one `/cluster/resources` request per cluster. Sorted by `vmid`.",
+    "guests_details": "`/nodes/{node}/{type}/{vmid}/config` per guest on an online node, "
+    "concurrently (`Cluster.max_workers`, default 16).",
+    "guests_ips": "running QEMU with the agent enabled: `agent/network-get-interfaces` (NICs whose "
+    "MAC is configured on the guest) and `agent/get-fsinfo`; running LXC: "
+    "`/nodes/{node}/lxc/{vmid}/interfaces`; otherwise static `ip=` / `ipconfigN` from the config.",
+    "guests_error": "per-guest failures (agent not running, HTTP 595, node offline, agent error "
+    "inside HTTP 200) instead of failing the table.",
+    "storage": "`/cluster/resources` plus `/nodes/{node}/storage` per online node. "
+    "`unique=True` keeps a shared storage once per cluster with `node` null.",
+    "tasks": "`/nodes/{node}/tasks` per online node (`limit`, `since`, `source=active|all`), "
+    "newest first.",
+    "backups": "`/nodes/{node}/storage/{storage}/content?content=backup` for each available "
+    "backup storage (a shared one from a single node).",
+    "snapshots": "`/nodes/{node}/{type}/{vmid}/snapshot` per non-template guest; the `current` "
+    "pseudo-snapshot is dropped.",
+    "metrics": "`.../rrddata` of each target (`timeframe`, `cf`), one row per "
+    "(target, time, metric); empty RRD values are skipped.",
+    "summary": "`/cluster/resources`, `/cluster/status`, `/version`: CPU weighted by cores over "
+    "online nodes, storage with status `unknown` skipped and shared storage counted once, "
+    "templates not counted as guests.",
+    "group_status": "kept by the Group from the outcome of each profile's last call.",
+}
+
+
 def reference_markdown() -> str:
     """The column reference as Markdown (the text of ``docs/frames.md``)."""
     lines = [
@@ -1256,6 +1284,8 @@ def reference_markdown() -> str:
     ]
     for key, specs in COLUMNS.items():
         lines += [f"## {_FRAME_TITLES.get(key, key)}", ""]
+        if key in _FRAME_SOURCES:
+            lines += [f"Source: {_FRAME_SOURCES[key]}", ""]
         lines += ["| column | dtype | unit | meaning |", "|---|---|---|---|"]
         for c in specs:
             lines.append(f"| `{c.name}` | `{c.dtype}` | {c.unit} | {c.description} |")
