@@ -364,7 +364,8 @@ def test_refused_request_shows_proxmox_message(
         p.buttons["start"].click()
         assert p.wait_idle(30)
         assert p.task_views[0].ok is False
-        assert "403" in p.task_views[0].error and "Permission check failed" in p.task_views[0].error
+        error = p.task_views[0].error or ""
+        assert "403" in error and "Permission check failed" in error
         assert "Permission check failed" in p.message.value
         assert sim_guest(fresh_sim, 123).status == "stopped"
     finally:
@@ -544,3 +545,26 @@ def test_dashboard_rejects_bad_arguments(cluster: Cluster) -> None:
         Dashboard(cluster, charts=("pie",))
     with pytest.raises(pvekit.InvalidInputError, match="Cluster or Group"):
         GuestPanel(object())  # type: ignore[arg-type]
+
+
+def test_group_with_a_cluster_down_shows_the_others(fresh_sim: Simulator) -> None:
+    group = pvekit.Group(
+        [
+            pvekit.connect(n, **c.connect_kwargs(), cache=False, retries=0)
+            for n, c in fresh_sim.clusters.items()
+        ]
+    )
+    fresh_sim["lab"].stop()
+    try:
+        with pytest.warns(UserWarning):
+            p = GuestPanel(group, poll=0.05)
+        assert set(p.frame.profile) == {"prod"} and len(p.frame) == 64
+        assert "profile lab unreachable" in p.message.value
+        p.close()
+        with pytest.warns(UserWarning):
+            d = Dashboard(group, charts=("nodes",))
+        assert "pvekit-status-down" in d.status.value and "lab" in d.status.value
+        assert len(d.figures["nodes"].data) >= 1
+        d.close()
+    finally:
+        group.close()

@@ -225,6 +225,7 @@ class GuestPanel(w.VBox):
         self._lock = threading.RLock()
         self._updating = False
         self._guests: list[dict[str, Any]] = []
+        self._columns: list[str] = []  # of the guests frame, so empty selections keep them
         self._by_key: dict[Key, dict[str, Any]] = {}
         self._nodes: list[dict[str, Any]] = []
         self._storage: list[dict[str, Any]] = []
@@ -345,7 +346,7 @@ class GuestPanel(w.VBox):
         import pandas as pd
 
         with self._lock:
-            return pd.DataFrame(self._guests)
+            return pd.DataFrame(self._guests, columns=self._columns or None)
 
     @property
     def visible(self) -> pd.DataFrame:
@@ -353,14 +354,16 @@ class GuestPanel(w.VBox):
         import pandas as pd
 
         with self._lock:
-            return pd.DataFrame([self._by_key[k] for k in self._visible_keys()])
+            rows = [self._by_key[k] for k in self._visible_keys()]
+            return pd.DataFrame(rows, columns=self._columns or None)
 
     @property
     def selection(self) -> pd.DataFrame:
         """The selected guests."""
         import pandas as pd
 
-        return pd.DataFrame(self._selected_rows())
+        rows = [{c: r.get(c) for c in self._columns} for r in self._selected_rows()]
+        return pd.DataFrame(rows, columns=self._columns or None)
 
     @property
     def permissions(self) -> dict[str, Permissions]:
@@ -449,7 +452,8 @@ class GuestPanel(w.VBox):
         """Read the inventory (and the permissions) and redraw; errors go to the panel."""
         errors: list[str] = []
         try:
-            guests = _records(self._src.guests(fresh=fresh))
+            guest_frame = self._src.guests(fresh=fresh)
+            guests = _records(guest_frame)
         except PVEError as exc:
             self.show_error(f"could not read guests: {exc}")
             return
@@ -466,8 +470,16 @@ class GuestPanel(w.VBox):
                 storage = []
                 errors.append(f"storage: {exc}")
         perms = self._src.permissions() if permissions and not self.read_only else None
+        status = self._src.status()  # a group's per-profile state: no request
+        if status is not None:
+            for r in status.to_dict("records"):
+                if not flag(r.get("connected")) and text(r.get("state")) == "failed":
+                    errors.append(
+                        f"profile {text(r.get('profile'))} unreachable: {text(r.get('error'))}"
+                    )
         with self._lock:
             self._guests = guests
+            self._columns = [str(c) for c in getattr(guest_frame, "columns", [])]
             self._by_key = {(text(r.get("profile")), int(r["vmid"])): r for r in guests}
             self._nodes = nodes
             self._qmp.clear()
