@@ -1028,7 +1028,7 @@ def rightsizing(
                 i,
                 "cpu pinned",
                 f"{label} runs at {_pct(c_med)} of its {int(_nz(ncores))} vCPUs (median)",
-                suggested_cores=math.ceil(_nz(ncores) * c_med / target) + 0,
+                suggested_cores=math.ceil(_nz(ncores) * c_med / target),
             )
         mtot = mem_l[i]
         if pd.notna(m_peak) and m_peak < low and mtot > 1024 * _MIB:
