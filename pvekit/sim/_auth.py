@@ -411,7 +411,7 @@ def _cookie(header: str, name: str) -> str | None:
     for part in header.split(";"):
         k, _, v = part.strip().partition("=")
         if k == name:
-            return unquote(v)
+            return unquote(v.strip().strip('"'))
     return None
 
 
