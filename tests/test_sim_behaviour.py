@@ -805,3 +805,19 @@ def test_simulator_wide_faults_and_ticket_expiry(frozen: Simulator) -> None:
     frozen.expire_tickets()
     assert prod.raw("GET", "/version").status_code == 401
     assert lab.raw("GET", "/version").status_code == 401
+
+
+def test_backup_notes_protection_and_delete(frozen: Simulator) -> None:
+    c = frozen["lab"]
+    api = Client(c)
+    vol = next(v for v in c.state.volumes if v.content == "backup" and not v.protected)
+    path = f"/nodes/pve/storage/{vol.storage}/content/{quote(vol.volid, safe='')}"
+    assert api("PUT", path, notes="keep me", protected=1) is None
+    row = api("GET", path)
+    assert row["notes"] == "keep me" and row["protected"] == 1
+    r = api.raw("DELETE", path)
+    assert r.status_code == 500 and r.reason == "cannot delete protected backup"
+    api("PUT", path, protected=0)
+    _finish(frozen, api, "pve", api("DELETE", path))
+    assert vol not in c.state.volumes
+    assert api.raw("GET", path).status_code == 500

@@ -1039,6 +1039,25 @@ def storage_volume(ctx: Ctx) -> Any:
     raise SimHTTPError(500, f"volume '{volid}' does not exist")
 
 
+@route("PUT", "/nodes/{node}/storage/{storage}/content/{volume}")
+def storage_volume_update(ctx: Ctx) -> Any:
+    """Backup notes and protection, the attributes PVE lets you change."""
+    node = ctx.node().name
+    storage = ctx.vars["storage"]
+    ctx.state.storage(node, storage)
+    volume = ctx.vars["volume"]
+    volid = volume if ":" in volume else f"{storage}:{volume}"
+    vol = next((v for v in ctx.state.visible_volumes(node, storage) if v.volid == volid), None)
+    if vol is None:
+        raise SimHTTPError(500, f"volume '{volid}' does not exist")
+    if ctx.p("notes") is not None:
+        vol.notes = str(ctx.p("notes")) or None
+    if ctx.p("protected") is not None:
+        vol.protected = _truthy(ctx.p("protected"))
+    ctx.state.changed()
+    return None
+
+
 @route("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}")
 def storage_volume_delete(ctx: Ctx) -> Any:
     node = ctx.node().name
