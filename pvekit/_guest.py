@@ -1334,18 +1334,17 @@ class GuestAgent:
         g._need_qemu("the guest agent")
         try:
             data = g._request(method, f"/agent/{command}", params)
-        except (ServerError, NotFoundError) as err:
-            text = f"{err.reason or ''} {err.message}".lower()
-            if "agent" in text or "qmp" in text:
-                raise GuestAgentError(
-                    f"guest agent of VM {g.vmid} unavailable: {err.reason or err.message}",
-                    profile=err.profile,
-                    method=err.method,
-                    path=err.path,
-                    status=err.status,
-                    reason=err.reason,
-                ) from None
-            raise
+        except ServerError as err:
+            # "No QEMU guest agent configured", "VM 100 is not running", "qmp command
+            # 'guest-ping' failed - got timeout": the agent cannot answer.
+            raise GuestAgentError(
+                f"guest agent of VM {g.vmid} unavailable: {err.reason or err.message}",
+                profile=err.profile,
+                method=err.method,
+                path=err.path,
+                status=err.status,
+                reason=err.reason,
+            ) from None
         return _agent_result(data, command, g)
 
     def ping(self) -> bool:
