@@ -56,6 +56,13 @@ def test_version_knob() -> None:
     assert s9.match("GET", "/nodes/pve1/scan/glusterfs") is None
 
 
+def test_version_knob_for_parameters() -> None:
+    path = "/nodes/pve1/qemu/100/migrate"
+    params = {"target": "pve2", "with-conntrack-state": "1"}  # new in PVE 9
+    assert load_schema("9.1").validate("POST", path, params) == {}
+    assert "with-conntrack-state" in load_schema("8.4").validate("POST", path, params)
+
+
 def test_match_and_resolve() -> None:
     s = load_schema()
     ep = s.match("POST", "/nodes/pve1/qemu/100/status/start")
