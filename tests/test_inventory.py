@@ -285,7 +285,9 @@ def test_backups(sim: Simulator, prod: Cluster) -> None:
 
 
 def test_snapshots(sim: Simulator, prod: Cluster) -> None:
+    sim["prod"].clear_requests()
     df = prod.snapshots(progress=False)
+    assert_in_schema(requests_of(sim))
     assert "current" not in set(df["name"])
     state = sim["prod"].state
     expected = sum(len(g.snapshots) for g in state.guests.values() if not g.template)
@@ -356,6 +358,34 @@ def test_repeated_calls_within_ttl_send_nothing_and_fresh_does(fresh_sim: Simula
     paths = [r.path for r in requests_of(fresh_sim)]
     assert "/cluster/resources" in paths and "/cluster/status" in paths
     assert sum(p.endswith("/status") and p.startswith("/nodes/") for p in paths) == 3
+    c.close()
+
+
+CACHED_READS = {
+    "nodes": lambda c, fresh: c.nodes(fresh=fresh, progress=False),
+    "guests": lambda c, fresh: c.guests(fresh=fresh),
+    "guests_ips": lambda c, fresh: c.guests(ips=True, fresh=fresh, progress=False),
+    "storage": lambda c, fresh: c.storage(unique=True, fresh=fresh, progress=False),
+    "backups": lambda c, fresh: c.backups(fresh=fresh, progress=False),
+    "snapshots": lambda c, fresh: c.snapshots(fresh=fresh, progress=False),
+    "metrics": lambda c, fresh: c.metrics("storage", fresh=fresh, progress=False),
+    "summary": lambda c, fresh: c.summary(fresh=fresh),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CACHED_READS))
+def test_every_read_is_served_from_cache_within_ttl(fresh_sim: Simulator, name: str) -> None:
+    # tasks() is left out on purpose: its TTL is 5 s, too short to assert on a loaded machine.
+    c = connect(fresh_sim, cache="memory")
+    read = CACHED_READS[name]
+    first = read(c, False)
+    fresh_sim["prod"].clear_requests()
+    again = read(c, False)
+    # Only failed answers (an agent that times out) are asked again: errors are never cached.
+    assert [r.path for r in requests_of(fresh_sim) if r.status == 200] == [], name
+    assert list(again.columns) == list(first.columns) and len(again) == len(first)
+    read(c, True)
+    assert len(requests_of(fresh_sim)) > 0, f"{name}: fresh=True sent nothing"
     c.close()
 
 
