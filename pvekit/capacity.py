@@ -726,7 +726,9 @@ def theil_sen(
     return slope, intercept, float(slopes[lo]), float(slopes[hi])
 
 
-def _series(metrics: pd.DataFrame, kind: str) -> Iterable[tuple[tuple[Any, ...], pd.DataFrame]]:
+def _series(metrics: pd.DataFrame, kind: str) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
+    """Per (profile, target, node): time, _used, _total; every target of ``kind`` is listed,
+    even one whose samples are all empty (it becomes "insufficient data", not a gap)."""
     m = metrics[metrics["kind"].astype("string") == kind]
     if m.empty:
         return []
@@ -736,17 +738,20 @@ def _series(metrics: pd.DataFrame, kind: str) -> Iterable[tuple[tuple[Any, ...],
         return []
     m = m[m["metric"].astype("string").isin(pair)].copy()
     m["value"] = _f(m["value"])
+    for c in ("profile", "target", "node"):
+        m[c] = m[c].astype("string").fillna("").astype(str)
+    keys = ["profile", "target", "node"]
     wide = m.pivot_table(
-        index=["profile", "target", "node", "time"],
-        columns="metric",
-        values="value",
-        aggfunc="mean",
-        observed=True,
+        index=[*keys, "time"], columns="metric", values="value", aggfunc="mean", observed=True
     ).reset_index()
     wide = wide.rename(columns={pair[0]: "_used", pair[1]: "_total"})
-    if "_used" not in wide or "_total" not in wide:
-        return []
-    return wide.groupby(["profile", "target", "node"], sort=True, observed=True)
+    for c in ("_used", "_total"):
+        if c not in wide:
+            wide[c] = np.nan
+    groups = {k: g for k, g in wide.groupby(keys, sort=False)}
+    empty = wide.iloc[0:0]
+    every = sorted(set(zip(m["profile"], m["target"], m["node"], strict=True)))
+    return [(k, groups.get(k, empty)) for k in every]
 
 
 def forecast(

@@ -419,6 +419,8 @@ def test_forecast_not_growing_above_and_insufficient() -> None:
             "pve1": ("node", "pve1", [v * 64 for v in flat], [64.0] * 30),
             "pve2/local": ("storage", "pve2", [95.0] * 30, [100.0] * 30),
             "pve2/tiny": ("storage", "pve2", [1.0, 2.0, 3.0], [100.0] * 3),
+            # an inactive pool: every sample empty
+            "pve2/gone": ("storage", "pve2", [None] * 5, [None] * 5),
             "pve2/down": ("storage", "pve2", [10.0 - i * 0.1 for i in range(30)], [100.0] * 30),
         }
     )
@@ -428,6 +430,8 @@ def test_forecast_not_growing_above_and_insufficient() -> None:
     assert f.loc["pve2/local", "status"] == "above threshold"
     assert f.loc["pve2/local", "days_until"] == 0
     assert f.loc["pve2/tiny", "status"] == "insufficient data"
+    assert f.loc["pve2/gone", "status"] == "insufficient data"
+    assert f.loc["pve2/gone", "points"] == 0
     assert f.loc["pve2/down", "status"] == "not growing"
     assert f.loc["pve2/down", "slope_per_day"] == pytest.approx(-0.001)
 
