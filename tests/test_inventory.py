@@ -374,18 +374,18 @@ CACHED_READS = {
 
 
 @pytest.mark.parametrize("name", sorted(CACHED_READS))
-def test_every_read_is_served_from_cache_within_ttl(fresh_sim: Simulator, name: str) -> None:
+def test_every_read_is_served_from_cache_within_ttl(sim: Simulator, name: str) -> None:
     # tasks() is left out on purpose: its TTL is 5 s, too short to assert on a loaded machine.
-    c = connect(fresh_sim, cache="memory")
+    c = connect(sim, cache="memory")
     read = CACHED_READS[name]
     first = read(c, False)
-    fresh_sim["prod"].clear_requests()
+    sim["prod"].clear_requests()
     again = read(c, False)
     # Only failed answers (an agent that times out) are asked again: errors are never cached.
-    assert [r.path for r in requests_of(fresh_sim) if r.status == 200] == [], name
+    assert [r.path for r in requests_of(sim) if r.status == 200] == [], name
     assert list(again.columns) == list(first.columns) and len(again) == len(first)
     read(c, True)
-    assert len(requests_of(fresh_sim)) > 0, f"{name}: fresh=True sent nothing"
+    assert len(requests_of(sim)) > 0, f"{name}: fresh=True sent nothing"
     c.close()
 
 
