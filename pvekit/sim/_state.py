@@ -481,22 +481,14 @@ class ClusterState:
         name = str(params.get("name") or params.get("hostname") or f"Copy-of-{g.name}")
         storage = params.get("storage")
         disks: dict[str, Disk] = {}
-        for key, d in g.disks.items():
+        for i, (key, d) in enumerate(g.disks.items()):
             st = str(storage) if storage else d.storage
-            vol = d.volname.replace(f"-{g.vmid}-", f"-{newid}-").replace(
-                f"/{g.vmid}/", f"/{newid}/"
-            )
+            kind = "subvol" if d.volname.startswith(("subvol-", "basevol-")) else "vm"
+            vol = f"{kind}-{newid}-disk-{i}"
             if not full:
-                vol = f"base-{g.vmid}-disk-0/{vol}"
-            disks[key] = Disk(
-                key,
-                st,
-                vol.replace("base-", "vm-", 1) if full else vol,
-                d.size,
-                dict(d.options),
-                d.fmt,
-                d.mountpoint,
-            )
+                # a linked clone's volume lives on top of the template's base volume
+                vol = f"{d.volname}/{vol}"
+            disks[key] = Disk(key, st, vol, d.size, dict(d.options), d.fmt, d.mountpoint)
         clone = Guest(
             vmid=newid,
             type=g.type,
@@ -968,7 +960,17 @@ class ClusterState:
         vol = next((v for v in self.volumes if v.volid == archive), None)
         if vol is None:
             raise SimHTTPError(500, f"volume '{archive}' does not exist")
+        if vol.content == "backup" and vol.subtype and vol.subtype != gtype:
+            raise SimHTTPError(
+                500, f"unable to restore {gtype} guest from {vol.subtype} backup '{archive}'"
+            )
         existing = self.guests.get(vmid)
+        if existing is not None and existing.type != gtype:
+            raise SimHTTPError(
+                500,
+                f"unable to restore {vmid} - {existing.kind} "
+                f"{vmid} already exists and is of another type",
+            )
         if existing is not None:
             if not _truthy(params.get("force")):
                 raise SimHTTPError(
