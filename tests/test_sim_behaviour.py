@@ -821,3 +821,27 @@ def test_backup_notes_protection_and_delete(frozen: Simulator) -> None:
     _finish(frozen, api, "pve", api("DELETE", path))
     assert vol not in c.state.volumes
     assert api.raw("GET", path).status_code == 500
+
+
+def test_config_values_keep_their_types(frozen: Simulator) -> None:
+    c = frozen["prod"]
+    api = Client(c)
+    g = _by_name(c, "jumpbox")
+    base = f"/nodes/{g.node}/qemu/{g.vmid}/config"
+    size = g.disks["scsi0"].size
+    api(
+        "PUT",
+        base,
+        onboot=0,
+        protection=1,
+        cpulimit="2.5",
+        description="bastion",
+        scsi0=f"{g.disks['scsi0'].volid},cache=writeback,size=1G",
+    )
+    cfg = api("GET", base)
+    assert cfg["onboot"] == 0 and cfg["protection"] == 1 and cfg["description"] == "bastion"
+    assert cfg["cpulimit"] == "2.5"  # PVE sends number-typed keys as strings
+    assert "cache=writeback" in cfg["scsi0"] and g.disks["scsi0"].size == size
+    api("PUT", base, delete="description,protection")
+    cfg = api("GET", base)
+    assert "description" not in cfg and "protection" not in cfg

@@ -693,9 +693,16 @@ class ClusterState:
                 g.ostype = sval
             elif key.startswith("net") and key[3:].isdigit():
                 g.nets[key] = sval
-            elif key in g.disks and "size=" not in sval:
+            elif key in g.disks:
+                # options of an existing drive; its size only changes through resize
                 d = g.disks[key]
-                d.options.update(dict(p.split("=", 1) for p in sval.split(",")[1:] if "=" in p))
+                d.options.update(
+                    dict(
+                        p.split("=", 1)
+                        for p in sval.split(",")[1:]
+                        if "=" in p and not p.startswith(("size=", "mp="))
+                    )
+                )
             elif _is_disk_key(key, g.type):
                 storage, _, rest = sval.partition(":")
                 size_txt = rest.split(",")[0]
@@ -703,11 +710,27 @@ class ClusterState:
                 vol = f"vm-{g.vmid}-disk-{len(g.disks)}"
                 g.disks[key] = Disk(key, storage, vol, size or GIB)
             else:
-                g.config[key] = sval
+                g.config[key] = self._typed(g, key, sval)
         self.changed()
         if not is_async:
             return None
         return self.start_task(g.node, "qmconfig", str(g.vmid), user).upid
+
+    def _typed(self, g: Guest, key: str, value: str) -> Any:
+        """A config value as GET config returns it: integers and 0/1 booleans as numbers,
+        everything else (``number`` types like ``cpulimit`` included) as strings (QUIRKS 1)."""
+        from ._schema import load_schema
+
+        ep = load_schema(self.pve_version).endpoints.get(
+            (f"/nodes/{{node}}/{g.type}/{{vmid}}/config", "PUT")
+        )
+        spec = ep.param_spec(key) if ep else None
+        typ = spec.get("t") if spec else None
+        if typ == "boolean":
+            return 1 if value.lower() in ("1", "true", "yes", "on") else 0
+        if typ == "integer":
+            return int(value)
+        return value
 
     def resize(self, g: Guest, user: str, params: Mapping[str, Any]) -> str:
         self.check_lock(g, _truthy(params.get("skiplock")))
