@@ -463,7 +463,9 @@ def _cast(pd: Any, values: Any, dtype: str) -> Any:
             None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
             for v in series
         ]
-        return pd.Series(cleaned, dtype="object", index=index).astype("str")
+        text = pd.Series(cleaned, dtype="object", index=index)
+        # pandas 2 turns None into the string "None" with astype("str"): keep object there.
+        return text.astype("str") if int(pd.__version__.split(".")[0]) >= 3 else text
     return series.astype(dtype)
 
 
