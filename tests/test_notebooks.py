@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 import pytest
+import yaml
 from vcr_support import find_secrets
+
+if TYPE_CHECKING:
+    from pvekit.sim import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -55,13 +59,9 @@ def test_committed_without_outputs(path: Path) -> None:
             assert cell.execution_count is None
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_top_to_bottom(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _execute(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     from nbclient import NotebookClient
 
-    for var in ("PVEKIT_GROUP", "PVEKIT_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("MPLBACKEND", "agg")
     nb = nbformat.read(path, as_version=4)
@@ -73,8 +73,12 @@ def test_notebook_runs_top_to_bottom(path: Path, monkeypatch: pytest.MonkeyPatch
         allow_errors=False,
     )
     client.execute()
+    return nb
 
-    secrets = _known_secrets()
+
+def _check_outputs(path: Path, nb: Any, secrets: list[str]) -> str:
+    """Fail on error outputs, tracebacks and secrets; return all output text."""
+    texts = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -85,3 +89,46 @@ def test_notebook_runs_top_to_bottom(path: Path, monkeypatch: pytest.MonkeyPatch
             if output.get("output_type") == "stream" and output.get("name") == "stderr":
                 assert "Traceback" not in text, f"{where}: {text[-2000:]}"
             assert find_secrets(text, secrets) == [], f"{where} shows a secret"
+            texts.append(text)
+    return "\n".join(texts)
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PVEKIT_GROUP", "PVEKIT_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    nb = _execute(path, monkeypatch)
+    _check_outputs(path, nb, _known_secrets())
+
+
+@pytest.mark.notebook
+def test_explore_notebook_with_a_configured_group(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The non-demo branch: a group from the config file, pointing at this process's
+    simulator over loopback; the password reaches the kernel only as an env var."""
+    kw = sim["prod"].connect_kwargs(identity="root")
+    monkeypatch.setenv("PVEKIT_NB_PASSWORD", str(kw["password"]))
+    profiles = {
+        name: {
+            "host": c.url,
+            "user": "root@pam",
+            "password_env": "PVEKIT_NB_PASSWORD",
+            "cache": "memory",
+        }
+        for name, c in sim.clusters.items()
+    }
+    config = {"profiles": profiles, "groups": {"estate": list(profiles)}}
+    path = Path(os.environ["PVEKIT_CONFIG"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.delenv("PVEKIT_PROFILE", raising=False)
+    monkeypatch.setenv("PVEKIT_GROUP", "estate")
+    notebook = ROOT / "notebooks" / "01-explore.ipynb"
+    sim["prod"].clear_requests()
+    nb = _execute(notebook, monkeypatch)
+    text = _check_outputs(notebook, nb, [*_known_secrets(), str(kw["password"])])
+    assert "lab" in text and "prod" in text  # both profiles made it into the tables
+    assert sim["prod"].requests, "the notebook did not talk to the configured simulator"
+    assert any(r.path == "/cluster/resources" for r in sim["lab"].requests)
