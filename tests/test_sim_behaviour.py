@@ -845,3 +845,32 @@ def test_config_values_keep_their_types(frozen: Simulator) -> None:
     api("PUT", base, delete="description,protection")
     cfg = api("GET", base)
     assert "description" not in cfg and "protection" not in cfg
+
+
+def test_env_for_other_processes(frozen: Simulator) -> None:
+    c = frozen["lab"]
+    env = c.env("token")
+    assert env["PROXMOX_HOST"] == c.url and env["PROXMOX_TOKEN_ID"] == "root@pam!pvekit"
+    r = requests.get(
+        env["PROXMOX_HOST"] + API + "/version",
+        headers={
+            "Authorization": f"PVEAPIToken={env['PROXMOX_TOKEN_ID']}={env['PROXMOX_TOKEN_SECRET']}"
+        },
+    )
+    assert r.status_code == 200
+    env = c.env("auditor")
+    assert env["PROXMOX_USER"] == "auditor@pve" and env["PROXMOX_VALIDATE_CERTS"] == "true"
+    with pytest.raises(ValueError):
+        c.env("tfa")
+
+
+def test_env_is_read_by_pvekit(frozen: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pvekit
+
+    for key, value in frozen["prod"].env("root").items():
+        monkeypatch.setenv(key, value)
+    cluster = pvekit.connect("env", cache=False)
+    try:
+        assert cluster.get("/version")["release"] == "9.1"
+    finally:
+        cluster.close()

@@ -376,6 +376,27 @@ class SimCluster:
             kw.update(verify_ssl=True, ca_file=self.ca_file, fingerprint=self.fingerprint)
         return kw
 
+    def env(self, identity: str = "root") -> dict[str, str]:
+        """``PROXMOX_*`` environment variables that point a separate process (a notebook
+        kernel, the CLI) at this cluster; pvekit reads them as the profile ``env``.
+
+        The variables carry no CA file: in HTTPS mode they turn certificate checks off
+        (``PROXMOX_VALIDATE_CERTS=false``), so prefer :meth:`connect_kwargs` in-process.
+        Two-factor logins cannot be expressed this way (a TOTP code expires).
+        """
+        kw = self.connect_kwargs(identity)
+        if identity == "tfa":
+            raise ValueError("the tfa identity needs a fresh TOTP code; use connect_kwargs()")
+        out = {"PROXMOX_HOST": kw["host"]}
+        if "token_name" in kw:
+            out["PROXMOX_TOKEN_ID"] = kw["token_name"]
+            out["PROXMOX_TOKEN_SECRET"] = kw["token_value"]
+        else:
+            out["PROXMOX_USER"] = kw["user"]
+            out["PROXMOX_PASSWORD"] = kw["password"]
+        out["PROXMOX_VALIDATE_CERTS"] = "false" if self.https else "true"
+        return out
+
     # -- recording --------------------------------------------------------------------------
 
     def record(
