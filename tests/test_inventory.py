@@ -415,3 +415,19 @@ def test_fan_out_is_bounded_and_progress_off_outside_notebooks(
     assert len(df) == len(fresh_sim["prod"].state.guests)
     assert "guest details" not in capsys.readouterr().err
     c.close()
+
+
+@pytest.mark.slow
+def test_ten_thousand_guests_cost_one_request() -> None:
+    from pvekit.sim import Simulator
+
+    with Simulator("large", nodes=20, guests=10000) as big:
+        c = connect(big, "large")
+        big["large"].clear_requests()
+        df = c.guests()
+        assert [(r.method, r.path) for r in requests_of(big, "large")] == [
+            ("GET", "/cluster/resources")
+        ]
+        assert len(df) == 10000 and df["vmid"].is_unique
+        assert df["node"].nunique() == 20
+        c.close()
