@@ -30,6 +30,8 @@ __all__ = ["Task", "TaskStatus", "exit_state"]
 #: How many log lines a task failure carries.
 LOG_TAIL = 10
 _LOG_PAGE = 500
+#: The first pause of a wait; pauses double up to ``poll``.
+_FIRST_POLL = 0.1
 _WARNINGS_RE = re.compile(r"^WARNINGS:\s*(\d+)\s*$")
 _PERCENT_RE = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
 
@@ -310,9 +312,11 @@ class Task:
     ) -> TaskStatus:
         """Poll until the task ends and return its final :class:`TaskStatus`.
 
-        ``timeout`` is in seconds (``None``: no limit); ``poll`` is the pause between status
-        reads. ``progress`` shows a ``tqdm.auto`` bar (a widget in notebooks) with the latest
-        log line and, where the log reports one (backups, migrations), the percentage.
+        ``timeout`` is in seconds (``None``: no limit); ``poll`` is the longest pause
+        between status reads (the first pauses are shorter, 0.1 s doubling up to ``poll``, so
+        a short task ends without waiting a full ``poll``). ``progress`` shows a ``tqdm.auto``
+        bar (a widget in notebooks) with the latest log line and, where the log reports one
+        (backups, migrations), the percentage.
 
         ``OK`` and ``WARNINGS: n`` return normally. Any other exit status raises
         :class:`~pvekit.TaskFailedError` with ``exitstatus`` and the last log lines.
@@ -328,6 +332,7 @@ class Task:
         if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
             raise InvalidInputError(f"poll must be a number of seconds > 0, not {poll!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
+        step = _FIRST_POLL
         bar = _Progress(self) if progress else None
         try:
             while True:
@@ -345,7 +350,10 @@ class Task:
                         task=self,
                         profile=self.profile or None,
                     )
-                pause = poll if deadline is None else max(0.0, min(poll, deadline - now))
+                pause = min(poll, step)
+                step *= 2  # short tasks end after a few quick reads; long ones settle at poll
+                if deadline is not None:
+                    pause = max(0.0, min(pause, deadline - now))
                 time.sleep(pause)
         finally:
             if bar is not None:

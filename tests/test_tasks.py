@@ -325,3 +325,13 @@ def test_sim_wait_timeout_then_stop(root: pvekit.Cluster, faults: Any) -> None:
     t.stop()
     with pytest.raises(TaskFailedError):
         t.wait(timeout=5, poll=0.02, progress=False)
+
+
+def test_wait_pauses_start_short_and_settle_at_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pvekit._tasks as tasks_mod
+
+    pauses: list[float] = []
+    monkeypatch.setattr(tasks_mod.time, "sleep", pauses.append)
+    client = FakeClient([RUNNING] * 7 + [stopped("OK")])
+    Task(client, UPID).wait(poll=1.0, progress=False)
+    assert pauses == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
