@@ -79,6 +79,13 @@ class Group:
         for name, cluster in items:
             if not isinstance(name, str) or not name:
                 raise InvalidInputError(f"a group member needs a profile name, got {cluster!r}")
+            own = getattr(cluster, "profile", name)
+            if own != name:
+                # Frames carry the cluster's own profile name: a different key would make
+                # rows and status disagree about which cluster is which.
+                raise InvalidInputError(
+                    f"group key {name!r} differs from the cluster's profile {own!r}"
+                )
             if name in self._clusters:
                 raise InvalidInputError(
                     f"profile {name!r} appears twice in the group: profile names must be unique"

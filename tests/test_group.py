@@ -173,3 +173,19 @@ def test_demo_group() -> None:
         assert set(g.guests()["profile"]) == {"prod", "lab"}
     finally:
         g.close()
+
+
+def test_group_from_mapping_and_validation(fresh_sim: Simulator) -> None:
+    prod = _connect(fresh_sim, "prod")
+    g = Group({"prod": prod}, max_workers=1)
+    assert g.profiles == ["prod"] and g.clusters == {"prod": prod}
+    assert "prod=pending" in repr(g)
+    assert g.map(lambda c: c.profile) == {"prod": "prod"}
+    assert "prod=connected" in repr(g)
+    with pytest.raises(InvalidInputError, match="differs"):
+        Group({"primary": prod})
+    with pytest.raises(InvalidInputError, match="max_workers"):
+        Group([prod], max_workers=0)
+    with pytest.raises(InvalidInputError, match="not in this group"):
+        g["nope"]
+    g.close()
