@@ -186,7 +186,12 @@ def test_auditor_cannot_act(simx: Simulator, root: pvekit.Cluster) -> None:
             g.snapshot("audit-try")
         with pytest.raises(PermissionDeniedError):
             g.delete(confirm=vmid)
-        assert sim_guest(simx, vmid).status == "stopped"
+        with pytest.raises(PermissionDeniedError):
+            g.migrate(next(n for n in ("pve1", "pve2", "pve3") if n != g.node))
+        with pytest.raises(PermissionDeniedError):
+            g.clone()
+        model = sim_guest(simx, vmid)
+        assert model.status == "stopped" and model.node == g.node and model.lock is None
     finally:
         auditor.close()
 
