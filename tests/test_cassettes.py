@@ -75,7 +75,8 @@ def assert_frame(df: pd.DataFrame, frame: str, **spec: bool) -> None:
 
 
 def test_every_call_has_a_cassette() -> None:
-    assert sorted(p.stem for p in CASSETTES.glob("*.yaml")) == sorted(CALLS)
+    # other modules keep their own cassettes here too (actions_*.yaml)
+    assert set(CALLS) <= {p.stem for p in CASSETTES.glob("*.yaml")}
 
 
 def test_cassettes_hold_no_secrets() -> None:
