@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pvekit
 from pvekit import InvalidInputError
 from pvekit._guest import Guest, _parse_size_arg, _size_text
 from pvekit.frames import guest_details
 from pvekit.sim import Simulator
+from pvekit.sim._schema import load_schema
 
 GIB = 1024**3
 POLL = 0.02
@@ -82,6 +86,16 @@ def test_bad_resize_sizes(bad: Any) -> None:
 def test_size_text_matches_the_resize_pattern(nbytes: int, text: str) -> None:
     assert _size_text(nbytes) == text
     assert _parse_size_arg(text) == (False, nbytes)
+
+
+@given(st.integers(min_value=1, max_value=2**52), st.booleans())
+def test_sent_sizes_always_match_the_official_pattern(nbytes: int, relative: bool) -> None:
+    schema = load_schema().match("PUT", "/nodes/pve1/qemu/100/resize")
+    assert schema is not None
+    pattern = schema.params["size"]["re"]
+    text = ("+" if relative else "") + _size_text(nbytes)
+    assert re.fullmatch(pattern, text)
+    assert _parse_size_arg(text) == (relative, nbytes)
 
 
 # -- config --------------------------------------------------------------------------------------
