@@ -181,6 +181,17 @@ class Cluster(ApiClient):
                 bar.update(1)
         return results
 
+    def _get_all(self, paths: Sequence[str], fresh: bool) -> list[Any]:
+        """GET several cluster-wide paths at once (one round trip of latency, not several);
+        any failure raises, as these answers are all needed."""
+        results = self._fan_out(
+            lambda p: self.get(p, fresh=fresh), list(paths), desc="read", progress=False
+        )
+        for result in results:
+            if isinstance(result, PVEError):
+                raise result
+        return results
+
     def _warn(self, what: str, failures: Mapping[str, str]) -> None:
         if not failures:
             return
@@ -208,8 +219,8 @@ class Cluster(ApiClient):
         Requests: ``/cluster/resources``, ``/cluster/status`` and ``/nodes/{node}/status`` of
         each online node (concurrently) for swap, load, versions and kernel.
         """
-        resources = self.resources(fresh=fresh)
-        status = self.get("/cluster/status", fresh=fresh)
+        resources, status = self._get_all(["/cluster/resources", "/cluster/status"], fresh)
+        resources = [r for r in resources or [] if isinstance(r, dict)]
         online = self._online_nodes(resources)
         results = self._fan_out(
             lambda n: self.get(_path("nodes", n, "status"), fresh=fresh),
@@ -637,7 +648,7 @@ class Cluster(ApiClient):
         CPU is weighted by cores, storage counts shared storages once and skips status
         ``unknown``. Requests: ``/cluster/resources``, ``/cluster/status``, ``/version``.
         """
-        resources = self.resources(fresh=fresh)
-        status = self.get("/cluster/status", fresh=fresh)
-        version = self.get("/version", fresh=fresh)
+        resources, status, version = self._get_all(
+            ["/cluster/resources", "/cluster/status", "/version"], fresh
+        )
         return frames.summary_frame(self.profile, resources, status, version)
