@@ -164,6 +164,18 @@ def test_select_only_what_is_shown(panel: GuestPanel) -> None:
     assert panel.selection.empty
 
 
+def test_panel_refresh_does_not_stack(panel: GuestPanel, fresh_sim: Simulator) -> None:
+    fresh_sim["prod"].faults.latency(0.5, pattern="/cluster/resources", times=1)
+    fresh_sim.clear_requests()
+    assert panel.refresh()
+    assert panel.refresh_button.disabled
+    assert not panel.refresh()
+    panel.refresh_button.click()  # ignored as well
+    assert panel.wait_idle(30)
+    assert not panel.refresh_button.disabled
+    assert len([r for r in fresh_sim.requests if r.path == "/access/permissions"]) == 1
+
+
 # --------------------------------------------------------------------------- rules -----------
 
 

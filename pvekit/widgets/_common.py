@@ -208,6 +208,7 @@ class Runner:
     """
 
     def __init__(self, name: str, max_workers: int = 4) -> None:
+        self._name = name
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._cond = threading.Condition()
         self._pending = 0
@@ -257,7 +258,9 @@ class Runner:
         """Refuse new jobs, drop queued ones and (by default) let running ones finish."""
         with self._cond:
             self._closed = True
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        # A worker cannot wait for itself (close() may run from a job, or from __del__ there).
+        inside = threading.current_thread().name.startswith(self._name + "_")
+        self._pool.shutdown(wait=wait and not inside, cancel_futures=True)
 
 
 def guarded(method: Callable[P, R]) -> Callable[P, R | None]:

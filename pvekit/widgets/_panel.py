@@ -222,6 +222,7 @@ class GuestPanel(w.VBox):
         self._log_lines = int(log_lines)
         self._max_tasks = int(max_tasks)
         self._runner = Runner("pvekit-panel")
+        self._refreshing = threading.Lock()  # held by the manual refresh in flight
         self._lock = threading.RLock()
         self._updating = False
         self._guests: list[dict[str, Any]] = []
@@ -419,11 +420,23 @@ class GuestPanel(w.VBox):
         """Press the confirmation button (same as clicking it)."""
         self.confirm_button.click()
 
-    def refresh(self, *, wait: bool = False, timeout: float = 60.0) -> None:
-        """Re-read guests, nodes, storage and permissions fresh, in the background."""
-        self._runner.submit(self._refresh_job, True)
+    def refresh(self, *, wait: bool = False, timeout: float = 60.0) -> bool:
+        """Re-read guests, nodes, storage and permissions fresh, in the background.
+
+        Returns False (and sends nothing) while a refresh is already in flight.
+        """
+        if not self._refreshing.acquire(blocking=False):
+            return False
+        self.refresh_button.disabled = True
+        try:
+            self._runner.submit(self._refresh_job, True)
+        except BaseException:
+            self._refreshing.release()
+            self.refresh_button.disabled = False
+            raise
         if wait:
             self.wait_idle(timeout)
+        return True
 
     def wait_idle(self, timeout: float | None = 60.0) -> bool:
         """Wait until no background work (tasks, refreshes, dialog reads) is left.
@@ -493,7 +506,11 @@ class GuestPanel(w.VBox):
             self.show_error("partial data: " + "; ".join(errors))
 
     def _refresh_job(self, permissions: bool) -> None:
-        self._load(fresh=True, permissions=permissions)
+        try:
+            self._load(fresh=True, permissions=permissions)
+        finally:
+            self.refresh_button.disabled = False
+            self._refreshing.release()
 
     # ------------------------------------------------------------------ rendering --------
     @staticmethod
