@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -88,8 +88,6 @@ def _epoch(value: Any) -> int:
             ) from None
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            from datetime import UTC
-
             value = value.replace(tzinfo=UTC)
         return int(value.timestamp())
     raise InvalidInputError(

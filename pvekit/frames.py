@@ -348,11 +348,11 @@ def _str(value: Any) -> str | None:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int | float):
-        return _parse_num_text(value)
+        return _number_text(value)
     return None
 
 
-def _parse_num_text(value: float) -> str:
+def _number_text(value: float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -601,10 +601,6 @@ def nodes_frame(
 
 
 # --------------------------------------------------------------------------- guests
-
-
-def _guest_key(vmid: Any) -> int | None:
-    return _int(vmid)
 
 
 def guests_frame(
