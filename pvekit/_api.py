@@ -8,10 +8,12 @@ and drops the cached reads a write made stale.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -117,6 +119,13 @@ def _matches(path: str, prefixes: Iterable[str], exact: Iterable[str]) -> bool:
     return path in exact
 
 
+def _data_of(body: Any) -> Any:
+    """The payload of Proxmox's ``{"data": ...}`` envelope (or the body when unwrapped)."""
+    if isinstance(body, Mapping) and "data" in body:
+        return body["data"]
+    return body
+
+
 def _transient(exc: errors.PVEError) -> bool:
     if isinstance(exc, errors.TLSError):
         return False
@@ -164,6 +173,10 @@ class ApiClient:
         self._index_lock = threading.Lock()
         self._index: dict[str, set[str]] = {}
         self._index_complete = False
+        # Hot front of the cache: the raw bodies of stored GET answers, keyed by path and
+        # query, valid until requests-cache's own expiry. A warm read then skips the whole
+        # requests/requests-cache stack (~2 ms of CPU each) and costs one json.loads.
+        self._memo: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, bytes]] = {}
         self._closed = False
         self.auth: TokenAuth | TicketAuth
         if profile.is_token:
@@ -220,6 +233,7 @@ class ApiClient:
                 tighten_cache_files(self.settings)
             with self._index_lock:
                 self._index.clear()
+                self._memo.clear()
                 self._index_complete = True
             return
         self._drop(list(prefixes), [])
@@ -318,11 +332,13 @@ class ApiClient:
         response: requests.Response | None,
         started: float,
         note: str = "",
+        *,
+        hit: bool = False,
     ) -> None:
         if not self.log.isEnabledFor(logging.DEBUG):
             return
         elapsed = (time.perf_counter() - started) * 1000
-        status = response.status_code if response is not None else "-"
+        status = response.status_code if response is not None else (200 if hit else "-")
         cached = (
             " (cache)" if response is not None and getattr(response, "from_cache", False) else ""
         )
@@ -381,12 +397,17 @@ class ApiClient:
                 path=path,
                 status=response.status_code,
             )
-        if isinstance(body, Mapping) and "data" in body:
-            return body["data"]
-        return body
+        return _data_of(body)
 
     def _call(self, method: str, path: str, params: dict[str, Any], *, fresh: bool = False) -> Any:
         self._check_path(method, path)
+        if method == _READ and self._cached and not fresh:
+            started = time.perf_counter()
+            body = self._memo_get(path, params)
+            if body is not None:
+                data = _data_of(json.loads(body))
+                self._log_request(method, path, params, None, started, " (cache)", hit=True)
+                return data
         retries = self.settings.retries if method == _READ else 0
         attempt = 0
         reauthenticated = False
@@ -430,6 +451,7 @@ class ApiClient:
             data = self._unwrap(method, path, response)
             if method == _READ:
                 self._remember(path, response)
+                self._memo_put(path, params, response)
             else:
                 prefixes, exact = affected_paths(path, params)
                 self._drop(prefixes, exact)
@@ -484,9 +506,32 @@ class ApiClient:
                 self._index.setdefault(rel, set()).update(keys)
             self._index_complete = True
 
+    @staticmethod
+    def _memo_key(path: str, params: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return path, tuple(sorted((k, str(v)) for k, v in params.items()))
+
+    def _memo_get(self, path: str, params: Mapping[str, Any]) -> bytes | None:
+        entry = self._memo.get(self._memo_key(path, params))
+        if entry is None or entry[0] <= time.time():
+            return None
+        return entry[1]
+
+    def _memo_put(self, path: str, params: Mapping[str, Any], response: requests.Response) -> None:
+        # Only what requests-cache stored (it has an expiry) is kept, so the TTL table and
+        # its never-cache rules stay the single source of truth.
+        expires = getattr(response, "expires", None)
+        if not self._cached or expires is None or response.status_code != 200:
+            return
+        stamp = expires.timestamp() if expires.tzinfo else expires.replace(tzinfo=UTC).timestamp()
+        with self._index_lock:
+            self._memo[self._memo_key(path, params)] = (stamp, response.content)
+
     def _drop(self, prefixes: list[str], exact: list[str]) -> None:
         if not self._cached:
             return
+        with self._index_lock:
+            for key in [k for k in self._memo if _matches(k[0], prefixes, exact)]:
+                del self._memo[key]
         if not self._index_complete:
             self._scan_cache()
         with self._index_lock:

@@ -6,6 +6,7 @@ import os
 import random
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -434,3 +435,20 @@ def test_read_retries_a_login_that_failed_transiently(srv: PVEServer) -> None:
     ):
         w.post("/nodes/pve1/qemu/100/status/start")  # writes are not retried
     assert srv.count("POST", "/nodes/pve1/qemu/100/status/start") == 0
+
+
+def test_memory_front_follows_ttl_and_hands_out_copies(
+    srv: PVEServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pvekit._api as api_module
+
+    with ApiClient(token_profile(srv)) as c:
+        first = c.get("/cluster/resources", type="vm")
+        first["mutated"] = True  # a caller changing its answer must not change the cache
+        assert "mutated" not in c.get("/cluster/resources", type="vm")
+        assert srv.count("GET", "/cluster/resources") == 1
+        now = time.time()
+        assert c._memo_get("/cluster/resources", {"type": "vm"}) is not None
+        # /cluster/resources lives 10 s: 11 s later the hot copy has expired with the stored one.
+        monkeypatch.setattr(api_module.time, "time", lambda: now + 11)
+        assert c._memo_get("/cluster/resources", {"type": "vm"}) is None
