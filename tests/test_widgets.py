@@ -347,6 +347,24 @@ def test_stop_asks_for_confirmation_of_exactly_that_selection(
     assert panel.selection.iloc[0]["status"] == "stopped"
 
 
+def test_suspend_then_resume_uses_the_qmp_state(panel: GuestPanel, fresh_sim: Simulator) -> None:
+    panel.select(100)
+    assert panel.wait_idle(20)  # the QMP probe of the selected running VM
+    assert panel.reason("resume") == "100 web-01 is running, not paused"
+    panel.buttons["suspend"].click()
+    assert panel.wait_idle(30)
+    assert sim_guest(fresh_sim, 100).paused
+    # /cluster/resources still says "running"; the probe after the refresh says "paused".
+    assert panel.selection.iloc[0]["status"] == "running"
+    assert panel.reason("resume") is None
+    assert panel.reason("suspend") == "100 web-01 is paused"
+    assert panel.reason("shutdown") == "100 web-01 is paused"
+    panel.buttons["resume"].click()
+    assert panel.wait_idle(30)
+    assert not sim_guest(fresh_sim, 100).paused
+    assert panel.reason("suspend") is None
+
+
 def test_task_failure_shows_proxmox_message(panel: GuestPanel, fresh_sim: Simulator) -> None:
     fresh_sim["prod"].faults.fail_tasks("qmstart", "start failed: QEMU exited with code 1")
     panel.select(123, 136)
@@ -510,6 +528,10 @@ def test_dashboard_shows_charts_and_status(cluster: Cluster) -> None:
         nodes = d.figures["nodes"]
         assert any("pve1" in list(t.x if t.x is not None else t.y) for t in nodes.data)
         assert "prod" in d.status.value and "pvekit-status-ok" in d.status.value
+        # What a view built later (Voila, a reload) renders: the synced state, not the edits.
+        for name, fig in d.figures.items():
+            synced = fig.get_state()["_widget_data"]
+            assert len(synced) == len(fig.data) >= 1, name
         assert d.refresh(wait=True)
         assert d.refreshes == 2
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -250,6 +251,11 @@ class Dashboard(w.VBox):
         widget.layout = fig.layout
         if fig.data:
             widget.add_traces(list(fig.data))
+        # The edits above reach views that exist now. A front-end that builds its view later
+        # (a Voila page, a reloaded notebook, a FigureWidget inside a box, which never gets
+        # plotly's own _repr_mimebundle_ sync) reads these two synced traits instead.
+        widget._widget_data = copy.deepcopy(widget._data)
+        widget._widget_layout = copy.deepcopy(widget._layout_obj._props)
 
     def _show_status(self, rows: Sequence[Mapping[Any, Any]]) -> None:
         cells = []
