@@ -145,6 +145,19 @@ def test_stop_a_running_vm_from_the_browser(voila: str, sim: Simulator, tmp_path
                 print(f"voila log tail:\n{log}")
                 raise
             page.screenshot(path=str(shot), full_page=True)
+            # The dashboard's FigureWidgets render too (plotly through anywidget in Voila).
+            charts = page.locator(".pvekit-dashboard .js-plotly-plot")
+            charts.first.wait_for(state="attached", timeout=STEP_TIMEOUT_MS)
+            assert charts.count() >= 3
+            page.wait_for_function(  # drawn with data, not empty axes
+                "() => document.querySelectorAll('.pvekit-dashboard .js-plotly-plot g.trace')"
+                ".length >= 3",
+                timeout=STEP_TIMEOUT_MS,
+            )
+            dashboard = page.locator(".pvekit-dashboard")
+            dashboard.scroll_into_view_if_needed()
+            dashboard.screenshot(path=str(shot.with_name("dashboard.png")))
+            assert "prod" in page.locator(".pvekit-connection-status").inner_text()
         finally:
             browser.close()
     assert shot.exists() and shot.stat().st_size > 10_000
