@@ -359,10 +359,24 @@ def test_suspend_then_resume_uses_the_qmp_state(panel: GuestPanel, fresh_sim: Si
     assert panel.reason("resume") is None
     assert panel.reason("suspend") == "100 web-01 is paused"
     assert panel.reason("shutdown") == "100 web-01 is paused"
+    assert "web-01 (paused)" in panel.summary.value
     panel.buttons["resume"].click()
     assert panel.wait_idle(30)
     assert not sim_guest(fresh_sim, 100).paused
     assert panel.reason("suspend") is None
+
+
+def test_confirmation_rechecks_the_action(panel: GuestPanel, fresh_sim: Simulator) -> None:
+    panel.select(101)
+    panel.buttons["stop"].click()
+    fresh_sim["prod"].state.guests[101].status = "stopped"  # stopped behind the panel's back
+    fresh_sim["prod"].state.changed()
+    panel.refresh(wait=True)
+    assert panel.confirm_box.layout.display != "none"  # same guest, same node: still pending
+    panel.confirm()
+    assert "no longer possible" in panel.message.value and "is stopped" in panel.message.value
+    assert panel.wait_idle(10)
+    assert not posts(fresh_sim)
 
 
 def test_task_failure_shows_proxmox_message(panel: GuestPanel, fresh_sim: Simulator) -> None:

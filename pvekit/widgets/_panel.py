@@ -62,6 +62,11 @@ def _short_uptime(seconds: Any) -> str:
     return f"{hours}h{rest // 60}m" if hours else f"{rest // 60}m"
 
 
+def _state(row: Mapping[str, Any]) -> str:
+    status, qmp = text(row.get("status")), text(row.get("qmpstatus"))
+    return qmp if status == "running" and qmp and qmp != "running" else status
+
+
 def _tags(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(t) for t in value if str(t)]
@@ -668,8 +673,7 @@ class GuestPanel(w.VBox):
             self._probe_qmp(rows)
             if rows:
                 names = ", ".join(
-                    f"{text(r.get('vmid'))} {text(r.get('name'))} ({text(r.get('status'))})"
-                    for r in rows[:8]
+                    f"{text(r.get('vmid'))} {text(r.get('name'))} ({_state(r)})" for r in rows[:8]
                 )
                 more = f" and {len(rows) - 8} more" if len(rows) > 8 else ""
                 self.summary.value = f"<b>Selected</b> ({len(rows)}): {esc(names)}{more}"
@@ -715,7 +719,12 @@ class GuestPanel(w.VBox):
                 self._cancel_pending()
                 self.show_error("the selection changed; confirmation cancelled")
                 return
+            # The list may have been re-read since the question: the action must still fit.
+            why = self.reason(pending.action) if pending.action in ACTIONS else None
             self._cancel_pending()
+            if why is not None:
+                self.show_error(f"{ACTIONS[pending.action].label} no longer possible: {why}")
+                return
         pending.run()
 
     @guarded
