@@ -239,6 +239,8 @@ class GuestPanel(w.VBox):
         self._busy: set[Key] = set()
         self._qmp: dict[Key, str] = {}  # QMP status of probed running VMs ("" = unknown)
         self._probing: set[Key] = set()
+        # (profile, node) -> number of other online nodes; rebuilt after each read
+        self._targets: dict[tuple[str, str], int] | None = None
         self._pending: _Pending | None = None
         self._dialog: _Dialog | None = None
         self.task_views: list[TaskView] = []
@@ -500,6 +502,7 @@ class GuestPanel(w.VBox):
             self._columns = [str(c) for c in getattr(guest_frame, "columns", [])]
             self._by_key = {(text(r.get("profile")), int(r["vmid"])): r for r in guests}
             self._nodes = nodes
+            self._targets = None
             self._qmp.clear()
             if storage is not None:
                 self._storage = storage
@@ -637,6 +640,8 @@ class GuestPanel(w.VBox):
         )
 
     def _other_online_nodes(self) -> dict[tuple[str, str], int]:
+        if self._targets is not None:
+            return self._targets
         online: dict[str, set[str]] = {}
         for n in self._nodes:
             if self._node_online(n):
@@ -645,6 +650,7 @@ class GuestPanel(w.VBox):
         for r in self._guests:
             p, node = text(r.get("profile")), text(r.get("node"))
             out[(p, node)] = len(online.get(p, set()) - {node})
+        self._targets = out
         return out
 
     @staticmethod
