@@ -24,6 +24,7 @@ import argparse
 import shutil
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,6 +110,9 @@ class Simulator:
             from ._tls import make_cert
 
             cert = make_cert("pvekit-sim", host)
+            # The files live as long as this object, not one start/stop cycle: a stopped
+            # simulator (or one cluster of it) can start again with the same fingerprint.
+            weakref.finalize(self, shutil.rmtree, cert.directory, ignore_errors=True)
         self._cert = cert
         from ._auth import AuthDB
 
@@ -145,13 +149,11 @@ class Simulator:
         return self
 
     def stop(self) -> None:
-        """Stop every server and remove the generated certificate (idempotent)."""
+        """Stop every server (idempotent); it may be started again."""
         with self._lock:
             for c in self.clusters.values():
                 c.stop()
             self._started = False
-            if self._cert is not None:
-                shutil.rmtree(self._cert.directory, ignore_errors=True)
 
     def __enter__(self) -> Simulator:
         return self.start()
