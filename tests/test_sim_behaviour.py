@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import os
@@ -97,7 +98,15 @@ def test_https_fingerprint_matches_certificate() -> None:
             requests.get(c.url + API + "/version", verify=True, timeout=5)
         kw = c.connect_kwargs("root")
         assert kw["host"].startswith("https://") and kw["ca_file"] == c.ca_file
-    assert not os.path.exists(c.ca_file)
+    # Stopped, it starts again with the same certificate...
+    fingerprint, ca_file = c.fingerprint, c.ca_file
+    with sim:
+        pem_again = ssl.get_server_certificate(("127.0.0.1", c.port))
+        assert ssl.PEM_cert_to_DER_cert(pem_again) == der and c.fingerprint == fingerprint
+    # ...and the files go with the simulator object.
+    del sim, c
+    gc.collect()
+    assert not os.path.exists(ca_file)
 
 
 # -- authentication -------------------------------------------------------------------------
