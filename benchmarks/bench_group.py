@@ -4,6 +4,7 @@ one (pvekit, then proxmoxer's documented loop), for the basic and the detailed g
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from _harness import ClusterInfo, SimServer, Stats, measure
@@ -30,7 +31,7 @@ def group_vs_sequential(
         for _ in range(repeats):
             subject = setup()
             try:
-                st.add(measure(lambda s=subject: call(s), server))
+                st.add(measure(partial(call, subject), server))
             finally:
                 if close:
                     for c in subject if isinstance(subject, list) else [subject]:

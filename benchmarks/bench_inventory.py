@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from _harness import ClusterInfo, SimServer, Stats, measure, peak_memory, repeat
@@ -164,9 +165,9 @@ def _contest(
     for _ in range(repeats):
         client = pvekit_client(info, workers=workers)
         try:
-            cold.add(measure(lambda c=client: pvekit_call(c), server))
+            cold.add(measure(partial(pvekit_call, client), server))
             if warm_stats is not None:
-                warm_stats.add(measure(lambda c=client: pvekit_call(c), server))
+                warm_stats.add(measure(partial(pvekit_call, client), server))
         finally:
             client.close()
     cold_sqlite = warm_sqlite = None
@@ -177,8 +178,8 @@ def _contest(
             client = pvekit_client(info, cache=True)
             try:
                 client.invalidate()
-                cold_sqlite.add(measure(lambda c=client: pvekit_call(c), server))
-                warm_sqlite.add(measure(lambda c=client: pvekit_call(c), server))
+                cold_sqlite.add(measure(partial(pvekit_call, client), server))
+                warm_sqlite.add(measure(partial(pvekit_call, client), server))
             finally:
                 client.close()
     prox_stats = None

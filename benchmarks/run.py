@@ -52,20 +52,20 @@ from bench_inventory import (
 FULL: dict[str, Any] = {
     "sizes": [(100, 3), (1000, 10), (10000, 20)],
     "latencies": [0.0, 0.005, 0.02, 0.05],
-    "basic_repeats": 5,
+    "basic_repeats": 3,
     # guests -> {latency: (pvekit repeats, proxmoxer repeats)}; the big sequential loops
     # are what makes the run long, so they get fewer repeats.
     "detailed": {
-        100: {0.0: (5, 5), 0.005: (5, 5), 0.02: (5, 3), 0.05: (3, 3)},
-        1000: {0.0: (3, 2), 0.005: (3, 2), 0.02: (3, 3), 0.05: (2, 1)},
+        100: {0.0: (3, 3), 0.005: (3, 3), 0.02: (3, 3), 0.05: (3, 2)},
+        1000: {0.0: (2, 1), 0.005: (2, 1), 0.02: (3, 3), 0.05: (2, 1)},
         10000: {0.0: (1, 1)},
     },
     "memory_detailed": (100, 1000),
     "frames_size": 10000,
-    "frames_repeats": 5,
+    "frames_repeats": 3,
     "metrics_size": 1000,
     "metrics_repeats": 3,
-    "group": {"clusters": 5, "nodes": 4, "guests": 200, "latency": 0.02, "repeats": 3},
+    "group": {"clusters": 5, "nodes": 4, "guests": 200, "latency": 0.02, "repeats": 2},
     "target_latency": 0.02,
     "target_guests": 1000,
     "wide_workers": 16,

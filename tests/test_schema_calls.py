@@ -180,6 +180,7 @@ def _actions(sim: Simulator, prod: Cluster) -> list[Callable[[], Any]]:
     def clone() -> None:
         task = stopped_vm.clone(name="schema-clone")
         done(task)
+        assert task.newid is not None
         state["clone"] = prod.guest(task.newid)
 
     def backup_restore() -> None:
