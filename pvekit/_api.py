@@ -219,14 +219,16 @@ class ApiClient:
         """DELETE ``path`` (never retried, except once after a ticket renewal on 401)."""
         return self._call("DELETE", path, _clean_params(params, kwargs))
 
-    def invalidate(self, *prefixes: str) -> None:
+    def invalidate(self, *prefixes: str, exact: Iterable[str] = ()) -> None:
         """Drop cached GETs whose path (relative to /api2/json) starts with any prefix.
 
-        With no prefix, the whole cache of this client is dropped.
+        ``exact`` paths drop only that path's answers, not what lies below it (a node's guest
+        list, but not every guest's config). With neither, the whole cache is dropped.
         """
         if not self._cached:
             return
-        if not prefixes:
+        exact = list(exact)
+        if not prefixes and not exact:
             self.session.cache.clear()  # type: ignore[attr-defined]
             if self._own_session and self.settings.cache is True:
                 # clear() may re-create a damaged file: keep it private.
@@ -236,7 +238,7 @@ class ApiClient:
                 self._memo.clear()
                 self._index_complete = True
             return
-        self._drop(list(prefixes), [])
+        self._drop(list(prefixes), exact)
 
     def check(self) -> Any:
         """Make sure the credentials work: log in (password) and read ``/version`` fresh."""

@@ -584,11 +584,10 @@ class Guest:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _stale(self, *extra: str) -> list[str]:
-        """Cached reads an action on this guest makes stale."""
+        """Cached reads (path prefixes) an action on this guest makes stale."""
         node = self.node
         return [
             self.path,
-            f"/nodes/{node}/{self.type}",
             f"/nodes/{node}/status",
             f"/nodes/{node}/tasks",
             "/cluster/resources",
@@ -596,6 +595,13 @@ class Guest:
             "/cluster/ha",
             *extra,
         ]
+
+    def _stale_exact(self) -> list[str]:
+        # The node's guest list itself, not the other guests' config and status below it.
+        return [f"/nodes/{self.node}/{self.type}"]
+
+    def _invalidate(self, *extra: str) -> None:
+        self.cluster.invalidate(*self._stale(*extra), exact=self._stale_exact())
 
     def _task(
         self,
@@ -611,12 +617,14 @@ class Guest:
                 profile=self.profile or None,
             )
         prefixes = list(dict.fromkeys(self._stale(*stale)))
-        self.cluster.invalidate(*prefixes)
+        exact = self._stale_exact()
+        self.cluster.invalidate(*prefixes, exact=exact)
         return Task(
             self.cluster,
             upid,
             description=f"{what} {self.type} {self.vmid}",
             invalidate=prefixes,
+            invalidate_exact=exact,
             on_success=on_success,
         )
 
@@ -960,11 +968,11 @@ class Guest:
             raise InvalidInputError("update() needs at least one setting to change")
         if gtype == "lxc":
             self._request("PUT", "/config", params)
-            self.cluster.invalidate(*self._stale())
+            self._invalidate()
             return None
         upid = self._request("POST", "/config", params)
         if upid is None:  # nothing was left to do asynchronously
-            self.cluster.invalidate(*self._stale())
+            self._invalidate()
             return None
         task = self._task(upid, "update")
         if wait:
@@ -1015,7 +1023,7 @@ class Guest:
             params["digest"] = raw["digest"]
         upid = self._request("PUT", "/resize", params)
         if upid is None:  # PVE before 8 resized synchronously
-            self.cluster.invalidate(*self._stale())
+            self._invalidate()
             return None
         return self._task(upid, "resize", stale=[f"/nodes/{self.node}/storage"])
 
@@ -1263,7 +1271,7 @@ class Guest:
         stale = [f"/nodes/{node}/storage", f"/nodes/{self.node}/storage"]
         if isinstance(result, str) and result.startswith("UPID:"):
             return self._task(result, "delete backup of", stale=stale)
-        self.cluster.invalidate(*self._stale(*stale))
+        self._invalidate(*stale)
         return None
 
     # -- console ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -52,7 +52,7 @@ class _Client(Protocol):
 
     def delete(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any: ...
 
-    def invalidate(self, *prefixes: str) -> None: ...
+    def invalidate(self, *prefixes: str, exact: Iterable[str] = ()) -> None: ...
 
 
 def exit_state(exitstatus: str | None) -> str:
@@ -165,6 +165,7 @@ class Task:
         *,
         description: str | None = None,
         invalidate: tuple[str, ...] | list[str] = (),
+        invalidate_exact: tuple[str, ...] | list[str] = (),
         on_success: Callable[[Task], None] | None = None,
     ) -> None:
         parsed = upid if isinstance(upid, UPID) else _parse(upid)
@@ -174,6 +175,7 @@ class Task:
         self.description = description or f"{parsed.type} {parsed.id}".strip()
         # Cached reads the task's effect makes stale once it ends (dropped at the end).
         self._stale: tuple[str, ...] = tuple(invalidate)
+        self._stale_exact: tuple[str, ...] = tuple(invalidate_exact)
         self._on_success: list[Callable[[Task], None]] = [on_success] if on_success else []
         self._final: TaskStatus | None = None
         self._finished_handled = False
@@ -376,8 +378,8 @@ class Task:
         if self._finished_handled:
             return
         self._finished_handled = True
-        if self._stale:
-            self.cluster.invalidate(*self._stale)
+        if self._stale or self._stale_exact:
+            self.cluster.invalidate(*self._stale, exact=self._stale_exact)
         if self._final is not None and self._final.ok:
             for callback in self._on_success:
                 callback(self)

@@ -173,12 +173,6 @@ def test_sqlite_cache_warm_repeat_sends_nothing(fresh_sim: Simulator) -> None:
         again.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pvekit/_guest.py Guest._stale() passes the node's guest list "
-    "(/nodes/{node}/{type}) to invalidate() as a prefix, which drops the cached config of "
-    "every guest of that type on the node after any action on one guest",
-)
 def test_a_write_drops_exactly_the_stale_reads(fresh_sim: Simulator) -> None:
     cluster = _connect(fresh_sim, "prod")
     try:

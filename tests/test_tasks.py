@@ -7,7 +7,7 @@ checked against the simulator, whose tasks really run on its clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -54,8 +54,8 @@ class FakeClient:
         self.calls.append(("DELETE", path, dict(params or {}), False))
         return None
 
-    def invalidate(self, *prefixes: str) -> None:
-        self.invalidated.append(prefixes)
+    def invalidate(self, *prefixes: str, exact: Iterable[str] = ()) -> None:
+        self.invalidated.append((*prefixes, *exact))
 
 
 RUNNING = {"status": "running", "upid": UPID}
