@@ -190,6 +190,10 @@ class Group:
         import pandas as pd
 
         results = self.map(call)
+        rejected = [r for r in results.values() if isinstance(r, InvalidInputError)]
+        if rejected and len(rejected) == len(results):
+            # Every cluster refused the arguments: the input is wrong, not a cluster.
+            raise rejected[0]
         good: list[pd.DataFrame] = []
         for profile, result in results.items():
             if isinstance(result, BaseException):

@@ -609,6 +609,7 @@ class Guest:
         what: str,
         *,
         stale: Sequence[str] = (),
+        stale_exact: Sequence[str] = (),
         on_success: Any = None,
     ) -> Task:
         if not isinstance(upid, str) or not upid.startswith("UPID:"):
@@ -617,7 +618,7 @@ class Guest:
                 profile=self.profile or None,
             )
         prefixes = list(dict.fromkeys(self._stale(*stale)))
-        exact = self._stale_exact()
+        exact = [*self._stale_exact(), *stale_exact]
         self.cluster.invalidate(*prefixes, exact=exact)
         return Task(
             self.cluster,
@@ -733,6 +734,7 @@ class Guest:
             _storage_id(target_storage)
         if bwlimit is not None:
             _positive_int(bwlimit, "bwlimit (KiB/s)", low=0)
+        _node_name(target, "migration target node")  # bad input fails before any request
         row = self.resolve()  # fresh: the source node and the run state matter here
         target = self._check_target(target, "migration")
         if target == self.node:
@@ -771,8 +773,8 @@ class Guest:
         task = self._task(
             upid,
             "migrate",
+            stale_exact=[f"/nodes/{target}/{self.type}"],
             stale=[
-                f"/nodes/{target}/{self.type}",
                 f"/nodes/{target}/status",
                 f"/nodes/{target}/tasks",
                 f"/nodes/{source}/storage",
@@ -810,6 +812,10 @@ class Guest:
         _flag(full, "full")
         if name is not None and (not isinstance(name, str) or not _DNS_NAME_RE.match(name)):
             raise InvalidInputError(f"invalid guest name {name!r}: expected a DNS name")
+        if newid is not None:
+            parse_vmid(newid)  # bad input fails before any request
+        if target is not None:
+            _node_name(target, "clone target node")
         row = self.resolve()
         if target is not None:
             target = self._check_target(target, "clone")
@@ -824,8 +830,13 @@ class Guest:
         upid = self._request("POST", "/clone", params)
         stale = ["/cluster/nextid"]
         if target:
-            stale += [f"/nodes/{target}/{self.type}", f"/nodes/{target}/storage"]
-        task = self._task(upid, "clone", stale=stale)
+            stale += [f"/nodes/{target}/storage"]
+        task = self._task(
+            upid,
+            "clone",
+            stale=stale,
+            stale_exact=[f"/nodes/{target}/{self.type}"] if target else [],
+        )
         task.newid = vmid
         return task
 

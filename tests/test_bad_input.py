@@ -351,16 +351,7 @@ CLUSTER_CASES: list[
 ]
 
 
-KNOWN_BUGS = {
-    "tasks limit": "pvekit/_group.py Group.tasks() does not validate its arguments: each "
-    "cluster's InvalidInputError becomes a PartialResultWarning and an empty frame",
-    "clone newid": "pvekit/_guest.py Guest.clone() re-reads /cluster/resources before "
-    "validating newid",
-    "migrate target empty": "pvekit/_guest.py Guest.migrate() re-reads /cluster/resources "
-    "before validating the target node name",
-    "migrate target path": "pvekit/_guest.py Guest.migrate() re-reads /cluster/resources "
-    "before validating the target node name",
-}
+KNOWN_BUGS: dict[str, str] = {}  # label -> why it still fails (strict xfail)
 
 
 def _params(cases: list[Any]) -> list[Any]:
