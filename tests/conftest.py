@@ -23,7 +23,9 @@ SCHEMA_DIR = ROOT.parent / "shared" / "pve-api"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep tests away from the developer's own config, env vars and cache directory."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("PVEKIT_CONFIG", str(home / "pvekit" / "config.yaml"))

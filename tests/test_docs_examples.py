@@ -29,7 +29,9 @@ def test_block_extraction_skips_no_run() -> None:
     assert python_blocks(text) == ["a = 1\n"]
 
 
-@pytest.mark.parametrize("doc", [d for d in DOCS if python_blocks(d.read_text())], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "doc", [d for d in DOCS if python_blocks(d.read_text())], ids=lambda p: p.name
+)
 def test_examples_run(doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"docs_{doc.stem}"}
