@@ -68,3 +68,33 @@ def cluster(fresh_sim: Simulator) -> Iterator[Cluster]:
     c = pvekit.connect(**fresh_sim["prod"].connect_kwargs(identity="root"), cache=False)
     yield c
     c.close()
+
+
+# -- a fast demo simulator shared by the guest-action test modules ------------------------------
+
+
+@pytest.fixture(scope="module")
+def simx() -> Iterator[Simulator]:
+    """A demo simulator of one test module whose tasks run 50 times faster than real time."""
+    s = _start(task_scale=0.02)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def root(simx: Simulator) -> Iterator[Cluster]:
+    """A Cluster connected with the root password to ``simx``'s ``prod`` cluster, no cache."""
+    import pvekit
+
+    c = pvekit.connect(**simx["prod"].connect_kwargs(identity="root"), cache=False)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def prod(simx: Simulator) -> Iterator[Any]:
+    """``simx``'s simulated ``prod``: request log emptied before, faults cleared after."""
+    c = simx["prod"]
+    c.clear_requests()
+    yield c
+    c.faults.clear()

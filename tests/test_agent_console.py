@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,29 +15,6 @@ from pvekit.sim import _handlers as sim_handlers
 from pvekit.sim._errors import SimHTTPError
 
 POLL = 0.02
-
-
-@pytest.fixture(scope="module")
-def simx() -> Iterator[Simulator]:
-    s = Simulator("demo", task_scale=0.02)
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def root(simx: Simulator) -> Iterator[pvekit.Cluster]:
-    c = pvekit.connect(**simx["prod"].connect_kwargs(identity="root"), cache=False)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def prod(simx: Simulator) -> Iterator[Any]:
-    c = simx["prod"]
-    c.clear_requests()
-    yield c
-    c.faults.clear()
 
 
 # -- agent ----------------------------------------------------------------------------------------

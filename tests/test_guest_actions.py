@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,29 +29,6 @@ from pvekit.sim import Simulator
 
 POLL = 0.02
 SCHEMA_TSV = Path(__file__).resolve().parents[2] / "shared" / "pve-api" / "endpoints-9.1.tsv"
-
-
-@pytest.fixture(scope="module")
-def simx() -> Iterator[Simulator]:
-    s = Simulator("demo", task_scale=0.02)
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def root(simx: Simulator) -> Iterator[pvekit.Cluster]:
-    c = pvekit.connect(**simx["prod"].connect_kwargs(identity="root"), cache=False)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def prod(simx: Simulator) -> Iterator[Any]:
-    c = simx["prod"]
-    c.clear_requests()
-    yield c
-    c.faults.clear()
 
 
 USED: set[int] = set()

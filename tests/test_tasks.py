@@ -250,21 +250,6 @@ def test_stop_sends_delete_to_the_task_node() -> None:
 # -- against the simulator --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def simx() -> Iterator[Simulator]:
-    s = Simulator("demo", task_scale=0.02)
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def root(simx: Simulator) -> Iterator[pvekit.Cluster]:
-    c = pvekit.connect(**simx["prod"].connect_kwargs(identity="root"), cache=False)
-    yield c
-    c.close()
-
-
 @pytest.fixture
 def faults(simx: Simulator) -> Iterator[Any]:
     yield simx["prod"].faults
