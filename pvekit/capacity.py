@@ -106,24 +106,27 @@ def _int64(s: pd.Series) -> pd.Series:
     return _f(s).round().astype("Int64")
 
 
-def _fmt_bytes(value: Any) -> str:
-    """Human bytes through the seed-compatible ``format_bytes``; "-" when missing."""
+def _finite(value: Any) -> float | None:
+    """``value`` as a float for display; None when it is missing, NaN or not a number."""
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return "-"
-    if math.isnan(v):
+        return None
+    return None if math.isnan(v) else v
+
+
+def _fmt_bytes(value: Any) -> str:
+    """Human bytes through the seed-compatible ``format_bytes``; "-" when missing."""
+    v = _finite(value)
+    if v is None:
         return "-"
     # format_bytes knows no negative sizes; a shortfall is shown with a sign
     return ("-" if v < 0 else "") + format_bytes(abs(v))
 
 
 def _pct(value: Any) -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if math.isnan(v) else f"{v * 100:.0f} %"
+    v = _finite(value)
+    return "-" if v is None else f"{v * 100:.0f} %"
 
 
 def _guest_flags(guests: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

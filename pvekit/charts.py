@@ -30,8 +30,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ._errors import InvalidInputError
-from ._format import format_bytes
-from .capacity import _USED_TOTAL, _require
+from .capacity import _USED_TOTAL, _finite, _fmt_bytes, _require
 
 __all__ = [
     "COLORS",
@@ -128,22 +127,12 @@ def _layout(fig: go.Figure, title: str, height: int | None = None) -> go.Figure:
 # formatting helpers
 
 
-def _fmt(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    if math.isnan(f):
-        return "-"
-    return ("-" if f < 0 else "") + format_bytes(abs(f))
+_fmt = _fmt_bytes
 
 
 def _pct(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if math.isnan(f) else f"{f * 100:.1f} %"
+    f = _finite(v)
+    return "-" if f is None else f"{f * 100:.1f} %"
 
 
 def _num(s: pd.Series) -> list[float | None]:

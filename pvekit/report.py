@@ -41,7 +41,6 @@ import pandas as pd
 
 from . import capacity as cap
 from ._errors import InvalidInputError, PVEError
-from ._format import format_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -584,37 +583,17 @@ def _i(v: Any) -> str:
 
 
 def _f1(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if math.isnan(f) else f"{f:.1f}"
+    f = cap._finite(v)
+    return "-" if f is None else f"{f:.1f}"
 
 
 def _f2(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if math.isnan(f) else f"{f:.2f}"
+    f = cap._finite(v)
+    return "-" if f is None else f"{f:.2f}"
 
 
-def _pct(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if math.isnan(f) else f"{f * 100:.0f} %"
-
-
-def _b(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    if math.isnan(f):
-        return "-"
-    return ("-" if f < 0 else "") + format_bytes(abs(f))
+_pct = cap._pct
+_b = cap._fmt_bytes
 
 
 # column name patterns -> formatter, for the tables
