@@ -331,11 +331,24 @@ class ClusterState:
         if not n.online:
             raise SimHTTPError(595, f"Connection refused - no route to host {n.ip}:8006")
 
+    def _guest_task(self, g: Guest, action: str, user: str, **kwargs: Any) -> str:
+        """Start the guest's ``qm<action>`` or ``vz<action>`` task on its node; its UPID."""
+        prefix = "qm" if g.type == "qemu" else "vz"
+        return self.start_task(g.node, f"{prefix}{action}", str(g.vmid), user, **kwargs).upid
+
+    def _unlock_on_fail(self, g: Guest) -> Callable[[Task], None]:
+        """An ``on_fail`` callback that releases the lock the guest's task took."""
+
+        def failed(task: Task) -> None:
+            g.lock = None
+            self.changed()
+
+        return failed
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def power(self, g: Guest, action: str, user: str, params: Mapping[str, Any]) -> str:
         """start/stop/shutdown/reboot/reset/suspend/resume; returns the task UPID."""
-        prefix = "qm" if g.type == "qemu" else "vz"
         skiplock = _truthy(params.get("skiplock"))
         self.check_lock(g, skiplock)
         label = f"{g.kind} {g.vmid}"
@@ -385,9 +398,7 @@ class ClusterState:
             log = [f"starting VM {g.vmid}"] if self.major >= 9 else []
         if action == "shutdown":
             log = [f"shutting down {label}"]
-        return self.start_task(
-            g.node, f"{prefix}{action}", str(g.vmid), user, log=log, on_done=done
-        ).upid
+        return self._guest_task(g, action, user, log=log, on_done=done)
 
     def migrate(self, g: Guest, user: str, params: Mapping[str, Any]) -> str:
         target = str(params.get("target", ""))
@@ -450,19 +461,14 @@ class ClusterState:
             self.changed()
             return None
 
-        def failed(task: Task) -> None:
-            g.lock = None
-            self.changed()
-
-        prefix = "qm" if g.type == "qemu" else "vz"
         return self.start_task(
             source,
-            f"{prefix}igrate" if prefix == "qm" else "vzmigrate",
+            "qmigrate" if g.type == "qemu" else "vzmigrate",
             str(g.vmid),
             user,
             log=log,
             on_done=done,
-            on_fail=failed,
+            on_fail=self._unlock_on_fail(g),
         ).upid
 
     def clone(self, g: Guest, user: str, params: Mapping[str, Any]) -> str:
@@ -541,10 +547,7 @@ class ClusterState:
             f"create {'full' if full else 'linked'} clone of drive {k} ({d.volid})"
             for k, d in g.disks.items()
         ]
-        prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(
-            g.node, f"{prefix}clone", str(g.vmid), user, log=log, on_done=done, on_fail=failed
-        ).upid
+        return self._guest_task(g, "clone", user, log=log, on_done=done, on_fail=failed)
 
     def destroy(self, g: Guest, user: str, params: Mapping[str, Any]) -> str:
         self.check_lock(g, _truthy(params.get("skiplock")))
@@ -571,10 +574,7 @@ class ClusterState:
             return None
 
         log = [f"Removing image: 100% complete...done." for _ in g.disks]  # noqa: F541
-        prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(
-            g.node, f"{prefix}destroy", str(g.vmid), user, log=log, on_done=done
-        ).upid
+        return self._guest_task(g, "destroy", user, log=log, on_done=done)
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -812,18 +812,13 @@ class ClusterState:
             self.changed()
             return None
 
-        def failed(task: Task) -> None:
-            g.lock = None
-            self.changed()
-
         log = [
             f"{'saving VM state and RAM' if vmstate else 'snapshotting'} '{k}' ({d.volid})"
             for k, d in g.disks.items()
         ]
-        prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(
-            g.node, f"{prefix}snapshot", str(g.vmid), user, log=log, on_done=done, on_fail=failed
-        ).upid
+        return self._guest_task(
+            g, "snapshot", user, log=log, on_done=done, on_fail=self._unlock_on_fail(g)
+        )
 
     def _snap(self, g: Guest, name: str) -> Snapshot:
         for s in g.snapshots:
@@ -849,14 +844,9 @@ class ClusterState:
             self.changed()
             return None
 
-        def failed(task: Task) -> None:
-            g.lock = None
-            self.changed()
-
-        prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(
-            g.node, f"{prefix}delsnapshot", str(g.vmid), user, on_done=done, on_fail=failed
-        ).upid
+        return self._guest_task(
+            g, "delsnapshot", user, on_done=done, on_fail=self._unlock_on_fail(g)
+        )
 
     def rollback(self, g: Guest, user: str, name: str, start: bool) -> str:
         snap = self._snap(g, name)
@@ -875,14 +865,7 @@ class ClusterState:
             self.changed()
             return None
 
-        def failed(task: Task) -> None:
-            g.lock = None
-            self.changed()
-
-        prefix = "qm" if g.type == "qemu" else "vz"
-        return self.start_task(
-            g.node, f"{prefix}rollback", str(g.vmid), user, on_done=done, on_fail=failed
-        ).upid
+        return self._guest_task(g, "rollback", user, on_done=done, on_fail=self._unlock_on_fail(g))
 
     # -- backups ----------------------------------------------------------------------------
 
