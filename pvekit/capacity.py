@@ -115,6 +115,13 @@ def _finite(value: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
+def _by_metric(m: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """Long metrics rows to one row per ``index`` key, one column per metric (mean of repeats)."""
+    return m.pivot_table(
+        index=index, columns="metric", values="value", aggfunc="mean", observed=True
+    ).reset_index()
+
+
 def _fmt_bytes(value: Any) -> str:
     """Human bytes through the seed-compatible ``format_bytes``; "-" when missing."""
     v = _finite(value)
@@ -744,9 +751,7 @@ def _series(metrics: pd.DataFrame, kind: str) -> list[tuple[tuple[str, str, str]
     for c in ("profile", "target", "node"):
         m[c] = m[c].astype("string").fillna("").astype(str)
     keys = ["profile", "target", "node"]
-    wide = m.pivot_table(
-        index=[*keys, "time"], columns="metric", values="value", aggfunc="mean", observed=True
-    ).reset_index()
+    wide = _by_metric(m, [*keys, "time"])
     wide = wide.rename(columns={pair[0]: "_used", pair[1]: "_total"})
     for c in ("_used", "_total"):
         if c not in wide:
@@ -916,13 +921,7 @@ def _guest_stats(metrics: pd.DataFrame | None, quantile: float) -> pd.DataFrame:
     if m.empty:
         return pd.DataFrame(columns=cols)
     m = m.assign(value=_f(m["value"]))
-    w = m.pivot_table(
-        index=["profile", "target", "time"],
-        columns="metric",
-        values="value",
-        aggfunc="mean",
-        observed=True,
-    ).reset_index()
+    w = _by_metric(m, ["profile", "target", "time"])
     for c in ("cpu", "mem", "maxmem"):
         if c not in w:
             w[c] = np.nan

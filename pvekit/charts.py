@@ -30,7 +30,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ._errors import InvalidInputError
-from .capacity import _USED_TOTAL, _finite, _fmt_bytes, _require
+from .capacity import _USED_TOTAL, _by_metric, _finite, _fmt_bytes, _require
 
 __all__ = [
     "COLORS",
@@ -535,13 +535,7 @@ def _fraction_series(metrics: pd.DataFrame, kind: str) -> pd.DataFrame:
     if pair is None:
         return pd.DataFrame(columns=["profile", "target", "time", "value"])
     m = m[m["metric"].astype("string").isin(pair)]
-    w = m.pivot_table(
-        index=["profile", "target", "time"],
-        columns="metric",
-        values="value",
-        aggfunc="mean",
-        observed=True,
-    ).reset_index()
+    w = _by_metric(m, ["profile", "target", "time"])
     total = w[pair[1]].astype("float64")
     w["value"] = w[pair[0]].astype("float64") / total.where(total > 0)
     return (
