@@ -60,6 +60,7 @@ FULL: dict[str, Any] = {
         1000: {0.0: (2, 1), 0.005: (2, 1), 0.02: (3, 3), 0.05: (2, 1)},
         10000: {0.0: (1, 1)},
     },
+    "memory_basic": (100, 1000, 10000),
     "memory_detailed": (100, 1000),
     "frames_size": 10000,
     "frames_repeats": 3,
@@ -76,12 +77,13 @@ QUICK: dict[str, Any] = {
     "latencies": [0.0, 0.02],
     "basic_repeats": 2,
     "detailed": {100: {0.0: (1, 1), 0.02: (1, 1)}},
+    "memory_basic": (100,),
     "memory_detailed": (100,),
     "frames_size": 100,
     "frames_repeats": 1,
     "metrics_size": 100,
     "metrics_repeats": 1,
-    "group": {"clusters": 5, "nodes": 1, "guests": 20, "latency": 0.02, "repeats": 1},
+    "group": {"clusters": 5, "nodes": 1, "guests": 10, "latency": 0.02, "repeats": 1},
     "target_latency": 0.02,
     "target_guests": 100,
     "wide_workers": 16,
@@ -193,9 +195,8 @@ def run(plan: dict[str, Any], quick: bool) -> str:
             info = infos[g]
             for lat in lat_list:
                 _log(f"basic guests {g} @ {_ms(lat)}")
-                basic.append(
-                    guests_basic(server, info, lat, plan["basic_repeats"], memory=lat == 0.0)
-                )
+                memory = lat == 0.0 and g in plan["memory_basic"]
+                basic.append(guests_basic(server, info, lat, plan["basic_repeats"], memory=memory))
         for g, per_lat in plan["detailed"].items():
             info = infos[g]
             for lat, (pv_rep, px_rep) in per_lat.items():
