@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from .._errors import InvalidInputError, PVEError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ipywidgets as w
     import pandas as pd
 
     from .._cluster import Cluster
@@ -261,6 +262,26 @@ class Runner:
         # A worker cannot wait for itself (close() may run from a job, or from __del__ there).
         inside = threading.current_thread().name.startswith(self._name + "_")
         self._pool.shutdown(wait=wait and not inside, cancel_futures=True)
+
+
+def submit_exclusive(
+    gate: threading.Lock, button: w.Button, runner: Runner, fn: Callable[..., Any], *args: Any
+) -> bool:
+    """Run ``fn`` in ``runner`` unless ``gate`` is held; False (nothing started) when it is.
+
+    ``button`` stays disabled while the job runs; the job releases ``gate`` and re-enables
+    ``button`` when it ends. If the job cannot even be queued both are restored here.
+    """
+    if not gate.acquire(blocking=False):
+        return False
+    button.disabled = True
+    try:
+        runner.submit(fn, *args)
+    except BaseException:
+        gate.release()
+        button.disabled = False
+        raise
+    return True
 
 
 def guarded(method: Callable[P, R]) -> Callable[P, R | None]:

@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from .._errors import InvalidInputError, PVEError
 from ._actions import flag, text
-from ._common import CSS, Runner, Source, esc, guarded
+from ._common import CSS, Runner, Source, esc, guarded, submit_exclusive
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -153,15 +153,8 @@ class Dashboard(w.VBox):
 
     def refresh(self, *, wait: bool = False, timeout: float = 60.0) -> bool:
         """Start a refresh in the background; False (and nothing sent) if one is in flight."""
-        if not self._gate.acquire(blocking=False):
+        if not submit_exclusive(self._gate, self.refresh_button, self._runner, self._refresh_job):
             return False
-        self.refresh_button.disabled = True
-        try:
-            self._runner.submit(self._refresh_job)
-        except BaseException:
-            self._gate.release()
-            self.refresh_button.disabled = False
-            raise
         if wait:
             self.wait_idle(timeout)
         return True

@@ -14,7 +14,7 @@ import ipywidgets as w
 from .._errors import InvalidInputError, PVEError
 from .._format import format_bytes
 from ._actions import ACTIONS, flag, selection_reason, text
-from ._common import CSS, Permissions, Runner, Source, esc, guarded, log
+from ._common import CSS, Permissions, Runner, Source, esc, guarded, log, submit_exclusive
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -432,15 +432,10 @@ class GuestPanel(w.VBox):
 
         Returns False (and sends nothing) while a refresh is already in flight.
         """
-        if not self._refreshing.acquire(blocking=False):
+        if not submit_exclusive(
+            self._refreshing, self.refresh_button, self._runner, self._refresh_job, True
+        ):
             return False
-        self.refresh_button.disabled = True
-        try:
-            self._runner.submit(self._refresh_job, True)
-        except BaseException:
-            self._refreshing.release()
-            self.refresh_button.disabled = False
-            raise
         if wait:
             self.wait_idle(timeout)
         return True
