@@ -362,28 +362,18 @@ def metrics_frame(
         used_name, total_name = ("used", "total") if kind == "storage" else ("memused", "memtotal")
         for i, (u, t) in enumerate(zip(used, total, strict=True)):
             time = NOW - pd.Timedelta(days=len(used) - 1 - i)
-            rows.append(
-                dict(
-                    profile="prod",
-                    kind=kind,
-                    target=target,
-                    node=node,
-                    time=time,
-                    metric=used_name,
-                    value=u,
+            for metric, value in ((used_name, u), (total_name, t)):
+                rows.append(
+                    dict(
+                        profile="prod",
+                        kind=kind,
+                        target=target,
+                        node=node,
+                        time=time,
+                        metric=metric,
+                        value=value,
+                    )
                 )
-            )
-            rows.append(
-                dict(
-                    profile="prod",
-                    kind=kind,
-                    target=target,
-                    node=node,
-                    time=time,
-                    metric=total_name,
-                    value=t,
-                )
-            )
     df = pd.DataFrame(rows)
     df["value"] = df["value"].astype("float64")
     return df
