@@ -179,6 +179,30 @@ class Cluster(ApiClient):
                 bar.update(1)
         return results
 
+    def _gather(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        *,
+        key: Callable[[T], str],
+        desc: str,
+        progress: bool | None,
+        failed: dict[str, str] | None = None,
+    ) -> list[tuple[T, R]]:
+        """:meth:`_fan_out`, then one warning naming the failed items (by ``key``) together
+        with those already in ``failed``; returns the items that answered, with their answers.
+        """
+        failed = {} if failed is None else failed
+        answered: list[tuple[T, R]] = []
+        results = self._fan_out(fn, items, desc=desc, progress=progress)
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, PVEError):
+                failed[key(item)] = result.message
+            else:
+                answered.append((item, result))
+        self._warn(desc, failed)
+        return answered
+
     def _get_all(self, paths: Sequence[str], fresh: bool) -> list[Any]:
         """GET several cluster-wide paths at once (one round trip of latency, not several);
         any failure raises, as these answers are all needed."""
@@ -198,7 +222,7 @@ class Cluster(ApiClient):
         warnings.warn(
             f"profile {self.profile!r}: {what} incomplete, {len(failures)} failed: {listed}{more}",
             IncompleteDataWarning,
-            stacklevel=3,
+            stacklevel=4,  # _warn <- _gather <- the public read <- the caller
         )
 
     @staticmethod
@@ -220,20 +244,15 @@ class Cluster(ApiClient):
         resources, status = self._get_all(["/cluster/resources", "/cluster/status"], fresh)
         resources = [r for r in resources or [] if isinstance(r, dict)]
         online = self._online_nodes(resources)
-        results = self._fan_out(
-            lambda n: self.get(_path("nodes", n, "status"), fresh=fresh),
-            online,
-            desc="node status",
-            progress=progress,
+        node_status = dict(
+            self._gather(
+                lambda n: self.get(_path("nodes", n, "status"), fresh=fresh),
+                online,
+                key=str,
+                desc="node status",
+                progress=progress,
+            )
         )
-        node_status: dict[str, Any] = {}
-        failed: dict[str, str] = {}
-        for name, result in zip(online, results, strict=True):
-            if isinstance(result, PVEError):
-                failed[name] = result.message
-            else:
-                node_status[name] = result
-        self._warn("node status", failed)
         return frames.nodes_frame(self.profile, resources, status, node_status)
 
     def guests(
@@ -345,20 +364,15 @@ class Cluster(ApiClient):
         """
         resources = self.resources(fresh=fresh)
         online = self._online_nodes(resources)
-        results = self._fan_out(
-            lambda n: self.get(_path("nodes", n, "storage"), fresh=fresh),
-            online,
-            desc="storage",
-            progress=progress,
+        per_node = dict(
+            self._gather(
+                lambda n: self.get(_path("nodes", n, "storage"), fresh=fresh),
+                online,
+                key=str,
+                desc="storage",
+                progress=progress,
+            )
         )
-        per_node: dict[str, Any] = {}
-        failed: dict[str, str] = {}
-        for name, result in zip(online, results, strict=True):
-            if isinstance(result, PVEError):
-                failed[name] = result.message
-            else:
-                per_node[name] = result
-        self._warn("storage", failed)
         return frames.storage_frame(self.profile, resources, per_node, unique=unique)
 
     def tasks(
@@ -389,20 +403,17 @@ class Cluster(ApiClient):
             "since": since_epoch,
             "source": "active" if running else "all",
         }
-        results = self._fan_out(
+        answered = self._gather(
             lambda n: self.get(_path("nodes", n, "tasks"), params, fresh=fresh),
             online,
+            key=str,
             desc="tasks",
             progress=progress,
         )
         rows: list[Any] = []
-        failed: dict[str, str] = {}
-        for name, result in zip(online, results, strict=True):
-            if isinstance(result, PVEError):
-                failed[name] = result.message
-            elif isinstance(result, list):
+        for _, result in answered:
+            if isinstance(result, list):
                 rows.extend(r for r in result if isinstance(r, dict))
-        self._warn("tasks", failed)
         df = frames.tasks_frame(self.profile, rows)
         if running is not None:
             df = df[df["running"] == running]
@@ -446,15 +457,8 @@ class Cluster(ApiClient):
             rows = self.get(_path("nodes", node, "storage", name, "content"), params, fresh=fresh)
             return [{**r, "node": node, "storage": name} for r in rows or [] if isinstance(r, dict)]
 
-        results = self._fan_out(listing, targets, desc="backups", progress=progress)
-        volumes: list[dict[str, Any]] = []
-        failed: dict[str, str] = {}
-        for (node, name), result in zip(targets, results, strict=True):
-            if isinstance(result, PVEError):
-                failed[f"{node}/{name}"] = result.message
-            else:
-                volumes.extend(result)
-        self._warn("backups", failed)
+        answered = self._gather(listing, targets, key="/".join, desc="backups", progress=progress)
+        volumes = [v for _, listed in answered for v in listed]
         df = frames.backups_frame(self.profile, volumes)
         if vmid_int is not None:
             df = df[df["vmid"] == vmid_int].reset_index(drop=True)
@@ -492,14 +496,15 @@ class Cluster(ApiClient):
             extra = {"node": node, "vmid": gid, "guest_type": gtype}
             return [{**r, **extra} for r in rows or [] if isinstance(r, dict)]
 
-        results = self._fan_out(listing, reachable, desc="snapshots", progress=progress)
-        snaps: list[dict[str, Any]] = []
-        for row, result in zip(reachable, results, strict=True):
-            if isinstance(result, PVEError):
-                failed[str(row.get("vmid"))] = result.message
-            else:
-                snaps.extend(result)
-        self._warn("snapshots", failed)
+        answered = self._gather(
+            listing,
+            reachable,
+            key=lambda row: str(row.get("vmid")),
+            desc="snapshots",
+            progress=progress,
+            failed=failed,
+        )
+        snaps = [s for _, listed in answered for s in listed]
         return frames.snapshots_frame(self.profile, snaps)
 
     def metrics(
@@ -533,20 +538,14 @@ class Cluster(ApiClient):
         resources = self.resources(fresh=fresh)
         jobs = self._metric_jobs(kind, wanted, resources)
         params = {"timeframe": timeframe, "cf": cf}
-        results = self._fan_out(
+        answered = self._gather(
             lambda job: self.get(job[2], params, fresh=fresh),
             jobs,
+            key=lambda job: job[0],
             desc=f"{kind} metrics",
             progress=progress,
         )
-        series: list[tuple[str, str | None, Any]] = []
-        failed: dict[str, str] = {}
-        for (target, node, _), result in zip(jobs, results, strict=True):
-            if isinstance(result, PVEError):
-                failed[target] = result.message
-            else:
-                series.append((target, node, result))
-        self._warn(f"{kind} metrics", failed)
+        series = [(target, node, result) for (target, node, _), result in answered]
         return frames.metrics_frame(self.profile, kind, series)
 
     @staticmethod
