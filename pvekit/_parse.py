@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from ._errors import InvalidInputError
 
@@ -333,6 +333,8 @@ def parse_ipconfig(value: Any) -> dict[str, str | None]:
     }
 
 
+N = TypeVar("N", int, float)
+
 _NET_FIELDS = ("key", "model", "mac", "bridge", "vlan", "firewall", "rate", "ip", "gateway")
 
 
@@ -362,22 +364,19 @@ def parse_net(key: str, value: Any, gtype: str = "qemu") -> dict[str, Any]:
                 break
         if model is None:
             raise ConfigStringError(f"invalid network {key}={text!r}: no NIC model")
-    vlan: int | None = None
-    if props.get("tag"):
+
+    def number(name: str, conv: Callable[[str], N]) -> N | None:
+        if not props.get(name):
+            return None
         try:
-            vlan = int(props["tag"])
+            return conv(props[name])
         except ValueError:
             raise ConfigStringError(
-                f"invalid network {key}={text!r}: tag={props['tag']!r} is not a number"
+                f"invalid network {key}={text!r}: {name}={props[name]!r} is not a number"
             ) from None
-    rate: float | None = None
-    if props.get("rate"):
-        try:
-            rate = float(props["rate"])
-        except ValueError:
-            raise ConfigStringError(
-                f"invalid network {key}={text!r}: rate={props['rate']!r} is not a number"
-            ) from None
+
+    vlan = number("tag", int)
+    rate = number("rate", float)
     firewall = _flag(props.get("firewall"), key="firewall", text=str(text))
     return {
         "key": key,
