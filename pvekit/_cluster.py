@@ -95,6 +95,16 @@ def _epoch(value: Any) -> int:
     )
 
 
+def check_metrics_args(kind: str, timeframe: str, cf: str) -> None:
+    """Refuse an unknown metrics ``kind``, ``timeframe`` or ``cf`` before any request."""
+    if kind not in METRIC_KINDS:
+        raise InvalidInputError(f"invalid kind={kind!r}: expected one of {METRIC_KINDS}")
+    if timeframe not in TIMEFRAMES:
+        raise InvalidInputError(f"invalid timeframe={timeframe!r}: expected one of {TIMEFRAMES}")
+    if cf not in CONSOLIDATIONS:
+        raise InvalidInputError(f"invalid cf={cf!r}: expected one of {CONSOLIDATIONS}")
+
+
 class Cluster(ApiClient):
     """A connected Proxmox VE cluster with inventory reads as DataFrames.
 
@@ -526,14 +536,7 @@ class Cluster(ApiClient):
         day, week, month, year (decade on PVE 9); ``cf``: AVERAGE or MAX. Targets are
         fetched concurrently.
         """
-        if kind not in METRIC_KINDS:
-            raise InvalidInputError(f"invalid kind={kind!r}: expected one of {METRIC_KINDS}")
-        if timeframe not in TIMEFRAMES:
-            raise InvalidInputError(
-                f"invalid timeframe={timeframe!r}: expected one of {TIMEFRAMES}"
-            )
-        if cf not in CONSOLIDATIONS:
-            raise InvalidInputError(f"invalid cf={cf!r}: expected one of {CONSOLIDATIONS}")
+        check_metrics_args(kind, timeframe, cf)
         wanted = self._metric_targets_arg(kind, targets)
         resources = self.resources(fresh=fresh)
         jobs = self._metric_jobs(kind, wanted, resources)

@@ -261,16 +261,9 @@ class Group:
         **kwargs: Any,
     ) -> pd.DataFrame:
         """RRD metrics of every cluster; explicit ``targets`` must exist in each cluster."""
-        from ._cluster import CONSOLIDATIONS, METRIC_KINDS, TIMEFRAMES
+        from ._cluster import check_metrics_args
 
-        if kind not in METRIC_KINDS:
-            raise InvalidInputError(f"invalid kind={kind!r}: expected one of {METRIC_KINDS}")
-        if timeframe not in TIMEFRAMES:
-            raise InvalidInputError(
-                f"invalid timeframe={timeframe!r}: expected one of {TIMEFRAMES}"
-            )
-        if cf not in CONSOLIDATIONS:
-            raise InvalidInputError(f"invalid cf={cf!r}: expected one of {CONSOLIDATIONS}")
+        check_metrics_args(kind, timeframe, cf)
         return self._gather(
             "metrics",
             lambda c: c.metrics(kind, targets=targets, timeframe=timeframe, cf=cf, **kwargs),
