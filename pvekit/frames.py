@@ -501,6 +501,14 @@ class _Table:
             column.append(values.get(name))
 
 
+def _frame_from(frame: str, rows: Iterable[Mapping[str, Any]], **common: Any) -> pd.DataFrame:
+    """The frame built from one mapping per row (absent keys null), ``common`` in every row."""
+    table = _Table(columns(frame))
+    for row in rows:
+        table.add(**common, **row)
+    return _build(frame, table.data)
+
+
 # --------------------------------------------------------------------------- nodes
 
 
@@ -932,10 +940,7 @@ def storage_frame(
         entry["shared"] = bool(entry.get("shared"))
     if unique:
         entries = _unique_storage(entries)
-    table = _Table(columns("storage"))
-    for entry in entries:
-        table.add(profile=profile, **entry)
-    return _build("storage", table.data)
+    return _frame_from("storage", entries, profile=profile)
 
 
 def _unique_storage(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1065,10 +1070,7 @@ def backups_frame(profile: str, volumes: Any) -> pd.DataFrame:
             }
         )
     items.sort(key=lambda i: (i["vmid"] or 0, -(i["ctime"] or 0.0)))
-    table = _Table(columns("backups"))
-    for item in items:
-        table.add(**item)
-    return _build("backups", table.data)
+    return _frame_from("backups", items)
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -1100,10 +1102,7 @@ def snapshots_frame(profile: str, snapshots: Any) -> pd.DataFrame:
             }
         )
     items.sort(key=lambda i: (i["vmid"] or 0, i["snaptime"] or 0.0, i["name"]))
-    table = _Table(columns("snapshots"))
-    for item in items:
-        table.add(**item)
-    return _build("snapshots", table.data)
+    return _frame_from("snapshots", items)
 
 
 # --------------------------------------------------------------------------- metrics
