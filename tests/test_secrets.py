@@ -362,3 +362,55 @@ def test_executed_notebook_outputs_hold_no_secret(monkeypatch: pytest.MonkeyPatc
     assert "/cluster/resources" in text  # DEBUG logging did reach the outputs
     assert "PermissionDeniedError" in text or "403" in text
     assert _leaks(text, known) == []
+
+
+def _insecure(sim: Simulator) -> Cluster:
+    kw = dict(sim["prod"].connect_kwargs(identity="token"))
+    for key in ("ca_file", "fingerprint", "verify_ssl", "profile"):
+        kw.pop(key, None)
+    with pytest.warns(Warning):
+        return pvekit.connect("prod", verify_ssl=False, cache=False, **kw)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="pvekit/widgets/_dashboard.py Dashboard._show_status(): the connection status "
+    "table shows profile, host, state, error, checked, but not that TLS is not verified",
+)
+def test_insecure_profile_is_visible_in_the_dashboard(tls_sim: Simulator) -> None:
+    from pvekit.widgets import Dashboard
+
+    cluster = _insecure(tls_sim)
+    dashboard = Dashboard(cluster, charts=("nodes",))
+    try:
+        assert "INSECURE" in dashboard.status.value.upper(), dashboard.status.value
+    finally:
+        dashboard.close()
+        cluster.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="pvekit/widgets/_panel.py GuestPanel: nothing in the panel says that the "
+    "profile's TLS is not verified",
+)
+def test_insecure_profile_is_visible_in_the_guest_panel(tls_sim: Simulator) -> None:
+    from pvekit.widgets import GuestPanel
+
+    cluster = _insecure(tls_sim)
+    panel = GuestPanel(cluster, read_only=True)
+    try:
+        texts = [str(getattr(child, "value", "")) for child in _walk(panel)]
+        texts += [str(getattr(child, "tooltip", "")) for child in _walk(panel)]
+        assert any("INSECURE" in t.upper() for t in texts), "GuestPanel hides it"
+    finally:
+        panel.close()
+        cluster.close()
+
+
+def _walk(widget: Any) -> Iterator[Any]:
+    yield widget
+    for child in getattr(widget, "children", ()) or ():
+        yield from _walk(child)
