@@ -181,6 +181,17 @@ _NODE_USAGE_COLUMNS: dict[str, str] = {
 }
 
 
+# What _allocations counts per key; zero, not missing, where a node or cluster has no guests.
+_ALLOC: tuple[str, ...] = (
+    "guests_running",
+    "guests_total",
+    "vcpus_running",
+    "vcpus_all",
+    "mem_alloc_running",
+    "mem_alloc_all",
+)
+
+
 def _allocations(guests: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per key: running/all guest counts, vCPUs and memory allocated (templates excluded)."""
     template, running = _guest_flags(guests)
@@ -194,14 +205,7 @@ def _allocations(guests: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out = g.groupby(keys, observed=True, dropna=False)[
         ["_run", "_one", "_cores_run", "_cores", "_mem_run", "_mem"]
     ].sum()
-    out.columns = [
-        "guests_running",
-        "guests_total",
-        "vcpus_running",
-        "vcpus_all",
-        "mem_alloc_running",
-        "mem_alloc_all",
-    ]
+    out.columns = list(_ALLOC)
     return out.reset_index()
 
 
@@ -370,20 +374,18 @@ def node_usage(
         out["storage_used"] = np.nan
         out["storage_total"] = np.nan
     out["storage_fraction"] = _div(_f(out["storage_used"]), _f(out["storage_total"]))
-    for c in (
-        "guests_running",
-        "guests_total",
-        "vcpus_running",
-        "vcpus_all",
-        "mem_alloc_running",
-        "mem_alloc_all",
-    ):
+    for c in _ALLOC:
         out[c] = _f(out[c]).fillna(0)
+    _overcommit(out)
+    return _typed(out, _NODE_USAGE_COLUMNS)
+
+
+def _overcommit(out: pd.DataFrame) -> None:
+    """Add the vCPU-per-core and memory-promised ratios, of running and of all guests."""
     out["cpu_overcommit_running"] = _div(out["vcpus_running"], out["cores"])
     out["cpu_overcommit_all"] = _div(out["vcpus_all"], out["cores"])
     out["mem_overcommit_running"] = _div(out["mem_alloc_running"], out["mem_total"])
     out["mem_overcommit_all"] = _div(out["mem_alloc_all"], out["mem_total"])
-    return _typed(out, _NODE_USAGE_COLUMNS)
 
 
 def _typed(df: pd.DataFrame, cols: Mapping[str, str]) -> pd.DataFrame:
@@ -437,12 +439,7 @@ _ADDITIVE: tuple[str, ...] = (
     "storage_used",
     "storage_total",
     "provisioned",
-    "guests_running",
-    "guests_total",
-    "vcpus_running",
-    "vcpus_all",
-    "mem_alloc_running",
-    "mem_alloc_all",
+    *_ALLOC,
 )
 
 
@@ -451,10 +448,7 @@ def _finish_totals(out: pd.DataFrame) -> pd.DataFrame:
     out["mem_fraction"] = _div(out["mem_used"], out["mem_total"])
     out["storage_fraction"] = _div(out["storage_used"], out["storage_total"])
     out["provisioned_ratio"] = _div(out["provisioned"], out["storage_total"])
-    out["cpu_overcommit_running"] = _div(out["vcpus_running"], out["cores"])
-    out["cpu_overcommit_all"] = _div(out["vcpus_all"], out["cores"])
-    out["mem_overcommit_running"] = _div(out["mem_alloc_running"], out["mem_total"])
-    out["mem_overcommit_all"] = _div(out["mem_alloc_all"], out["mem_total"])
+    _overcommit(out)
     return _typed(out, _CLUSTER_USAGE_COLUMNS)
 
 
@@ -491,16 +485,7 @@ def cluster_usage(
     for c in ("storage_used", "storage_total", "provisioned"):
         if c not in out:
             out[c] = np.nan
-    for c in (
-        "nodes_online",
-        "nodes_total",
-        "guests_running",
-        "guests_total",
-        "vcpus_running",
-        "vcpus_all",
-        "mem_alloc_running",
-        "mem_alloc_all",
-    ):
+    for c in ("nodes_online", "nodes_total", *_ALLOC):
         out[c] = _f(out[c]).fillna(0)
     for c in (
         "cores",
