@@ -343,35 +343,22 @@ def _make_handler(server: PVEServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def password_profile(srv: PVEServer, **kwargs: Any) -> Any:
-    """A Profile logging in to ``srv`` as root@pam with a password (fast retries)."""
+def _profile(srv: PVEServer, credentials: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    """A Profile for ``srv`` (its fingerprint when HTTPS, fast retries), then ``overrides``."""
     from pvekit._config import Profile
 
-    fields: dict[str, Any] = {
-        "host": srv.url,
-        "user": "root@pam",
-        "password": ROOT_PW,
-        "backoff": 0.01,
-        "timeout": 5,
-    }
+    fields: dict[str, Any] = {"host": srv.url, **credentials, "backoff": 0.01, "timeout": 5}
     if srv.https:
         fields["fingerprint"] = srv.fingerprint
-    fields.update(kwargs)
+    fields.update(overrides)
     return Profile(**fields)
+
+
+def password_profile(srv: PVEServer, **kwargs: Any) -> Any:
+    """A Profile logging in to ``srv`` as root@pam with a password (fast retries)."""
+    return _profile(srv, {"user": "root@pam", "password": ROOT_PW}, kwargs)
 
 
 def token_profile(srv: PVEServer, **kwargs: Any) -> Any:
     """A Profile using the API token ``root@pam!pvekit`` on ``srv``."""
-    from pvekit._config import Profile
-
-    fields: dict[str, Any] = {
-        "host": srv.url,
-        "token_name": TOKEN_ID,
-        "token_value": TOKEN_SECRET,
-        "backoff": 0.01,
-        "timeout": 5,
-    }
-    if srv.https:
-        fields["fingerprint"] = srv.fingerprint
-    fields.update(kwargs)
-    return Profile(**fields)
+    return _profile(srv, {"token_name": TOKEN_ID, "token_value": TOKEN_SECRET}, kwargs)
