@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from _pveserver import (
@@ -37,6 +38,16 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@contextmanager
+def _clocked_client(srv: PVEServer) -> Iterator[tuple[ApiClient, FakeClock]]:
+    """A password client whose ticket ages by a FakeClock the test moves forward."""
+    clock = FakeClock()
+    with ApiClient(password_profile(srv, cache=False)) as c:
+        assert isinstance(c.auth, TicketAuth)
+        c.auth._clock = clock
+        yield c, clock
 
 
 def test_token_header_on_every_request_and_no_login(srv: PVEServer) -> None:
@@ -102,10 +113,7 @@ def test_wrong_password(srv: PVEServer) -> None:
 
 
 def test_ticket_renewed_before_expiry_with_ticket_as_password(srv: PVEServer) -> None:
-    clock = FakeClock()
-    with ApiClient(password_profile(srv, cache=False)) as c:
-        assert isinstance(c.auth, TicketAuth)
-        c.auth._clock = clock
+    with _clocked_client(srv) as (c, clock):
         c.get("/nodes")
         first_ticket = next(iter(srv.tickets))
         clock.now += 1800
@@ -116,6 +124,7 @@ def test_ticket_renewed_before_expiry_with_ticket_as_password(srv: PVEServer) ->
         assert srv.logins == 2
         renewal = [r for r in srv.requests if r.path == "/access/ticket"][-1]
         assert renewal.form == {"username": "root@pam", "password": first_ticket}
+        assert isinstance(c.auth, TicketAuth)
         assert c.auth.age == 0
         new_ticket = c.auth.credentials()[0]
         assert new_ticket != first_ticket
@@ -123,10 +132,7 @@ def test_ticket_renewed_before_expiry_with_ticket_as_password(srv: PVEServer) ->
 
 
 def test_renewal_refused_falls_back_to_password(srv: PVEServer) -> None:
-    clock = FakeClock()
-    with ApiClient(password_profile(srv, cache=False)) as c:
-        assert isinstance(c.auth, TicketAuth)
-        c.auth._clock = clock
+    with _clocked_client(srv) as (c, clock):
         c.get("/nodes")
         srv.expire_tickets()
         clock.now += 3700
@@ -136,10 +142,7 @@ def test_renewal_refused_falls_back_to_password(srv: PVEServer) -> None:
 
 
 def test_ticket_past_two_hours_logs_in_with_password(srv: PVEServer) -> None:
-    clock = FakeClock()
-    with ApiClient(password_profile(srv, cache=False)) as c:
-        assert isinstance(c.auth, TicketAuth)
-        c.auth._clock = clock
+    with _clocked_client(srv) as (c, clock):
         c.get("/nodes")
         clock.now += 7200
         c.get("/nodes")
@@ -210,10 +213,7 @@ def test_ten_threads_on_a_server_expired_ticket_make_one_login(srv: PVEServer) -
 
 
 def test_ten_threads_on_a_client_expired_ticket_make_one_renewal(srv: PVEServer) -> None:
-    clock = FakeClock()
-    with ApiClient(password_profile(srv, cache=False)) as c:
-        assert isinstance(c.auth, TicketAuth)
-        c.auth._clock = clock
+    with _clocked_client(srv) as (c, clock):
         c.get("/version")
         clock.now += 4000
         srv.login_delay = 0.2
