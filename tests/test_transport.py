@@ -286,7 +286,7 @@ def test_cache_file_private_and_free_of_secrets(srv: PVEServer) -> None:
             c.post("/nodes/pve1/qemu/100/status/start")
             c.get("/nodes")
             c.get("/cluster/resources", type="vm")
-            c.get("/nodes/pve1/qemu/100/config")
+            c.get("/nodes/pve1/storage")  # per-guest reads stay in memory: see _persisted
         ticket, csrf = a.auth.credentials()  # type: ignore[union-attr]
         files = [cache_file(a.settings), cache_file(b.settings)]
     directory = cache_dir()
