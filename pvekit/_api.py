@@ -272,6 +272,15 @@ class ApiClient:
             return
         self._drop(list(prefixes), exact)
 
+    def memo_token(self, path: str, params: Mapping[str, Any] | None = None) -> object | None:
+        """Identity of the in-memory answer to ``GET path`` (``None``: none held, or expired).
+
+        The same token twice means the very same answer, so a caller may reuse what it built
+        from it; an invalidation, an expiry or a fresh read changes it.
+        """
+        entry = self._memo.get(self._memo_key(path, _clean_params(params, {})))
+        return entry if entry is not None and entry[0] > time.time() else None
+
     def check(self) -> Any:
         """Make sure the credentials work: log in (password) and read ``/version`` fresh."""
         if isinstance(self.auth, TicketAuth):

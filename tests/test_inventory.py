@@ -431,3 +431,26 @@ def test_ten_thousand_guests_cost_one_request() -> None:
         assert len(df) == 10000 and df["vmid"].is_unique
         assert df["node"].nunique() == 20
         c.close()
+
+
+def test_warm_table_is_reused_until_an_input_changes(fresh_sim: Simulator) -> None:
+    c = connect(fresh_sim, cache="memory")
+    try:
+        cold = c.guests(details=True, progress=False)
+        fresh_sim["prod"].clear_requests()
+        warm = c.guests(details=True, progress=False)
+        assert requests_of(fresh_sim) == []
+        pd.testing.assert_frame_equal(warm, cold)
+        warm.loc[0, "name"] = "scribbled"  # a caller's copy: the kept frame is untouched
+        assert c.guests(details=True, progress=False).loc[0, "name"] == cold.loc[0, "name"]
+        # A write drops what it made stale, and the next table shows the change.
+        vmid = int(cold[cold.type == "qemu"].vmid.iloc[0])
+        c.guest(vmid).update(description="changed from the test")
+        after = c.guests(details=True, progress=False)
+        assert after.set_index("vmid").loc[vmid, "description"] == "changed from the test"
+        # fresh=True reads again.
+        fresh_sim["prod"].clear_requests()
+        c.guests(details=True, fresh=True, progress=False)
+        assert len(requests_of(fresh_sim)) == len(cold) + 1
+    finally:
+        c.close()
