@@ -209,7 +209,9 @@ def test_ten_threads_on_a_server_expired_ticket_make_one_login(srv: PVEServer) -
         errors = _race(10, lambda: c.get("/nodes"))
         assert errors == []
     assert srv.logins == 2
-    assert srv.count("GET", "/nodes") == 20  # each thread: one 401, one repeat
+    # A thread refused with the old ticket repeats once; one that starts after the new login
+    # needs no repeat. Never more than two sends per thread.
+    assert 10 <= srv.count("GET", "/nodes") <= 20
 
 
 def test_ten_threads_on_a_client_expired_ticket_make_one_renewal(srv: PVEServer) -> None:

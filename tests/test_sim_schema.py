@@ -296,7 +296,7 @@ def _typed_params() -> list[tuple[str, str, str, dict[str, Any]]]:
         for name, spec in ep.params.items():
             if name.endswith("[n]") or "{" + name + "}" in path:
                 continue
-            if spec.get("t") == "integer" or "e" in spec:
+            if spec.get("t") == "integer" or spec.get("e"):
                 out.append((path, method, name, dict(spec)))
     return out
 
@@ -313,7 +313,7 @@ def test_validator_agrees_with_the_spec(
     path, method, name, spec = case
     concrete = _concrete(path)
     schema = load_schema()
-    if "e" in spec:
+    if spec.get("e"):  # some schema entries carry an empty enumeration
         good = str(data.draw(st.sampled_from(spec["e"])))
         bad = data.draw(st.text(alphabet="xyzq_", min_size=1, max_size=6))
         assert name not in schema.validate(method, concrete, {name: good})
