@@ -309,14 +309,14 @@ class Schema:
                 return f"value must have a minimum value of {spec['min']}"
             if "max" in spec and num > float(spec["max"]):
                 return f"value must have a maximum value of {spec['max']}"
-            if "e" in spec and sval not in [str(e) for e in spec["e"]]:
+            if spec.get("e") and sval not in [str(e) for e in spec["e"]]:
                 return (
                     f"value '{sval}' does not have a value in the enumeration "
                     f"'{', '.join(map(str, spec['e']))}'"
                 )
             return None
         # strings
-        if "e" in spec and sval not in [str(e) for e in spec["e"]]:
+        if spec.get("e") and sval not in [str(e) for e in spec["e"]]:
             return (
                 f"value '{sval}' does not have a value in the enumeration "
                 f"'{', '.join(map(str, spec['e']))}'"
