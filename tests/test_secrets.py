@@ -372,12 +372,6 @@ def _insecure(sim: Simulator) -> Cluster:
         return pvekit.connect("prod", verify_ssl=False, cache=False, **kw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="pvekit/widgets/_dashboard.py Dashboard._show_status(): the connection status "
-    "table shows profile, host, state, error, checked, but not that TLS is not verified",
-)
 def test_insecure_profile_is_visible_in_the_dashboard(tls_sim: Simulator) -> None:
     from pvekit.widgets import Dashboard
 
@@ -390,12 +384,6 @@ def test_insecure_profile_is_visible_in_the_dashboard(tls_sim: Simulator) -> Non
         cluster.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="pvekit/widgets/_panel.py GuestPanel: nothing in the panel says that the "
-    "profile's TLS is not verified",
-)
 def test_insecure_profile_is_visible_in_the_guest_panel(tls_sim: Simulator) -> None:
     from pvekit.widgets import GuestPanel
 

@@ -85,6 +85,26 @@ class Source:
     def profiles(self) -> list[str]:
         return list(self.clients())
 
+    def insecure_profiles(self) -> list[str]:
+        """Profiles whose server identity is not verified (``verify_ssl=False``)."""
+        return [
+            p
+            for p, c in self.clients().items()
+            if getattr(getattr(c, "settings", None), "insecure", False)
+        ]
+
+    def insecure_banner(self) -> str:
+        """HTML warning naming the insecure profiles, or ``""`` when every one is verified."""
+        names = self.insecure_profiles()
+        if not names:
+            return ""
+        listed = ", ".join(esc(n) for n in names)
+        return (
+            '<div class="pvekit-insecure" style="color:#b45309;font-weight:600">'
+            f"⚠ INSECURE: TLS certificate not verified for {listed}; anyone on the path "
+            "could read the credentials. Use ca_file= or fingerprint=.</div>"
+        )
+
     # -- reads ----------------------------------------------------------------------------
     def _read(self, method: str, fresh: bool, **kwargs: Any) -> pd.DataFrame:
         fn = getattr(self.obj, method)

@@ -96,7 +96,7 @@ class Dashboard(w.VBox):
             fig = go.FigureWidget()
             fig.add_class(f"pvekit-chart-{name}")
             self.figures[name] = fig
-        self.status = w.HTML()
+        self.status = w.HTML(self._src.insecure_banner())
         self.status.add_class("pvekit-connection-status")
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.add_class("pvekit-dashboard-refresh")
@@ -264,7 +264,8 @@ class Dashboard(w.VBox):
                 f"<td>{esc(when_text)}</td></tr>"
             )
         self.status.value = (
-            '<table class="pvekit-status-table"><tr><th></th><th>profile</th><th>host</th>'
+            self._src.insecure_banner()
+            + '<table class="pvekit-status-table"><tr><th></th><th>profile</th><th>host</th>'
             "<th>state</th><th>error</th><th>checked</th></tr>" + "".join(cells) + "</table>"
         )
 

@@ -314,6 +314,7 @@ class GuestPanel(w.VBox):
         children: list[w.Widget] = [
             w.HTML(CSS),
             self.title,
+            w.HTML(self._src.insecure_banner()),
             w.HBox(
                 [*self.filters.values(), self.refresh_button], layout=w.Layout(flex_flow="row wrap")
             ),
