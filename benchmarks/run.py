@@ -69,7 +69,7 @@ FULL: dict[str, Any] = {
     "group": {"clusters": 5, "nodes": 4, "guests": 200, "latency": 0.02, "repeats": 2},
     "target_latency": 0.02,
     "target_guests": 1000,
-    "wide_workers": 16,
+    "wide_workers": 32,
 }
 
 QUICK: dict[str, Any] = {
@@ -86,12 +86,18 @@ QUICK: dict[str, Any] = {
     "group": {"clusters": 5, "nodes": 1, "guests": 10, "latency": 0.02, "repeats": 1},
     "target_latency": 0.02,
     "target_guests": 100,
-    "wide_workers": 16,
+    "wide_workers": 32,
 }
 
 
 def _ms(latency: float) -> str:
     return f"{latency * 1000:.0f} ms"
+
+
+def _default_workers() -> int:
+    from pvekit import Cluster
+
+    return Cluster.max_workers
 
 
 def _log(msg: str) -> None:
@@ -279,7 +285,8 @@ def _targets(
             speed = 1 / ratio(wide, c.proxmoxer)
             rows.append(
                 [
-                    f"same with `cluster.max_workers = {c.extra['workers']}` (default 8)",
+                    f"same with `cluster.max_workers = {c.extra['workers']}` "
+                    f"(default {_default_workers()})",
                     f"{speed:.1f}x ({fmt_s(wide.median())}, {wide.requests} requests)",
                     "met" if speed >= 10 else "MISSED",
                 ]
@@ -378,8 +385,8 @@ def _report(
         "call repeated on that client right after (within the TTLs). proxmoxer is used as its "
         "documentation shows: `prox.nodes.get()`, then `prox.nodes(node).qemu.get()` and "
         "`.lxc.get()` per node, then `.qemu(vmid).config.get()` per guest for the detailed "
-        "table, collected into a `pandas.DataFrame`. pvekit reads configs with at most 8 "
-        "requests in flight per cluster (`Cluster.max_workers`).\n"
+        "table, collected into a `pandas.DataFrame`. pvekit reads configs with at most "
+        f"{_default_workers()} requests in flight per cluster (`Cluster.max_workers`).\n"
     )
     out.append("## Targets (issue 4)\n")
     out.append(
