@@ -41,7 +41,7 @@ from ._errors import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import capacity, charts, frames, report, sim, widgets
-    from ._cluster import Cluster
+    from ._cluster import Cluster, IncompleteDataWarning
     from ._config import Profile, load_config
     from ._connect import connect, connect_group, demo
     from ._format import (
@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
         safe_float,
         safe_string,
     )
-    from ._group import Group
+    from ._group import Group, PartialResultWarning
     from ._guest import Guest
     from ._tasks import Task
 
@@ -70,6 +70,8 @@ _LAZY: dict[str, str] = {
     "Group": "._group",
     "Guest": "._guest",
     "Task": "._tasks",
+    "PartialResultWarning": "._group",
+    "IncompleteDataWarning": "._cluster",
     "Profile": "._config",
     "load_config": "._config",
     "UPID": "._format",
@@ -95,6 +97,7 @@ __all__ = [
     "Group",
     "Guest",
     "GuestAgentError",
+    "IncompleteDataWarning",
     "InvalidInputError",
     "InvalidVMIDError",
     "NodeUnreachableError",
@@ -102,6 +105,7 @@ __all__ = [
     "NotImplementedByServerError",
     "PVEError",
     "ParameterError",
+    "PartialResultWarning",
     "PermissionDeniedError",
     "Profile",
     "ServerError",
