@@ -24,6 +24,7 @@ from ._errors import (
     InvalidInputError,
     NotFoundError,
     PVEError,
+    ServerError,
     TransportError,
 )
 from ._format import parse_vmid
@@ -44,6 +45,15 @@ class PartialResultWarning(UserWarning):
 
 # Errors that say the cluster itself is unusable (not just this one call).
 _CONNECTION_ERRORS = (TransportError, AuthenticationError)
+# Gateway statuses that reach us only once the read retries gave up: whatever sits in front
+# of pveproxy (or pveproxy itself) says the cluster is unavailable, not that this call was wrong.
+_UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+
+
+def _cluster_down(error: BaseException) -> bool:
+    if isinstance(error, _CONNECTION_ERRORS):
+        return True
+    return isinstance(error, ServerError) and error.status in _UNAVAILABLE_STATUSES
 
 
 @dataclass
@@ -150,7 +160,7 @@ class Group:
                 state.state, state.error = "connected", None
             else:
                 state.error = str(error)
-                if isinstance(error, _CONNECTION_ERRORS):
+                if _cluster_down(error):
                     state.state = "failed"
                 elif state.state == "pending":
                     # The cluster answered (with an error about this call): it is reachable.

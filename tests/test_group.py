@@ -128,6 +128,23 @@ def test_map_returns_results_and_errors(fresh_sim: Simulator, group: Group) -> N
         group.map(lambda c: 1, profiles=["nope"])
 
 
+def test_gateway_errors_after_retries_mark_the_cluster_failed(
+    fresh_sim: Simulator, group: Group
+) -> None:
+    # 503 on every call (retries=0 in this fixture, so the first one is final): the cluster
+    # is unavailable, unlike a 500 about one call (test above), and reconnect() retries it.
+    fresh_sim["lab"].faults.errors(1.0, statuses=(503,))
+    with pytest.warns(PartialResultWarning, match="'lab'"):
+        group.nodes(progress=False)
+    status = group.status().set_index("profile")
+    assert at(status, "lab", "state") == "failed" and not at(status, "lab", "connected")
+    assert "503" in at(status, "lab", "error")
+    assert at(status, "prod", "state") == "connected"
+    fresh_sim["lab"].faults.clear()
+    status = group.reconnect().set_index("profile")
+    assert at(status, "lab", "state") == "connected"
+
+
 def test_guest_lookup_and_ambiguity(fresh_sim: Simulator, group: Group) -> None:
     prod_ids = set(fresh_sim["prod"].state.guests)
     lab_ids = set(fresh_sim["lab"].state.guests)
