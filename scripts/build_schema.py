@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Derive the compact API schema shipped in ``pvekit/_data/schema.json.gz``.
 
-The official schema (``../shared/pve-api/pve-api-schema-9.1.json``, 2 MB) is the apidoc tree
+The official schema (``tests/data/pve-api/pve-api-schema-9.1.json.gz``, 2 MB unpacked) is the apidoc tree
 behind Proxmox's API viewer. pvekit needs only what it takes to route and validate a request:
 paths, methods, parameter names with their type, optionality, enum, bounds, pattern, simple
 named formats and the keys of property-string formats, the permission check and whether the
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = ROOT.parent / "shared" / "pve-api"
+DEFAULT_SOURCE = ROOT / "tests" / "data" / "pve-api"
 DEFAULT_OUT = ROOT / "pvekit" / "_data" / "schema.json.gz"
 
 # Scalar keys copied from a parameter definition, renamed to short keys.
@@ -92,7 +92,13 @@ def _read_tsv(path: Path) -> dict[tuple[str, str], set[str]]:
 
 def build(source: Path) -> dict[str, Any]:
     """Return the compact schema as a JSON-ready dict."""
-    tree = json.loads((source / "pve-api-schema-9.1.json").read_text())
+    # The repository keeps the tree gzipped; a plain copy (as Proxmox publishes it) works too.
+    plain = source / "pve-api-schema-9.1.json"
+    if plain.exists():
+        tree = json.loads(plain.read_text())
+    else:
+        with gzip.open(source / "pve-api-schema-9.1.json.gz", "rt", encoding="utf-8") as fh:
+            tree = json.load(fh)
     v84 = _read_tsv(source / "endpoints-8.4.tsv")
     paths: dict[str, dict[str, Any]] = {}
     for root in tree:

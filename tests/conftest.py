@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from pvekit.sim import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "pve-fixtures"
-SCHEMA_DIR = ROOT.parent / "shared" / "pve-api"
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from _paths import ENDPOINTS_91
 from _pveserver import TOKEN_SECRET, PVEServer, Reply, password_profile, token_profile
 
 from pvekit import (
@@ -25,9 +25,7 @@ from pvekit import (
 from pvekit._api import ApiClient, affected_paths
 from pvekit._transport import TTL_TABLE
 
-SCHEMA_TSV = (
-    Path(__file__).resolve().parent.parent.parent / "shared" / "pve-api" / "endpoints-9.1.tsv"
-)
+SCHEMA_TSV = ENDPOINTS_91
 
 
 @pytest.fixture

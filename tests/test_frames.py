@@ -8,13 +8,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from _paths import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pvekit import InvalidInputError, frames
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "pve-fixtures"
 ALL_FIXTURES = sorted(FIXTURES.rglob("*.json"))
 GiB = 1024**3
 

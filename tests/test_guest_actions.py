@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _paths import ENDPOINTS_91
 
 import pvekit
 from pvekit import (
@@ -28,7 +28,7 @@ from pvekit._guest import Guest, GuestStateError
 from pvekit.sim import Simulator
 
 POLL = 0.02
-SCHEMA_TSV = Path(__file__).resolve().parents[2] / "shared" / "pve-api" / "endpoints-9.1.tsv"
+SCHEMA_TSV = ENDPOINTS_91
 
 
 USED: set[int] = set()

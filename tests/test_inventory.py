@@ -6,11 +6,11 @@ import csv
 import re
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
+from _paths import ENDPOINTS_91
 
 import pvekit
 from pvekit import InvalidInputError, InvalidVMIDError, NotFoundError, frames
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pvekit import Cluster
     from pvekit.sim import Simulator
 
-SCHEMA = Path(__file__).resolve().parent.parent.parent / "shared" / "pve-api" / "endpoints-9.1.tsv"
+SCHEMA = ENDPOINTS_91
 
 
 def at(df: pd.DataFrame, row: Any, col: str) -> Any:

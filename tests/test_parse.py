@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 
 import pytest
+from _paths import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +27,6 @@ from pvekit._parse import (
     parse_tags,
     strip_prefix,
 )
-
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "pve-fixtures"
 
 GiB = 1024**3
 

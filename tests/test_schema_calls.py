@@ -3,14 +3,13 @@
 The whole surface runs against the simulator (every read of Cluster and Group with their
 options, every Guest action and agent call, every Task call); each recorded request's
 method, path template and parameter names are then looked up in the official schema:
-``../shared/pve-api/pve-api-schema-9.1.json`` when present, else the compact copy shipped in
-``pvekit/_data/schema.json.gz``. The test fails listing every offending call.
+the copy of ``pve-api-schema-9.1.json`` kept in ``tests/data/pve-api`` (the compact copy shipped in
+``pvekit/_data/schema.json.gz`` is derived from it and could share its mistakes). The test fails
+listing every offending call.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _paths import OFFICIAL_SCHEMA, official_schema
 
 import pvekit
 from pvekit import PVEError
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from pvekit.sim import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFICIAL = ROOT.parent / "shared" / "pve-api" / "pve-api-schema-9.1.json"
-COMPACT = ROOT / "pvekit" / "_data" / "schema.json.gz"
 
 
 @dataclass
@@ -52,29 +50,20 @@ def _regex(template: str) -> re.Pattern[str]:
 
 
 def load_routes() -> tuple[str, list[Route]]:
-    """(source, routes) from the official schema file, else the compact shipped copy."""
+    """(source, routes) from the official schema tree."""
     routes: list[Route] = []
-    if OFFICIAL.exists():
 
-        def walk(nodes: list[dict[str, Any]]) -> None:
-            for node in nodes:
-                route = Route(node["path"], _regex(node["path"]))
-                for method, info in (node.get("info") or {}).items():
-                    props = ((info.get("parameters") or {}).get("properties")) or {}
-                    route.methods[method] = set(props)
-                routes.append(route)
-                walk(node.get("children") or [])
+    def walk(nodes: list[dict[str, Any]]) -> None:
+        for node in nodes:
+            route = Route(node["path"], _regex(node["path"]))
+            for method, info in (node.get("info") or {}).items():
+                props = ((info.get("parameters") or {}).get("properties")) or {}
+                route.methods[method] = set(props)
+            routes.append(route)
+            walk(node.get("children") or [])
 
-        walk(json.loads(OFFICIAL.read_text()))
-        return OFFICIAL.name, routes
-    with gzip.open(COMPACT, "rt") as fh:
-        paths = json.load(fh)["paths"]
-    for template, methods in paths.items():
-        route = Route(template, _regex(template))
-        for method, info in methods.items():
-            route.methods[method] = set((info or {}).get("p") or {})
-        routes.append(route)
-    return COMPACT.name, routes
+    walk(official_schema())
+    return OFFICIAL_SCHEMA.name, routes
 
 
 def offending(requests: list[Any], routes: list[Route]) -> list[str]:

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 import requests
+from _paths import FIXTURES
 
 from pvekit.sim import SimCluster, Simulator
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "pve-fixtures"
 API = "/api2/json"
 
 

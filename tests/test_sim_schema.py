@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from _paths import SCHEMA_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from pvekit.sim._schema import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "pvekit" / "_data" / "schema.json.gz"
-SOURCE = ROOT.parent / "shared" / "pve-api"
+SOURCE = SCHEMA_DIR
 
 
 def test_shipped_schema_is_the_generated_one(tmp_path: Path) -> None:
