@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import requests
 
@@ -17,7 +18,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["connect", "connect_group", "demo", "resolve_profile"]
 
-_DEFAULT_TIMEOUT = 30
+_DEFAULT_TIMEOUT = 30.0
+
+
+class _Unset(enum.Enum):
+    """"Not given", as distinct from any value (httpx's ``USE_CLIENT_DEFAULT``).
+
+    An argument equal to its documented default must still override a profile that says
+    otherwise: ``connect("lax", verify_ssl=True)`` turns TLS verification back on.
+    """
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
 
 
 def resolve_profile(
@@ -29,11 +46,11 @@ def resolve_profile(
     token_name: str | None = None,
     token_value: str | None = None,
     otp: str | Callable[[], str] | None = None,
-    verify_ssl: bool = True,
+    verify_ssl: bool | _Unset = UNSET,
     ca_file: str | None = None,
     fingerprint: str | None = None,
-    timeout: float | tuple[float, float] = _DEFAULT_TIMEOUT,
-    cache: bool | str = True,
+    timeout: float | tuple[float, float] | _Unset = UNSET,
+    cache: bool | str | _Unset = UNSET,
     retries: int | None = None,
     backoff: float | None = None,
 ) -> Profile:
@@ -58,12 +75,9 @@ def resolve_profile(
         }.items()
         if v is not None
     }
-    if not verify_ssl:
-        overrides["verify_ssl"] = False
-    if timeout != _DEFAULT_TIMEOUT:
-        overrides["timeout"] = timeout
-    if cache is not True:
-        overrides["cache"] = cache
+    for key, value in (("verify_ssl", verify_ssl), ("timeout", timeout), ("cache", cache)):
+        if value is not UNSET:
+            overrides[key] = value
     if host is not None:
         if isinstance(profile, Profile):
             raise InvalidInputError("give either a Profile or host=..., not both")
@@ -72,9 +86,9 @@ def resolve_profile(
         fields: dict[str, Any] = {
             "name": profile or "default",
             "host": host,
-            "verify_ssl": verify_ssl,
-            "timeout": timeout,
-            "cache": cache,
+            "verify_ssl": True,
+            "timeout": _DEFAULT_TIMEOUT,
+            "cache": True,
             **overrides,
         }
         try:
@@ -111,11 +125,11 @@ def connect(
     token_name: str | None = None,
     token_value: str | None = None,
     otp: str | Callable[[], str] | None = None,
-    verify_ssl: bool = True,
+    verify_ssl: bool | _Unset = UNSET,
     ca_file: str | None = None,
     fingerprint: str | None = None,
-    timeout: float | tuple[float, float] = _DEFAULT_TIMEOUT,
-    cache: bool | str = True,
+    timeout: float | tuple[float, float] | _Unset = UNSET,
+    cache: bool | str | _Unset = UNSET,
     session: requests.Session | None = None,
     logger: logging.Logger | None = None,
     retries: int | None = None,
@@ -180,7 +194,15 @@ def connect_group(name: str, *, check: bool = False, logger: logging.Logger | No
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"group name must be a non-empty string, not {name!r}")
     profiles = load_config().group(name)
-    clusters = [connect(p, check=check, logger=logger) for p in profiles]
+    clusters: list[Cluster] = []
+    try:
+        for p in profiles:
+            clusters.append(connect(p, check=check, logger=logger))
+    except BaseException:
+        # A later member failed its check: close the ones already open (sessions, cache files).
+        for c in clusters:
+            c.close()
+        raise
     return Group(clusters)
 
 

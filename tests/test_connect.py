@@ -160,6 +160,53 @@ def test_connect_group_is_lazy_and_tolerates_a_dead_member(srv: PVEServer) -> No
         pvekit.connect_group("")
 
 
+def test_arguments_equal_to_the_defaults_still_override_the_profile(srv: PVEServer) -> None:
+    # Turning TLS verification back on (or the timeout or cache back to their defaults) for one
+    # connection must work: an explicit argument is given even when it equals the default.
+    write_config(
+        f"""
+        profiles:
+          lax: {{host: "{srv.url}", password: {ROOT_PW}, verify_ssl: false, timeout: 60,
+                 cache: false}}
+        """
+    )
+    prof = resolve_profile("lax", verify_ssl=True, timeout=30, cache=True)
+    assert (prof.verify_ssl, prof.timeout, prof.cache) == (True, 30.0, True)
+    kept = resolve_profile("lax")
+    assert (kept.verify_ssl, kept.timeout, kept.cache) == (False, 60.0, False)
+    with pvekit.connect("lax", verify_ssl=True, timeout=30, cache="memory", check=False) as c:
+        assert c.settings.verify_ssl is True and c.settings.timeout == 30.0
+    # with host=..., leaving them out still means the documented defaults
+    adhoc = resolve_profile(host="pve1", password="pw")
+    assert (adhoc.verify_ssl, adhoc.timeout, adhoc.cache) == (True, 30.0, True)
+
+
+def test_connect_group_check_closes_what_it_opened_when_a_member_fails(
+    srv: PVEServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(
+        f"""
+        profiles:
+          up: {{host: "{srv.url}", password: {ROOT_PW}, cache: false}}
+          down: {{host: "http://127.0.0.1:9", password: x, cache: false, retries: 0}}
+        groups:
+          both: [up, down]
+        """
+    )
+    opened: list[ApiClient] = []
+    real_init = ApiClient.__init__
+
+    def spy(self: ApiClient, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(self)
+
+    monkeypatch.setattr(ApiClient, "__init__", spy)
+    with pytest.raises(pvekit.PVEError):
+        pvekit.connect_group("both", check=True)
+    assert [c.profile for c in opened] == ["up", "down"]
+    assert all(c._closed for c in opened), "a cluster opened before the failure was leaked"
+
+
 # -- against the simulator ----------------------------------------------------------------------
 
 
