@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Derive the compact API schema shipped in ``pvekit/_data/schema.json.gz``.
 
-The official schema (``tests/data/pve-api/pve-api-schema-9.1.json.gz``, 2 MB unpacked) is the apidoc tree
-behind Proxmox's API viewer. pvekit needs only what it takes to route and validate a request:
-paths, methods, parameter names with their type, optionality, enum, bounds, pattern, simple
-named formats and the keys of property-string formats, the permission check and whether the
-call is proxied to a node. Descriptions and return schemas are dropped, which keeps the file
+The official schema (``tests/data/pve-api/pve-api-schema-9.1.json.gz``, 2 MB unpacked) is the
+apidoc tree behind Proxmox's API viewer. pvekit needs only what it takes to route and validate
+a request: paths, methods, parameter names with their type, optionality, enum, bounds, pattern,
+simple named formats and the keys of property-string formats, the permission check and whether
+the call is proxied to a node. Descriptions and return schemas are dropped, which keeps the file
 small enough to ship and fast to load.
 
 The PVE 8.4 flat view (``endpoints-8.4.tsv``) is folded in as version markers: endpoints and
