@@ -428,6 +428,19 @@ class ApiClient:
             body = response.json()
         except ValueError:
             body = None
+        if 300 <= response.status_code < 400:
+            response.close()
+            target = urlsplit(response.headers.get("Location") or "")
+            where = f" to {target.scheme}://{target.netloc}" if target.netloc else ""
+            raise errors.APIError(
+                f"the server answered {response.status_code} (a redirect{where}); the Proxmox "
+                "API never redirects, so pvekit refuses to follow: nothing was re-sent "
+                "(check the host and port, or a proxy in front of pveproxy)",
+                profile=self.profile,
+                method=method,
+                path=path,
+                status=response.status_code,
+            )
         if response.status_code >= 400:
             raise error_for_status(
                 response.status_code,

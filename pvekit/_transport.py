@@ -256,7 +256,10 @@ def request_options(profile: Profile) -> dict[str, Any]:
         )
     timeout = profile.timeout
     proxies = requests.utils.get_environ_proxies(profile.base_url)
-    return {"verify": verify, "timeout": timeout, "proxies": proxies}
+    # Proxmox's API never redirects: following one would re-post a password or carry a
+    # ticket and CSRF token to a host whose certificate nobody checked (the pin and the CA
+    # apply to this host only). A 3xx is refused by the API layer instead.
+    return {"verify": verify, "timeout": timeout, "proxies": proxies, "allow_redirects": False}
 
 
 # --------------------------------------------------------------------------------------------
