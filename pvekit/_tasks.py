@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from ._errors import InvalidInputError, TaskFailedError, TaskTimeoutError
+from ._errors import InvalidInputError, TaskFailedError, TaskTimeoutError, clean_text
 from ._format import UPID, parse_upid
 
 __all__ = ["Task", "TaskStatus", "exit_state"]
@@ -433,11 +433,12 @@ class _Progress:
                     pct = min(100.0, float(match.group(1)))
                     self.bar.n = max(self.bar.n, pct)
                     break
-            self.bar.set_postfix_str(last[-60:], refresh=False)
+            # The log is the server's text, shown on a terminal (tqdm) or in a widget.
+            self.bar.set_postfix_str(clean_text(last)[-60:], refresh=False)
         if not st.running:
             if st.ok:
                 self.bar.n = 100
-            self.bar.set_postfix_str(st.exitstatus or "", refresh=False)
+            self.bar.set_postfix_str(clean_text(st.exitstatus or ""), refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
