@@ -41,6 +41,8 @@ __all__ = ["ApiClient", "affected_paths"]
 _READ = "GET"
 _GUEST_TYPES = ("qemu", "lxc")
 _GUEST_LEVEL = re.compile(r"^/nodes/[^/]+/(?:qemu|lxc)/\d+/")
+# Seconds during which the reads a write of unknown outcome may have changed skip the cache.
+_UNSETTLED_FOR = 60.0
 
 
 def _persisted(method: str, path: str) -> bool:
@@ -152,6 +154,13 @@ def _data_of(body: Any) -> Any:
     return body
 
 
+def _outcome_unknown(exc: errors.PVEError) -> bool:
+    """Whether a failed write may have run: sent, but no answer saying it was refused."""
+    if isinstance(exc, errors.TLSError):
+        return False  # the pin or CA check failed before a byte of the request was sent
+    return isinstance(exc, errors.TransportError | errors.ServerError)
+
+
 def _transient(exc: errors.PVEError) -> bool:
     if isinstance(exc, errors.TLSError):
         return False
@@ -209,6 +218,8 @@ class ApiClient:
         # query, valid until requests-cache's own expiry. A warm read then skips the whole
         # requests/requests-cache stack (~2 ms of CPU each) and costs one json.loads.
         self._memo: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, bytes]] = {}
+        # (until, prefixes, exact) of writes whose outcome is unknown: see _unsettle
+        self._unsettled: list[tuple[float, list[str], list[str]]] = []
         self._closed = False
         self.auth: TokenAuth | TicketAuth
         if profile.is_token:
@@ -462,6 +473,36 @@ class ApiClient:
 
     def _call(self, method: str, path: str, params: dict[str, Any], *, fresh: bool = False) -> Any:
         self._check_path(method, path)
+        if method != _READ:
+            try:
+                return self._attempts(method, path, params, fresh=False)
+            except errors.PVEError as exc:
+                if _outcome_unknown(exc):
+                    self._unsettle(path, params)
+                raise
+        if self._cached and not fresh and self._unsettled and self._is_unsettled(path):
+            fresh = True
+        return self._attempts(method, path, params, fresh=fresh)
+
+    def _unsettle(self, path: str, params: Mapping[str, Any]) -> None:
+        """A write may have run although no answer said so: treat it as done.
+
+        Drops what a success would have dropped and, for a while, reads those paths past the
+        cache, since the server may apply the write after the client gave up on it (a timed
+        out POST keeps running): a read right after the error must not be cached as the truth.
+        """
+        prefixes, exact = affected_paths(path, params)
+        self._drop(prefixes, exact)
+        with self._index_lock:
+            self._unsettled.append((time.monotonic() + _UNSETTLED_FOR, prefixes, exact))
+
+    def _is_unsettled(self, path: str) -> bool:
+        now = time.monotonic()
+        with self._index_lock:
+            self._unsettled = [u for u in self._unsettled if u[0] > now]
+            return any(_matches(path, prefixes, exact) for _, prefixes, exact in self._unsettled)
+
+    def _attempts(self, method: str, path: str, params: dict[str, Any], *, fresh: bool) -> Any:
         if method == _READ and self._cached and not fresh:
             started = time.perf_counter()
             body = self._memo_get(path, params)
