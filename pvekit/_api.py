@@ -27,12 +27,15 @@ from ._config import Profile, Secret
 from ._errors import InvalidInputError, error_for_status, redact
 from ._transport import (
     RETRY_STATUSES,
+    ResponseTooLargeError,
     build_session,
     drop_cached,
     is_cached_session,
     request_options,
     retry_delay,
     tighten_cache_files,
+    time_limit,
+    timeout_budget,
     ttl_for,
 )
 
@@ -361,6 +364,8 @@ class ApiClient:
                 )
             return errors.TLSError(f"TLS check of {self.host} failed: {text}", **ctx)
         if isinstance(exc, requests.exceptions.Timeout):
+            if "deadline" in detail:
+                return errors.TimeoutError(f"{self.host}: {detail}", **ctx)
             kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
             return errors.TimeoutError(
                 f"{kind} timeout talking to {self.host} (timeout {self.settings.timeout} s)",
@@ -427,11 +432,32 @@ class ApiClient:
             response = self._plain.request(
                 "POST", self.base_url + path, data=dict(form), auth=_NoAuth(), **self._options
             )
+        except ResponseTooLargeError as exc:
+            raise self._too_large(exc, "POST", path) from None
         except requests.RequestException as exc:
             self._log_request("POST", path, {}, None, started, f" ({type(exc).__name__})")
             raise self._transport_error(exc, "POST", path) from None
         self._log_request("POST", path, {}, response, started)
         return self._unwrap("POST", path, response)
+
+    def _too_large(self, exc: ResponseTooLargeError, method: str, path: str) -> errors.APIError:
+        return errors.APIError(
+            f"the answer is larger than {exc.limit} bytes once decompressed: refused (raise "
+            "the profile's max_response_bytes if this answer is genuine)",
+            profile=self.profile,
+            method=method,
+            path=path,
+        )
+
+    def _call_deadline(self, retries: int) -> float:
+        """Monotonic time by which a call and all its retries must be done.
+
+        Each try may use the whole timeout; the waits between them their largest backoff.
+        A ``Retry-After`` that would end past it is not waited for.
+        """
+        budget = timeout_budget(self.settings.timeout) or 0.0
+        backoff = sum(min(30.0, self.settings.backoff * 2**n) for n in range(retries))
+        return time.monotonic() + budget * (retries + 1) + backoff
 
     def _unwrap(self, method: str, path: str, response: requests.Response) -> Any:
         body: Any = None
@@ -511,6 +537,12 @@ class ApiClient:
                 self._log_request(method, path, params, None, started, " (cache)", hit=True)
                 return data
         retries = self.settings.retries if method == _READ else 0
+        with time_limit(self._call_deadline(retries)):
+            return self._tries(method, path, params, fresh=fresh, retries=retries)
+
+    def _tries(
+        self, method: str, path: str, params: dict[str, Any], *, fresh: bool, retries: int
+    ) -> Any:
         attempt = 0
         reauthenticated = False
         while True:
@@ -522,20 +554,21 @@ class ApiClient:
                 # so a read may try again when the failure was transient.
                 if attempt < retries and _transient(exc):
                     delay = retry_delay(attempt, self.settings.backoff)
-                    self._retry_note(method, path, f"login: {exc.message}", attempt, retries, delay)
-                    time.sleep(delay)
-                    attempt += 1
-                    continue
+                    if self._wait_to_retry(method, path, f"login: {exc.message}", attempt, delay):
+                        attempt += 1
+                        continue
                 raise
+            except ResponseTooLargeError as exc:
+                self._log_request(method, path, params, None, started, " (too large)")
+                raise self._too_large(exc, method, path) from None
             except requests.RequestException as exc:
                 self._log_request(method, path, params, None, started, f" ({type(exc).__name__})")
                 error = self._transport_error(exc, method, path)
                 if attempt < retries and not isinstance(error, errors.TLSError):
                     delay = retry_delay(attempt, self.settings.backoff)
-                    self._retry_note(method, path, str(error), attempt, retries, delay)
-                    time.sleep(delay)
-                    attempt += 1
-                    continue
+                    if self._wait_to_retry(method, path, str(error), attempt, delay):
+                        attempt += 1
+                        continue
                 raise error from None
             self._log_request(method, path, params, response, started)
             status = response.status_code
@@ -545,11 +578,10 @@ class ApiClient:
                 continue  # the server refused before running anything: safe to repeat once
             if method == _READ and status in RETRY_STATUSES and attempt < retries:
                 delay = retry_delay(attempt, self.settings.backoff, response.headers)
-                self._retry_note(method, path, f"HTTP {status}", attempt, retries, delay)
-                response.close()
-                time.sleep(delay)
-                attempt += 1
-                continue
+                if self._wait_to_retry(method, path, f"HTTP {status}", attempt, delay):
+                    response.close()
+                    attempt += 1
+                    continue
             data = self._unwrap(method, path, response)
             if method == _READ:
                 self._remember(path, response)
@@ -558,6 +590,27 @@ class ApiClient:
                 prefixes, exact = affected_paths(path, params)
                 self._drop(prefixes, exact)
             return data
+
+    def _wait_to_retry(self, method: str, path: str, why: str, attempt: int, delay: float) -> bool:
+        """Sleep ``delay`` before retry ``attempt + 1``; ``False`` when it cannot fit in the
+        call's deadline (a long ``Retry-After``): then the caller gives up at once."""
+        from ._transport import current_limit
+
+        retries = self.settings.retries
+        limit = current_limit()
+        if limit is not None and time.monotonic() + delay >= limit:
+            self.log.info(
+                "[%s] %s %s: %s; no retry: waiting %.1f s would pass the call's deadline",
+                self.profile,
+                method,
+                path,
+                why,
+                delay,
+            )
+            return False
+        self._retry_note(method, path, why, attempt, retries, delay)
+        time.sleep(delay)
+        return True
 
     def _retry_note(
         self, method: str, path: str, why: str, attempt: int, retries: int, delay: float

@@ -8,13 +8,17 @@ thread with a generous bound, so a regression fails instead of holding the suite
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from _pveserver import PVEServer, Reply, password_profile, token_profile
+from _pveserver import TOKEN_SECRET, PVEServer, Reply, password_profile, token_profile
 
 import pvekit
 from pvekit import APIError, InvalidInputError, InvalidVMIDError
@@ -224,3 +228,205 @@ def test_13_timed_out_start_that_ran_is_not_hidden_by_the_cache() -> None:
         finally:
             c.close()
             probe.close()
+
+
+# -- hostile raw servers (bounded: a few connections, a few seconds, then they stop) ----------
+
+
+class RawServer:
+    """Accept up to ``connections`` TCP connections on 127.0.0.1 and run ``serve(sock)``
+    for each; every connection is closed after ``lifetime`` seconds at the latest."""
+
+    def __init__(
+        self, serve: Callable[[socket.socket], None], connections: int = 4, lifetime: float = 15
+    ) -> None:
+        self.serve = serve
+        self.connections = connections
+        self.lifetime = lifetime
+        self.accepted = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.listener.close()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set() and self.accepted < self.connections:
+            if time.monotonic() - started > self.lifetime:
+                return
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        conn.settimeout(self.lifetime)
+        try:
+            _read_request(conn)
+            self.serve(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < 65536:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            want = int(line.split(b":")[1]) - len(rest)
+            while want > 0:
+                got = conn.recv(min(want, 4096))
+                if not got:
+                    break
+                want -= len(got)
+    return head
+
+
+def _trickle(payload: bytes, every: float = 0.25, stop_after: float = 12.0) -> Any:
+    def serve(conn: socket.socket) -> None:
+        started = time.monotonic()
+        for i in range(len(payload)):
+            if time.monotonic() - started > stop_after:
+                return
+            conn.sendall(payload[i : i + 1])
+            time.sleep(every)
+
+    return serve
+
+
+def _raw_profile(url: str, **kw: Any) -> Any:
+    from pvekit._config import Profile
+
+    fields: dict[str, Any] = {"host": url, "token_name": "root@pam!t", "token_value": "s3cr3t"}
+    fields.update({"cache": False, "backoff": 0.01, **kw})
+    return Profile(**fields)
+
+
+_BODY = b'{"data": {"version": "9.1", "pad": "' + b"x" * 200 + b'"}}'
+_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+    _BODY
+)
+
+
+# -- 4: a total deadline per call ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("phase", ["body", "headers"])
+def test_04_trickling_server_cannot_hold_a_call(phase: str) -> None:
+    payload = _HEAD + _BODY
+    serve = _trickle(payload) if phase == "headers" else None
+
+    def body_trickle(conn: socket.socket) -> None:
+        conn.sendall(_HEAD)
+        _trickle(_BODY)(conn)
+
+    with RawServer(serve or body_trickle, connections=2) as raw:
+        c = ApiClient(_raw_profile(raw.url, timeout=1, retries=0))
+        try:
+            with pytest.raises(pvekit.TimeoutError) as info:
+                bounded(lambda: c.get("/version"), 8)
+        finally:
+            c.close()
+        assert raw.accepted == 1
+    assert "GET /version" in str(info.value)
+
+
+def test_04_retry_after_capped_by_the_deadline(srv: PVEServer) -> None:
+    srv.script("GET", "/nodes", *[Reply(503, reason="busy", headers={"Retry-After": "100"})] * 4)
+    c = ApiClient(token_profile(srv, cache=False, timeout=1, retries=3))
+    with c, pytest.raises(pvekit.ServerError):
+        bounded(lambda: c.get("/nodes"), 8)
+    # Waiting 100 s cannot fit in the call's deadline: no pointless sleep, no retry.
+    assert srv.count("GET", "/nodes") == 1
+
+
+def test_04_task_wait_times_out_on_time_with_task_timeout_error(srv: PVEServer) -> None:
+    from pvekit._tasks import Task
+
+    upid = "UPID:pve1:0002A1B3:0F619352:6B0BBAEA:qmstart:100:root@pam:"
+    srv.route(
+        "GET",
+        f"/nodes/pve1/tasks/{quote(upid, safe='')}/status",
+        lambda rec: Reply(200, {"status": "running", "upid": upid}, delay=6),
+    )
+    c = pvekit.connect(
+        host=srv.url,
+        token_name="root@pam!pvekit",
+        token_value=TOKEN_SECRET,
+        cache=False,
+        timeout=3,
+        retries=1,
+        check=False,
+    )
+    try:
+        task = Task(c, upid)
+        with pytest.raises(pvekit.TaskTimeoutError) as info:
+            bounded(lambda: task.wait(timeout=1, progress=False), 5)
+        assert info.value.task is task
+    finally:
+        c.close()
+
+
+# -- 6: a cap on the decompressed size of an answer ------------------------------------------
+
+
+def _gzip_bomb(mib: int) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = b"0" * (1 << 20)
+    return b"".join([*(z.compress(zeros) for _ in range(mib)), z.flush()])
+
+
+def test_06_gzip_bomb_fails_fast_with_bounded_memory() -> None:
+    bomb = _gzip_bomb(512)  # ~0.5 MB on the wire, 512 MiB once inflated
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(bomb)
+    )
+
+    def serve(conn: socket.socket) -> None:
+        conn.sendall(head + bomb)
+
+    with RawServer(serve, connections=2) as raw:
+        c = ApiClient(_raw_profile(raw.url, timeout=10, retries=2))
+        tracemalloc.start()
+        try:
+            with pytest.raises(APIError) as info:
+                bounded(lambda: c.get("/cluster/resources"), 60)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            c.close()
+        assert raw.accepted == 1  # not retried
+    assert peak < 200 * 2**20, peak  # the default cap is 64 MiB
+    text = str(info.value)
+    assert "GET /cluster/resources" in text and "max_response_bytes" in text
+
+
+def test_06_cap_is_configurable(srv: PVEServer) -> None:
+    srv.script("GET", "/nodes", Reply(200, ["x" * 1000] * 300))  # ~300 KB
+    c = ApiClient(token_profile(srv, cache=False, max_response_bytes=100_000))
+    with c, pytest.raises(APIError, match="larger than 100000 bytes"):
+        c.get("/nodes")
+    srv.script("GET", "/nodes", Reply(200, ["x" * 1000] * 300))
+    with ApiClient(token_profile(srv, cache=False)) as c:
+        assert len(c.get("/nodes")) == 300  # the default is generous
