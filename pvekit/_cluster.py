@@ -27,6 +27,7 @@ from ._api import ApiClient
 from ._errors import InvalidInputError, PVEError
 from ._format import parse_vmid
 from ._parse import parse_agent
+from ._transport import current_limit, time_limit
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -165,9 +166,12 @@ class Cluster(ApiClient):
             return []
         show = _interactive() if progress is None else bool(progress)
 
+        limit = current_limit()  # a caller's deadline (a group's) also binds the workers
+
         def guarded(item: T) -> R | PVEError:
             try:
-                return fn(item)
+                with time_limit(limit):
+                    return fn(item)
             except PVEError as err:
                 return err
 

@@ -430,3 +430,57 @@ def test_06_cap_is_configurable(srv: PVEServer) -> None:
     srv.script("GET", "/nodes", Reply(200, ["x" * 1000] * 300))
     with ApiClient(token_profile(srv, cache=False)) as c:
         assert len(c.get("/nodes")) == 300  # the default is generous
+
+
+# -- 5: a group's per-cluster deadline ---------------------------------------------------------
+
+
+def _silent(conn: socket.socket) -> None:
+    """Accept the request, never answer (until the server's own lifetime ends)."""
+    time.sleep(12)
+
+
+def test_05_silent_member_is_reported_failed_without_holding_the_group(fresh_sim: Any) -> None:
+    from pvekit import Group
+    from pvekit._group import PartialResultWarning
+
+    kw = dict(fresh_sim["prod"].connect_kwargs(identity="root"))
+    kw.pop("profile", None)
+    good = pvekit.connect("prod", **kw, cache=False)
+    with RawServer(_silent, connections=8, lifetime=12) as raw:
+        silent = pvekit.connect(
+            "silent",
+            host=raw.url,
+            token_name="root@pam!t",
+            token_value="s3cr3t",
+            cache=False,
+            timeout=5,
+            retries=3,
+            check=False,
+        )
+        group = Group([good, silent], cluster_timeout=1.0)
+        try:
+            with pytest.warns(PartialResultWarning, match="silent"):
+                df = bounded(group.guests, 8)
+            assert set(df["profile"]) == {"prod"} and len(df) > 0
+            status = group.status().set_index("profile")
+            assert status.loc["silent", "state"] == "failed"
+            assert "1 s" in status.loc["silent", "error"]
+            assert status.loc["prod", "state"] == "connected"
+            time.sleep(0.5)
+            # The abandoned read ends later: it must not flip the profile back.
+            assert group.status().set_index("profile").loc["silent", "state"] == "failed"
+        finally:
+            group.close()
+
+
+def test_05_cluster_timeout_is_validated(fresh_sim: Any) -> None:
+    from pvekit import Group
+
+    c = pvekit.connect(**fresh_sim["prod"].connect_kwargs(identity="root"), cache=False)
+    try:
+        for bad in (0, -1, float("inf"), float("nan"), "5", True):
+            with pytest.raises(InvalidInputError):
+                Group([c], cluster_timeout=bad)
+    finally:
+        c.close()
