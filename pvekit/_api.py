@@ -39,7 +39,7 @@ from ._transport import (
     ttl_for,
 )
 
-__all__ = ["ApiClient", "affected_paths"]
+__all__ = ["ApiClient", "affected_paths", "shape_problem"]
 
 _READ = "GET"
 _GUEST_TYPES = ("qemu", "lxc")
@@ -140,6 +140,40 @@ def affected_paths(path: str, params: Mapping[str, Any]) -> tuple[list[str], lis
             prefixes.append(f"/nodes/{target}/storage")
             exact.append(f"/nodes/{target}/tasks")
     return list(dict.fromkeys(prefixes)), list(dict.fromkeys(exact))
+
+
+# The shape of what the endpoints pvekit builds tables from answer (per the API schema):
+# lists of objects, or one object. ``null`` is accepted (Proxmox sends it for empty answers).
+_LIST_OF_OBJECTS = re.compile(
+    r"/cluster/(?:resources|tasks|ha/resources|ha/groups|backup)"
+    r"|/nodes"
+    r"|/nodes/[^/]+/(?:storage|tasks|qemu|lxc|network|rrddata)"
+    r"|/nodes/[^/]+/storage/[^/]+/(?:content|rrddata)"
+    r"|/nodes/[^/]+/(?:qemu|lxc)/\d+/(?:snapshot|rrddata|interfaces)"
+    r"|/pools|/storage",
+    re.ASCII,
+)
+_OBJECT = re.compile(
+    r"/version|/cluster/options"
+    r"|/nodes/[^/]+/(?:status|version|dns|tasks/[^/]+/status)"
+    r"|/nodes/[^/]+/(?:qemu|lxc)/\d+/(?:config|status/current)",
+    re.ASCII,
+)
+
+
+def shape_problem(path: str, data: Any) -> str | None:
+    """Why ``data`` cannot be the answer of ``GET path``, or ``None`` when it fits."""
+    if data is None:
+        return None
+    if _LIST_OF_OBJECTS.fullmatch(path):
+        if not isinstance(data, list):
+            return f"expected a list of objects, got {type(data).__name__}"
+        for item in data:
+            if not isinstance(item, Mapping):
+                return f"expected a list of objects, found an item of type {type(item).__name__}"
+    elif _OBJECT.fullmatch(path) and not isinstance(data, Mapping):
+        return f"expected an object, got {type(data).__name__}"
+    return None
 
 
 def _matches(path: str, prefixes: Iterable[str], exact: Iterable[str]) -> bool:
@@ -465,6 +499,15 @@ class ApiClient:
             body = response.json()
         except ValueError:
             body = None
+        except RecursionError:
+            # A hostile or broken server's 100,000-deep JSON: refused, whatever the status.
+            raise errors.APIError(
+                "the answer is JSON nested too deeply to read: refused",
+                profile=self.profile,
+                method=method,
+                path=path,
+                status=response.status_code,
+            ) from None
         if 300 <= response.status_code < 400:
             response.close()
             target = urlsplit(response.headers.get("Location") or "")

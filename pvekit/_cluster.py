@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from . import frames
-from ._api import ApiClient
-from ._errors import InvalidInputError, PVEError
+from ._api import ApiClient, shape_problem
+from ._errors import APIError, InvalidInputError, PVEError
 from ._format import parse_vmid
 from ._parse import parse_agent
 from ._transport import current_limit, time_limit
@@ -139,6 +139,25 @@ class Cluster(ApiClient):
         return Task(self, upid)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """GET ``path`` (see :meth:`ApiClient.get`); an answer whose shape cannot be what
+        the endpoint returns (``{"data": 5}`` for a list) raises :class:`~pvekit.APIError`
+        naming the endpoint, before any table is built from it."""
+        data = super().get(path, params, fresh=fresh, **kwargs)
+        problem = shape_problem(path, data)
+        if problem is not None:
+            raise APIError(
+                f"malformed answer: {problem}", profile=self.profile, method="GET", path=path
+            )
+        return data
 
     def resources(self, *, fresh: bool = False) -> list[dict[str, Any]]:
         """The raw rows of ``GET /cluster/resources`` (nodes, guests, storages, pools...).

@@ -484,3 +484,66 @@ def test_05_cluster_timeout_is_validated(fresh_sim: Any) -> None:
                 Group([c], cluster_timeout=bad)
     finally:
         c.close()
+
+
+# -- 7: malformed answers become pvekit errors naming the endpoint ----------------------------
+
+_DEEP = b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+_WRONG_SHAPES: list[Any] = [5, "five", {"a": 1}, [5], [[1, 2]], True]
+
+
+def _cluster_on(srv: PVEServer) -> Any:
+    return pvekit.connect(
+        host=srv.url,
+        token_name="root@pam!pvekit",
+        token_value=TOKEN_SECRET,
+        cache=False,
+        retries=0,
+        check=False,
+    )
+
+
+_RESOURCES = [
+    {"type": "node", "node": "pve1", "status": "online", "id": "node/pve1"},
+    {"type": "qemu", "node": "pve1", "vmid": 100, "name": "a", "status": "running"},
+    {"type": "qemu", "node": "pve1", "vmid": 101, "name": "b", "status": "stopped"},
+    {"type": "storage", "node": "pve1", "storage": "local", "status": "available"},
+]
+
+
+@pytest.mark.parametrize("shape", [*_WRONG_SHAPES, "deep"], ids=repr)
+@pytest.mark.parametrize("read", ["guests", "nodes", "storage", "guest"])
+def test_07_malformed_inventory_answer_is_a_pvekit_error(
+    srv: PVEServer, read: str, shape: Any
+) -> None:
+    reply = Reply(200, raw=_DEEP) if shape == "deep" else Reply(200, shape)
+    srv.route("GET", "/cluster/resources", lambda rec: reply)
+    srv.route("GET", "/nodes", lambda rec: reply)
+    srv.route("GET", "/nodes/pve1/storage", lambda rec: reply)
+    c = _cluster_on(srv)
+    try:
+        with pytest.raises(pvekit.PVEError) as info:
+            if read == "guest":
+                c.guest(100).status()
+            else:
+                getattr(c, read)()
+    finally:
+        c.close()
+    text = str(info.value)
+    assert "GET /" in text, text  # names the endpoint
+    assert not isinstance(info.value, pvekit.TransportError)
+
+
+def test_07_one_hostile_config_is_an_error_cell_not_a_sunk_table(srv: PVEServer) -> None:
+    srv.route("GET", "/cluster/resources", lambda rec: Reply(200, _RESOURCES))
+    srv.route("GET", "/nodes/pve1/qemu/100/config", lambda rec: Reply(200, raw=_DEEP))
+    srv.route("GET", "/nodes/pve1/qemu/101/config", lambda rec: Reply(200, 5))
+    c = _cluster_on(srv)
+    try:
+        df = c.guests(details=True, progress=False)
+    finally:
+        c.close()
+    rows = df.set_index("vmid")
+    assert list(rows.index) == [100, 101]
+    assert "config" in rows.loc[100, "error"] and "deep" in rows.loc[100, "error"]
+    assert "config" in rows.loc[101, "error"]
