@@ -27,20 +27,25 @@ from ._config import Profile, Secret
 from ._errors import InvalidInputError, error_for_status, redact
 from ._transport import (
     RETRY_STATUSES,
+    ResponseTooLargeError,
     build_session,
     drop_cached,
     is_cached_session,
     request_options,
     retry_delay,
     tighten_cache_files,
+    time_limit,
+    timeout_budget,
     ttl_for,
 )
 
-__all__ = ["ApiClient", "affected_paths"]
+__all__ = ["ApiClient", "affected_paths", "shape_problem"]
 
 _READ = "GET"
 _GUEST_TYPES = ("qemu", "lxc")
 _GUEST_LEVEL = re.compile(r"^/nodes/[^/]+/(?:qemu|lxc)/\d+/")
+# Seconds during which the reads a write of unknown outcome may have changed skip the cache.
+_UNSETTLED_FOR = 60.0
 
 
 def _persisted(method: str, path: str) -> bool:
@@ -137,6 +142,40 @@ def affected_paths(path: str, params: Mapping[str, Any]) -> tuple[list[str], lis
     return list(dict.fromkeys(prefixes)), list(dict.fromkeys(exact))
 
 
+# The shape of what the endpoints pvekit builds tables from answer (per the API schema):
+# lists of objects, or one object. ``null`` is accepted (Proxmox sends it for empty answers).
+_LIST_OF_OBJECTS = re.compile(
+    r"/cluster/(?:resources|tasks|ha/resources|ha/groups|backup)"
+    r"|/nodes"
+    r"|/nodes/[^/]+/(?:storage|tasks|qemu|lxc|network|rrddata)"
+    r"|/nodes/[^/]+/storage/[^/]+/(?:content|rrddata)"
+    r"|/nodes/[^/]+/(?:qemu|lxc)/\d+/(?:snapshot|rrddata|interfaces)"
+    r"|/pools|/storage",
+    re.ASCII,
+)
+_OBJECT = re.compile(
+    r"/version|/cluster/options"
+    r"|/nodes/[^/]+/(?:status|version|dns|tasks/[^/]+/status)"
+    r"|/nodes/[^/]+/(?:qemu|lxc)/\d+/(?:config|status/current)",
+    re.ASCII,
+)
+
+
+def shape_problem(path: str, data: Any) -> str | None:
+    """Why ``data`` cannot be the answer of ``GET path``, or ``None`` when it fits."""
+    if data is None:
+        return None
+    if _LIST_OF_OBJECTS.fullmatch(path):
+        if not isinstance(data, list):
+            return f"expected a list of objects, got {type(data).__name__}"
+        for item in data:
+            if not isinstance(item, Mapping):
+                return f"expected a list of objects, found an item of type {type(item).__name__}"
+    elif _OBJECT.fullmatch(path) and not isinstance(data, Mapping):
+        return f"expected an object, got {type(data).__name__}"
+    return None
+
+
 def _matches(path: str, prefixes: Iterable[str], exact: Iterable[str]) -> bool:
     for p in prefixes:
         p = p.rstrip("/") or "/"
@@ -150,6 +189,13 @@ def _data_of(body: Any) -> Any:
     if isinstance(body, Mapping) and "data" in body:
         return body["data"]
     return body
+
+
+def _outcome_unknown(exc: errors.PVEError) -> bool:
+    """Whether a failed write may have run: sent, but no answer saying it was refused."""
+    if isinstance(exc, errors.TLSError):
+        return False  # the pin or CA check failed before a byte of the request was sent
+    return isinstance(exc, errors.TransportError | errors.ServerError)
 
 
 def _transient(exc: errors.PVEError) -> bool:
@@ -209,6 +255,8 @@ class ApiClient:
         # query, valid until requests-cache's own expiry. A warm read then skips the whole
         # requests/requests-cache stack (~2 ms of CPU each) and costs one json.loads.
         self._memo: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, bytes]] = {}
+        # (until, prefixes, exact) of writes whose outcome is unknown: see _unsettle
+        self._unsettled: list[tuple[float, list[str], list[str]]] = []
         self._closed = False
         self.auth: TokenAuth | TicketAuth
         if profile.is_token:
@@ -350,6 +398,8 @@ class ApiClient:
                 )
             return errors.TLSError(f"TLS check of {self.host} failed: {text}", **ctx)
         if isinstance(exc, requests.exceptions.Timeout):
+            if "deadline" in detail:
+                return errors.TimeoutError(f"{self.host}: {detail}", **ctx)
             kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
             return errors.TimeoutError(
                 f"{kind} timeout talking to {self.host} (timeout {self.settings.timeout} s)",
@@ -416,11 +466,32 @@ class ApiClient:
             response = self._plain.request(
                 "POST", self.base_url + path, data=dict(form), auth=_NoAuth(), **self._options
             )
+        except ResponseTooLargeError as exc:
+            raise self._too_large(exc, "POST", path) from None
         except requests.RequestException as exc:
             self._log_request("POST", path, {}, None, started, f" ({type(exc).__name__})")
             raise self._transport_error(exc, "POST", path) from None
         self._log_request("POST", path, {}, response, started)
         return self._unwrap("POST", path, response)
+
+    def _too_large(self, exc: ResponseTooLargeError, method: str, path: str) -> errors.APIError:
+        return errors.APIError(
+            f"the answer is larger than {exc.limit} bytes once decompressed: refused (raise "
+            "the profile's max_response_bytes if this answer is genuine)",
+            profile=self.profile,
+            method=method,
+            path=path,
+        )
+
+    def _call_deadline(self, retries: int) -> float:
+        """Monotonic time by which a call and all its retries must be done.
+
+        Each try may use the whole timeout; the waits between them their largest backoff.
+        A ``Retry-After`` that would end past it is not waited for.
+        """
+        budget = timeout_budget(self.settings.timeout) or 0.0
+        backoff = sum(min(30.0, self.settings.backoff * 2**n) for n in range(retries))
+        return time.monotonic() + budget * (retries + 1) + backoff
 
     def _unwrap(self, method: str, path: str, response: requests.Response) -> Any:
         body: Any = None
@@ -428,6 +499,28 @@ class ApiClient:
             body = response.json()
         except ValueError:
             body = None
+        except RecursionError:
+            # A hostile or broken server's 100,000-deep JSON: refused, whatever the status.
+            raise errors.APIError(
+                "the answer is JSON nested too deeply to read: refused",
+                profile=self.profile,
+                method=method,
+                path=path,
+                status=response.status_code,
+            ) from None
+        if 300 <= response.status_code < 400:
+            response.close()
+            target = urlsplit(response.headers.get("Location") or "")
+            where = f" to {target.scheme}://{target.netloc}" if target.netloc else ""
+            raise errors.APIError(
+                f"the server answered {response.status_code} (a redirect{where}); the Proxmox "
+                "API never redirects, so pvekit refuses to follow: nothing was re-sent "
+                "(check the host and port, or a proxy in front of pveproxy)",
+                profile=self.profile,
+                method=method,
+                path=path,
+                status=response.status_code,
+            )
         if response.status_code >= 400:
             raise error_for_status(
                 response.status_code,
@@ -449,6 +542,36 @@ class ApiClient:
 
     def _call(self, method: str, path: str, params: dict[str, Any], *, fresh: bool = False) -> Any:
         self._check_path(method, path)
+        if method != _READ:
+            try:
+                return self._attempts(method, path, params, fresh=False)
+            except errors.PVEError as exc:
+                if _outcome_unknown(exc):
+                    self._unsettle(path, params)
+                raise
+        if self._cached and not fresh and self._unsettled and self._is_unsettled(path):
+            fresh = True
+        return self._attempts(method, path, params, fresh=fresh)
+
+    def _unsettle(self, path: str, params: Mapping[str, Any]) -> None:
+        """A write may have run although no answer said so: treat it as done.
+
+        Drops what a success would have dropped and, for a while, reads those paths past the
+        cache, since the server may apply the write after the client gave up on it (a timed
+        out POST keeps running): a read right after the error must not be cached as the truth.
+        """
+        prefixes, exact = affected_paths(path, params)
+        self._drop(prefixes, exact)
+        with self._index_lock:
+            self._unsettled.append((time.monotonic() + _UNSETTLED_FOR, prefixes, exact))
+
+    def _is_unsettled(self, path: str) -> bool:
+        now = time.monotonic()
+        with self._index_lock:
+            self._unsettled = [u for u in self._unsettled if u[0] > now]
+            return any(_matches(path, prefixes, exact) for _, prefixes, exact in self._unsettled)
+
+    def _attempts(self, method: str, path: str, params: dict[str, Any], *, fresh: bool) -> Any:
         if method == _READ and self._cached and not fresh:
             started = time.perf_counter()
             body = self._memo_get(path, params)
@@ -457,6 +580,12 @@ class ApiClient:
                 self._log_request(method, path, params, None, started, " (cache)", hit=True)
                 return data
         retries = self.settings.retries if method == _READ else 0
+        with time_limit(self._call_deadline(retries)):
+            return self._tries(method, path, params, fresh=fresh, retries=retries)
+
+    def _tries(
+        self, method: str, path: str, params: dict[str, Any], *, fresh: bool, retries: int
+    ) -> Any:
         attempt = 0
         reauthenticated = False
         while True:
@@ -468,20 +597,21 @@ class ApiClient:
                 # so a read may try again when the failure was transient.
                 if attempt < retries and _transient(exc):
                     delay = retry_delay(attempt, self.settings.backoff)
-                    self._retry_note(method, path, f"login: {exc.message}", attempt, retries, delay)
-                    time.sleep(delay)
-                    attempt += 1
-                    continue
+                    if self._wait_to_retry(method, path, f"login: {exc.message}", attempt, delay):
+                        attempt += 1
+                        continue
                 raise
+            except ResponseTooLargeError as exc:
+                self._log_request(method, path, params, None, started, " (too large)")
+                raise self._too_large(exc, method, path) from None
             except requests.RequestException as exc:
                 self._log_request(method, path, params, None, started, f" ({type(exc).__name__})")
                 error = self._transport_error(exc, method, path)
                 if attempt < retries and not isinstance(error, errors.TLSError):
                     delay = retry_delay(attempt, self.settings.backoff)
-                    self._retry_note(method, path, str(error), attempt, retries, delay)
-                    time.sleep(delay)
-                    attempt += 1
-                    continue
+                    if self._wait_to_retry(method, path, str(error), attempt, delay):
+                        attempt += 1
+                        continue
                 raise error from None
             self._log_request(method, path, params, response, started)
             status = response.status_code
@@ -491,11 +621,10 @@ class ApiClient:
                 continue  # the server refused before running anything: safe to repeat once
             if method == _READ and status in RETRY_STATUSES and attempt < retries:
                 delay = retry_delay(attempt, self.settings.backoff, response.headers)
-                self._retry_note(method, path, f"HTTP {status}", attempt, retries, delay)
-                response.close()
-                time.sleep(delay)
-                attempt += 1
-                continue
+                if self._wait_to_retry(method, path, f"HTTP {status}", attempt, delay):
+                    response.close()
+                    attempt += 1
+                    continue
             data = self._unwrap(method, path, response)
             if method == _READ:
                 self._remember(path, response)
@@ -504,6 +633,27 @@ class ApiClient:
                 prefixes, exact = affected_paths(path, params)
                 self._drop(prefixes, exact)
             return data
+
+    def _wait_to_retry(self, method: str, path: str, why: str, attempt: int, delay: float) -> bool:
+        """Sleep ``delay`` before retry ``attempt + 1``; ``False`` when it cannot fit in the
+        call's deadline (a long ``Retry-After``): then the caller gives up at once."""
+        from ._transport import current_limit
+
+        retries = self.settings.retries
+        limit = current_limit()
+        if limit is not None and time.monotonic() + delay >= limit:
+            self.log.info(
+                "[%s] %s %s: %s; no retry: waiting %.1f s would pass the call's deadline",
+                self.profile,
+                method,
+                path,
+                why,
+                delay,
+            )
+            return False
+        self._retry_note(method, path, why, attempt, retries, delay)
+        time.sleep(delay)
+        return True
 
     def _retry_note(
         self, method: str, path: str, why: str, attempt: int, retries: int, delay: float

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from . import frames
-from ._api import ApiClient
-from ._errors import InvalidInputError, PVEError
+from ._api import ApiClient, shape_problem
+from ._errors import APIError, InvalidInputError, PVEError
 from ._format import parse_vmid
 from ._parse import parse_agent
+from ._transport import current_limit, time_limit
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -139,6 +140,25 @@ class Cluster(ApiClient):
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """GET ``path`` (see :meth:`ApiClient.get`); an answer whose shape cannot be what
+        the endpoint returns (``{"data": 5}`` for a list) raises :class:`~pvekit.APIError`
+        naming the endpoint, before any table is built from it."""
+        data = super().get(path, params, fresh=fresh, **kwargs)
+        problem = shape_problem(path, data)
+        if problem is not None:
+            raise APIError(
+                f"malformed answer: {problem}", profile=self.profile, method="GET", path=path
+            )
+        return data
+
     def resources(self, *, fresh: bool = False) -> list[dict[str, Any]]:
         """The raw rows of ``GET /cluster/resources`` (nodes, guests, storages, pools...).
 
@@ -165,9 +185,12 @@ class Cluster(ApiClient):
             return []
         show = _interactive() if progress is None else bool(progress)
 
+        limit = current_limit()  # a caller's deadline (a group's) also binds the workers
+
         def guarded(item: T) -> R | PVEError:
             try:
-                return fn(item)
+                with time_limit(limit):
+                    return fn(item)
             except PVEError as err:
                 return err
 

@@ -290,6 +290,9 @@ class Profile:
     credential is sent); ``ca_file`` trusts a CA bundle; ``verify_ssl=False`` disables checks.
     ``timeout`` is seconds (or ``(connect, read)``); ``cache`` is ``True`` (SQLite in the user
     cache dir), ``"memory"`` or ``False``; ``retries``/``backoff`` apply to reads only.
+    ``timeout`` is also each request's total deadline (connect plus read for a pair), however
+    slowly a server trickles its answer. ``max_response_bytes`` caps an answer's decompressed
+    size (64 MiB by default).
     """
 
     name: str = "default"
@@ -309,6 +312,7 @@ class Profile:
     cache: bool | str = True
     retries: int = 3
     backoff: float = 0.5
+    max_response_bytes: int = 64 * 2**20
     source: str = "connect() arguments"
     groups: tuple[str, ...] = field(default=())
 
@@ -484,6 +488,11 @@ class Profile:
         if self.backoff < 0:
             raise self._fail("backoff", "must not be negative")
         self._set("backoff", float(self.backoff))
+        cap = self.max_response_bytes
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 1024 <= cap <= 2**40:
+            raise self._fail(
+                "max_response_bytes", f"{cap!r} is not a whole number of bytes (1024 .. 2**40)"
+            )
         if isinstance(self.groups, str):
             self._set("groups", (self.groups,))
         else:
@@ -665,6 +674,7 @@ _PROFILE_KEYS = {
     "backoff",
     "groups",
     "api_path",
+    "max_response_bytes",
 }
 
 
@@ -805,6 +815,8 @@ def _profile_from_pvekit(name: str, data: Any, source: str) -> Profile:
     }
     if data.get("api_path") is not None:
         kwargs["api_path"] = data["api_path"]
+    if data.get("max_response_bytes") is not None:
+        kwargs["max_response_bytes"] = data["max_response_bytes"]
     return Profile(**kwargs)
 
 

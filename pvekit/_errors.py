@@ -63,6 +63,7 @@ __all__ = [
     "TimeoutError",
     "TransportError",
     "TwoFactorRequiredError",
+    "clean_text",
     "error_for_status",
     "redact",
 ]
@@ -82,6 +83,32 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         r"\1***",
     ),
 )
+
+
+# ANSI/VT escape sequences (CSI, OSC, DCS/PM/APC strings, two-byte escapes) a hostile server
+# may put in a reason phrase or a message to repaint, retitle or query a user's terminal.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI ... final byte
+    r"|\x1b[\]PX^_].*?(?:\x07|\x1b\\|\Z)"  # OSC/DCS/SOS/PM/APC ... BEL or ST
+    r"|\x1b[@-Z\\-~]?"  # other two-byte escapes (or a lone ESC)
+    r"|\x9b[0-?]*[ -/]*[@-~]",  # 8-bit CSI
+    re.DOTALL,
+)
+# What remains that a terminal or a log reader would act on: C0/C1 controls other than
+# newline and tab, DEL, and the bidirectional overrides that reorder displayed text.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with terminal escape sequences removed and other controls shown as escapes.
+
+    Applied to every message, reason and log tail an error carries, since they quote what a
+    server said; the text stays readable (``\\x07`` instead of a bell).
+    """
+    if text.isprintable():
+        return text
+    text = _ESCAPES.sub("", text)
+    return _CONTROLS.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def redact(text: str) -> str:
@@ -109,12 +136,12 @@ class PVEError(Exception):
         status: int | None = None,
         reason: str | None = None,
     ) -> None:
-        self.message = redact(message)
+        self.message = clean_text(redact(message))
         self.profile = profile
         self.method = method
-        self.path = path
+        self.path = clean_text(path) if path else path
         self.status = status
-        self.reason = redact(reason) if reason else reason
+        self.reason = clean_text(redact(reason)) if reason else reason
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -181,7 +208,9 @@ class APIError(PVEError):
         body: Any = None,
         **context: Any,
     ) -> None:
-        self.errors: dict[str, str] = {k: redact(str(v)) for k, v in (errors or {}).items()}
+        self.errors: dict[str, str] = {
+            clean_text(str(k)): clean_text(redact(str(v))) for k, v in (errors or {}).items()
+        }
         self.body = body
         super().__init__(message, **context)
 
@@ -244,8 +273,8 @@ class TaskFailedError(TaskError):
         log_tail: list[str] | None = None,
         **context: Any,
     ) -> None:
-        self.exitstatus = exitstatus
-        self.log_tail = [redact(line) for line in (log_tail or [])]
+        self.exitstatus = clean_text(exitstatus) if exitstatus else exitstatus
+        self.log_tail = [clean_text(redact(line)) for line in (log_tail or [])]
         super().__init__(message, **context)
 
 

@@ -104,8 +104,10 @@ def parse_vmid(value: Any) -> int:
             raise InvalidVMIDError(f"invalid VMID {value!r}: not a whole number")
         number = int(as_float)
     elif isinstance(value, str):
-        text = value.strip()
-        if not re.fullmatch(r"[+-]?\d+", text):
+        # Spaces around are tolerated (as the seed does); a newline, a tab or a digit that is
+        # not ASCII (fullwidth U+FF11) is not a VMID Proxmox would accept.
+        text = value.strip(" ")
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
             raise InvalidVMIDError(f"invalid VMID {value!r}: not a number")
         number = int(text)
     else:

@@ -9,11 +9,13 @@ Across clusters the key of a guest is ``(profile, vmid)``: VMIDs repeat between 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,9 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._errors import TimeoutError as PVETimeoutError
 from ._format import parse_vmid
+from ._transport import time_limit, timeout_budget
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -45,6 +49,8 @@ class PartialResultWarning(UserWarning):
 
 # Errors that say the cluster itself is unusable (not just this one call).
 _CONNECTION_ERRORS = (TransportError, AuthenticationError)
+#: Shortest default per-cluster deadline (seconds) of a group read.
+MIN_CLUSTER_TIMEOUT = 60.0
 # Gateway statuses that reach us only once the read retries gave up: whatever sits in front
 # of pveproxy (or pveproxy itself) says the cluster is unavailable, not that this call was wrong.
 _UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
@@ -72,6 +78,12 @@ class Group:
     ``backups()``, ``snapshots()``, ``metrics()``, ``summary()`` with the same arguments as
     on a Cluster; ``guest(vmid, profile=None)``, ``map(fn)``, ``status()``, ``reconnect()``,
     ``close()``. Index by profile: ``group["prod"]``.
+
+    ``cluster_timeout`` is the per-cluster deadline of every fan-out, in seconds: a cluster
+    still busy past it (one that accepts connections and never answers) is reported failed,
+    in the partial result and in :meth:`status`, and the group returns without it. By default
+    it is twice the longest member ``timeout``, and at least 60 s; it can be set later
+    (``group.cluster_timeout = 20``).
     """
 
     def __init__(
@@ -79,6 +91,7 @@ class Group:
         clusters: Iterable[Cluster] | Mapping[str, Cluster],
         *,
         max_workers: int | None = None,
+        cluster_timeout: float | None = None,
     ) -> None:
         items = (
             list(clusters.items())
@@ -106,8 +119,33 @@ class Group:
         ):
             raise InvalidInputError(f"invalid max_workers={max_workers!r}: expected an int >= 1")
         self.max_workers = max_workers
+        self.cluster_timeout = cluster_timeout
         self._lock = threading.Lock()
         self._states: dict[str, _ProfileState] = {p: _ProfileState() for p in self._clusters}
+
+    @property
+    def cluster_timeout(self) -> float:
+        """Seconds each cluster has to answer one fan-out (see the class docs)."""
+        if self._cluster_timeout is not None:
+            return self._cluster_timeout
+        budgets = [
+            timeout_budget(getattr(getattr(c, "settings", None), "timeout", None)) or 0.0
+            for c in self._clusters.values()
+        ]
+        return max([MIN_CLUSTER_TIMEOUT, *(2 * b for b in budgets)])
+
+    @cluster_timeout.setter
+    def cluster_timeout(self, value: float | None) -> None:
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise InvalidInputError(
+                f"invalid cluster_timeout={value!r}: expected seconds > 0 (finite) or None"
+            )
+        self._cluster_timeout = None if value is None else float(value)
 
     # -- container protocol -------------------------------------------------------------------
 
@@ -182,19 +220,48 @@ class Group:
         if not names:
             return {}
 
+        timeout = self.cluster_timeout
+        limit = time.monotonic() + timeout
+        gate = threading.Lock()  # orders a late outcome against its abandonment
+        abandoned: set[str] = set()
+
         def run(name: str) -> Any:
-            try:
-                result = fn(self._clusters[name])
-            except Exception as err:
-                self._record(name, err)
-                return err
-            self._record(name, None)
-            return result
+            outcome: Any
+            # Every request of this cluster's call (and of its own fan-out) ends by the limit.
+            with time_limit(limit):
+                try:
+                    outcome = fn(self._clusters[name])
+                except Exception as err:
+                    outcome = err
+            with gate:
+                if name not in abandoned:
+                    self._record(name, outcome if isinstance(outcome, Exception) else None)
+            return outcome
 
         workers = self.max_workers or len(names)
-        with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
-            results = list(pool.map(run, names))
-        return dict(zip(names, results, strict=True))
+        pool = ThreadPoolExecutor(max_workers=min(workers, len(names)))
+        try:
+            futures = [pool.submit(run, name) for name in names]
+            wait_futures(futures, timeout=max(0.0, limit - time.monotonic()))
+        finally:
+            # A cluster past its deadline is left to finish on its own (its requests are
+            # bounded by the same limit); the group does not wait for it.
+            pool.shutdown(wait=False, cancel_futures=True)
+        results: dict[str, Any] = {}
+        for name, future in zip(names, futures, strict=True):
+            with gate:
+                if not future.done() or future.cancelled():
+                    abandoned.add(name)
+                    err = PVETimeoutError(
+                        f"no answer within {timeout:g} s (the group's per-cluster deadline, "
+                        "cluster_timeout)",
+                        profile=name,
+                    )
+                    self._record(name, err)
+                    results[name] = err
+                    continue
+            results[name] = future.result()
+        return results
 
     def _gather(self, frame: str, call: Callable[[Cluster], pd.DataFrame], **spec: bool) -> Any:
         import pandas as pd

@@ -61,19 +61,24 @@ __all__ = [
 ]
 
 GUEST_TYPES = ("qemu", "lxc")
-_NODE_RE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
-_STORAGE_RE = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
-_CONFIGID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]+$")
-_TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$", re.IGNORECASE)
+# Proxmox's own formats are full-match ASCII patterns: fullmatch (a trailing newline does not
+# slip past ``$``) and re.ASCII (no fullwidth digits, no KELVIN SIGN folding to ``k``).
+_NODE_RE = re.compile(r"(?=.{1,63}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", re.ASCII)
+_STORAGE_RE = re.compile(r"[a-z][a-z0-9\-_.]*[a-z0-9]", re.IGNORECASE | re.ASCII)
+_CONFIGID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]+", re.ASCII)
+_TAG_RE = re.compile(r"[a-z0-9_][a-z0-9_\-+.]*", re.IGNORECASE | re.ASCII)
 _DNS_NAME_RE = re.compile(
-    r"^(?=.{1,253}$)(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*"
-    r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?$"
+    r"(?=.{1,253}\Z)(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*"
+    r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?",
+    re.ASCII,
 )
 _DISK_KEY_RE = {
-    "qemu": re.compile(r"^(?:(?:scsi|virtio|sata|ide)\d+|efidisk0|tpmstate0)$"),
-    "lxc": re.compile(r"^(?:rootfs|mp\d+)$"),
+    "qemu": re.compile(r"(?:(?:scsi|virtio|sata|ide)\d+|efidisk0|tpmstate0)", re.ASCII),
+    "lxc": re.compile(r"(?:rootfs|mp\d+)", re.ASCII),
 }
-_RESIZE_RE = re.compile(r"^\s*(\+)?\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?\s*$", re.IGNORECASE)
+_RESIZE_RE = re.compile(
+    r"\s*(\+)?\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?\s*", re.IGNORECASE | re.ASCII
+)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 #: Longest snapshot name Proxmox accepts (``snapname`` has ``maxLength`` 40).
 SNAPSHOT_NAME_MAX = 40
@@ -122,7 +127,7 @@ def validate_snapshot_name(name: Any) -> str:
             f"snapshot name {name!r} is {len(name)} characters long; Proxmox allows at most "
             f"{SNAPSHOT_NAME_MAX}"
         )
-    if not _CONFIGID_RE.match(name):
+    if not _CONFIGID_RE.fullmatch(name):
         raise InvalidInputError(
             f"invalid snapshot name {name!r}: it must start with a letter, be at least 2 "
             "characters long and contain only letters, digits, '_' and '-'"
@@ -133,13 +138,13 @@ def validate_snapshot_name(name: Any) -> str:
 
 
 def _node_name(value: Any, what: str = "node") -> str:
-    if not isinstance(value, str) or not _NODE_RE.match(value):
+    if not isinstance(value, str) or not _NODE_RE.fullmatch(value):
         raise InvalidInputError(f"invalid {what} name {value!r}: expected a Proxmox node name")
     return value
 
 
 def _storage_id(value: Any) -> str:
-    if not isinstance(value, str) or not _STORAGE_RE.match(value):
+    if not isinstance(value, str) or not _STORAGE_RE.fullmatch(value):
         raise InvalidInputError(f"invalid storage id {value!r}")
     return value
 
@@ -177,7 +182,7 @@ def _parse_size_arg(size: Any) -> tuple[bool, int]:
         return False, size
     if not isinstance(size, str):
         raise InvalidInputError(f"size must be a string like '+10G' or '50G', not {size!r}")
-    match = _RESIZE_RE.match(size)
+    match = _RESIZE_RE.fullmatch(size)
     if not match:
         raise InvalidInputError(
             f"invalid size {size!r}: expected '+10G' (grow by) or '50G' (new size), with unit "
@@ -236,7 +241,7 @@ def _tags_text(tags: Any) -> str:
     else:
         raise InvalidInputError(f"tags must be a list of strings or a ';' list, not {tags!r}")
     for t in items:
-        if not _TAG_RE.match(t):
+        if not _TAG_RE.fullmatch(t):
             raise InvalidInputError(
                 f"invalid tag {t!r}: letters, digits, '_', '-', '+' and '.' only, not starting "
                 "with '-', '+' or '.'"
@@ -810,7 +815,7 @@ class Guest:
         ``newid`` attribute is the new VMID.
         """
         _flag(full, "full")
-        if name is not None and (not isinstance(name, str) or not _DNS_NAME_RE.match(name)):
+        if name is not None and (not isinstance(name, str) or not _DNS_NAME_RE.fullmatch(name)):
             raise InvalidInputError(f"invalid guest name {name!r}: expected a DNS name")
         if newid is not None:
             parse_vmid(newid)  # bad input fails before any request
@@ -960,7 +965,7 @@ class Guest:
         if tags is not None:
             params["tags"] = _tags_text(tags)
         if name is not None:
-            if not isinstance(name, str) or not _DNS_NAME_RE.match(name):
+            if not isinstance(name, str) or not _DNS_NAME_RE.fullmatch(name):
                 raise InvalidInputError(f"invalid guest name {name!r}: expected a DNS name")
             params["name" if gtype == "qemu" else "hostname"] = name
         if delete is not None:
@@ -1001,7 +1006,7 @@ class Guest:
         from . import _parse
 
         gtype = self.type
-        if not isinstance(disk, str) or not _DISK_KEY_RE[gtype].match(disk):
+        if not isinstance(disk, str) or not _DISK_KEY_RE[gtype].fullmatch(disk):
             raise InvalidInputError(
                 f"invalid disk {disk!r} for a {gtype} guest "
                 f"({'scsiN, virtioN, sataN, ideN, efidisk0, tpmstate0' if gtype == 'qemu' else 'rootfs or mpN'})"  # noqa: E501

@@ -49,7 +49,9 @@ class InvalidSizeError(ConfigStringError):
 
 
 _UNIT_POWER = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
-_SIZE_RE = re.compile(r"^\s*(\+)?(\d+(?:\.\d+)?|\.\d+)\s*([KMGTP]?)(?:i?B)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(
+    r"^\s*(\+)?(\d+(?:\.\d+)?|\.\d+)\s*([KMGTP]?)(?:i?B)?\s*\Z", re.IGNORECASE | re.ASCII
+)
 
 
 def parse_size(text: str | int | float) -> int:

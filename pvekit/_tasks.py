@@ -22,7 +22,13 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from ._errors import InvalidInputError, TaskFailedError, TaskTimeoutError
+from ._errors import (
+    InvalidInputError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+    clean_text,
+)
 from ._format import UPID, parse_upid
 
 __all__ = ["Task", "TaskStatus", "exit_state"]
@@ -338,7 +344,7 @@ class Task:
         bar = _Progress(self) if progress else None
         try:
             while True:
-                st = self.status()
+                st = self._status_within(deadline, timeout)
                 if bar is not None:
                     bar.update(st)
                 if not st.running:
@@ -372,6 +378,25 @@ class Task:
         return st
 
     # -- internals ------------------------------------------------------------------------
+
+    def _status_within(self, deadline: float | None, timeout: float | None) -> TaskStatus:
+        """:meth:`status`, its request bounded by the wait's deadline: a slow or silent
+        server makes the wait end on time with TaskTimeoutError, not a transport error."""
+        from ._transport import time_limit
+
+        try:
+            with time_limit(deadline):
+                return self.status()
+        except TransportError:
+            if deadline is None or time.monotonic() < deadline - 0.05:
+                raise
+        raise TaskTimeoutError(
+            f"task {self.description} on {self.node}: no status within {timeout:g} s (the "
+            f"server did not answer in time); it may still be running: call .wait() again or "
+            f".stop() ({self.upid})",
+            task=self,
+            profile=self.profile or None,
+        )
 
     def _finished(self) -> None:
         """Drop the cached reads the task's effect made stale; run success callbacks once."""
@@ -433,11 +458,12 @@ class _Progress:
                     pct = min(100.0, float(match.group(1)))
                     self.bar.n = max(self.bar.n, pct)
                     break
-            self.bar.set_postfix_str(last[-60:], refresh=False)
+            # The log is the server's text, shown on a terminal (tqdm) or in a widget.
+            self.bar.set_postfix_str(clean_text(last)[-60:], refresh=False)
         if not st.running:
             if st.ok:
                 self.bar.n = 100
-            self.bar.set_postfix_str(st.exitstatus or "", refresh=False)
+            self.bar.set_postfix_str(clean_text(st.exitstatus or ""), refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:

@@ -20,29 +20,37 @@ session-level setting.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
+import heapq
 import os
 import random
 import re
+import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._config import Profile
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TTL",
     "NEVER",
     "REDACTED_HEADERS",
     "RETRY_STATUSES",
     "TTL_TABLE",
+    "DeadlineAdapter",
     "FingerprintAdapter",
+    "ResponseTooLargeError",
     "build_session",
     "cache_dir",
     "cache_file",
@@ -51,6 +59,8 @@ __all__ = [
     "request_options",
     "retry_delay",
     "tighten_cache_files",
+    "time_limit",
+    "timeout_budget",
     "ttl_for",
     "url_patterns",
 ]
@@ -194,6 +204,235 @@ def tighten_cache_files(profile: Profile) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Deadlines and the size cap
+#
+# ``timeout`` in requests bounds each socket operation, not the request: a server that sends a
+# byte every few seconds holds a call forever. Every request through pvekit's adapters gets a
+# total deadline (the whole timeout budget, connect plus read); when it passes, one watchdog
+# thread shuts the connection's socket down, which wakes the blocked read at once.
+
+#: Largest decompressed answer accepted by default (the largest real answers, the cluster
+#: resources of 10,000 guests, are a few MB).
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20
+_CHUNK = 64 * 1024
+
+_local = threading.local()
+_owner_lock = threading.Lock()
+
+
+class ResponseTooLargeError(requests.exceptions.RequestException):
+    """The decompressed answer grew past the profile's ``max_response_bytes``."""
+
+    def __init__(self, limit: int, **kwargs: Any) -> None:
+        self.limit = limit
+        super().__init__(f"answer larger than {limit} bytes", **kwargs)
+
+
+class _Deadline:
+    __slots__ = ("conn", "done", "fired", "when")
+
+    def __init__(self, when: float) -> None:
+        self.when = when
+        self.conn: Any = None
+        self.done = False
+        self.fired = False
+
+    def __lt__(self, other: _Deadline) -> bool:
+        return self.when < other.when
+
+    def expire(self) -> None:
+        with _owner_lock:
+            if self.done:
+                return
+            self.fired = True
+            conn = self.conn
+            # The connection may be back in the pool and serving another request by now.
+            if conn is None or getattr(conn, "_pvekit_deadline", None) is not self:
+                return
+            sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # The plain socket's shutdown, also under TLS: it wakes a blocked recv without
+                # touching the SSL object another thread is reading through.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        with _owner_lock:
+            self.done = True
+            self.conn = None
+
+
+class _Watchdog:
+    """One daemon thread expiring deadlines in time order (cheap: no thread per request)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[_Deadline] = []
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: _Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="pvekit-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0] is deadline:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait(5.0)
+                    if not self._heap:
+                        self._thread = None
+                        return
+                    continue
+                wait = self._heap[0].when - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                due = heapq.heappop(self._heap)
+            due.expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+@contextlib.contextmanager
+def time_limit(when: float | None) -> Iterator[None]:
+    """Bound every request this thread sends inside the block by ``when`` (monotonic).
+
+    Nested limits keep the earliest. Used for a call's retries, ``Task.wait(timeout=)`` and
+    a group's per-cluster deadline.
+    """
+    previous = getattr(_local, "limit", None)
+    if when is not None and previous is not None:
+        when = min(when, previous)
+    _local.limit = when if when is not None else previous
+    try:
+        yield
+    finally:
+        _local.limit = previous
+
+
+def current_limit() -> float | None:
+    """The monotonic time limit set by :func:`time_limit` in this thread, if any."""
+    limit: float | None = getattr(_local, "limit", None)
+    return limit
+
+
+def timeout_budget(timeout: Any) -> float | None:
+    """Seconds one request may take in all: the timeout, or connect + read of a pair."""
+    if isinstance(timeout, tuple | list):
+        parts = [t for t in timeout if isinstance(t, int | float)]
+        return float(sum(parts)) if len(parts) == len(timeout) else None
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        return float(timeout)
+    return None
+
+
+class _DeadlinePool(HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn: Any = super()._get_conn(timeout)
+        deadline = getattr(_local, "deadline", None)
+        with _owner_lock:
+            conn._pvekit_deadline = deadline
+            if deadline is not None:
+                deadline.conn = conn
+        return conn
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool, _DeadlinePool):
+    pass
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An adapter giving every request a total deadline and a cap on the answer's size.
+
+    The deadline is ``timeout`` taken as a total (connect + read for a pair), or the
+    thread's :func:`time_limit` if earlier; past it the request fails with ``ReadTimeout``
+    however slowly the server trickles bytes. The body is read here, decompressed chunk by
+    chunk, and refused with :class:`ResponseTooLargeError` once it exceeds ``max_bytes``
+    (a gzip bomb costs at most one chunk beyond the cap, never the inflated whole).
+    """
+
+    def __init__(self, *, max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, **kwargs: Any) -> None:
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    __attrs__ = [*HTTPAdapter.__attrs__, "max_bytes"]
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _DeadlinePool,
+            "https": _DeadlineHTTPSPool,
+        }
+
+    def send(  # type: ignore[override]
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        now = time.monotonic()
+        budget = timeout_budget(timeout)
+        when = now + budget if budget is not None else None
+        limit = current_limit()
+        if limit is not None:
+            when = limit if when is None else min(when, limit)
+        if when is None:
+            response = super().send(request, stream=stream, timeout=timeout, **kwargs)
+            return response if stream else self._read_body(response)
+        if when <= now:
+            raise requests.exceptions.ReadTimeout(
+                "no time left for this request (its deadline has passed); nothing was sent",
+                request=request,
+            )
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+            timeout = min(float(timeout), when - now)  # connect no longer than the time left
+        deadline = _Deadline(when)
+        _local.deadline = deadline
+        _WATCHDOG.arm(deadline)
+        try:
+            response = super().send(request, stream=stream, timeout=timeout, **kwargs)
+            return response if stream else self._read_body(response)
+        except requests.RequestException as exc:
+            if deadline.fired:
+                raise requests.exceptions.ReadTimeout(
+                    f"no complete answer within {when - now:.3g} s (the request's total deadline)",
+                    request=request,
+                ) from exc
+            raise
+        finally:
+            _local.deadline = None
+            deadline.cancel()
+
+    def _read_body(self, response: requests.Response) -> requests.Response:
+        limit = self.max_bytes
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            response.close()
+            raise ResponseTooLargeError(limit, response=response, request=response.request)
+        body = bytearray()
+        for chunk in response.iter_content(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                response.close()
+                raise ResponseTooLargeError(limit, response=response, request=response.request)
+        response._content = bytes(body)
+        return response
+
+
+# --------------------------------------------------------------------------------------------
 # TLS
 
 
@@ -206,7 +445,7 @@ def _pinned_context() -> Any:
     return create_urllib3_context(cert_reqs=ssl.CERT_NONE)
 
 
-class FingerprintAdapter(HTTPAdapter):
+class FingerprintAdapter(DeadlineAdapter):
     """Accept exactly the certificate whose SHA-256 fingerprint is pinned.
 
     urllib3 compares the fingerprint right after the handshake and before the request is
@@ -232,7 +471,7 @@ class FingerprintAdapter(HTTPAdapter):
         proxy_kwargs["assert_fingerprint"] = self.fingerprint
         return super().proxy_manager_for(proxy, **proxy_kwargs)
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "fingerprint"]  # keep the pin when pickled
+    __attrs__ = [*DeadlineAdapter.__attrs__, "fingerprint"]  # keep the pin when pickled
 
 
 def request_options(profile: Profile) -> dict[str, Any]:
@@ -256,7 +495,10 @@ def request_options(profile: Profile) -> dict[str, Any]:
         )
     timeout = profile.timeout
     proxies = requests.utils.get_environ_proxies(profile.base_url)
-    return {"verify": verify, "timeout": timeout, "proxies": proxies}
+    # Proxmox's API never redirects: following one would re-post a password or carry a
+    # ticket and CSRF token to a host whose certificate nobody checked (the pin and the CA
+    # apply to this host only). A 3xx is refused by the API layer instead.
+    return {"verify": verify, "timeout": timeout, "proxies": proxies, "allow_redirects": False}
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,11 +529,12 @@ def build_session(profile: Profile, session: requests.Session | None = None) -> 
         _deny_all_cookies(session)
         session.headers["Accept"] = "application/json"
         session.headers["User-Agent"] = f"pvekit/{_version()} {requests.utils.default_user_agent()}"
-    adapter: HTTPAdapter
+    adapter: DeadlineAdapter
+    cap = profile.max_response_bytes
     if profile.scheme == "https" and profile.fingerprint:
-        adapter = FingerprintAdapter(profile.fingerprint, pool_maxsize=32)
+        adapter = FingerprintAdapter(profile.fingerprint, max_bytes=cap, pool_maxsize=32)
     else:
-        adapter = HTTPAdapter(pool_maxsize=32)
+        adapter = DeadlineAdapter(max_bytes=cap, pool_maxsize=32)
     session.mount(f"{profile.scheme}://{profile.host}/", adapter)
     return session
 
