@@ -187,12 +187,100 @@ def cache_file(profile: Profile) -> Path:
     return cache_dir() / f"{safe_name}-{digest}.sqlite"
 
 
+def _private_dir(directory: Path) -> None:
+    """Create the cache directory owner-only, or make an existing one so.
+
+    A directory others may write to would let them swap the cache file for a link or plant
+    answers; one that belongs to someone else is refused outright.
+    """
+    from ._errors import ConfigError
+
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = directory.stat()
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise ConfigError(
+            f"cache directory {str(directory)!r} belongs to another user (uid {info.st_uid}): "
+            "refused; set PVEKIT_CACHE_DIR to a directory of your own, or use cache='memory'"
+        )
+    if info.st_mode & 0o077:
+        os.chmod(directory, 0o700)
+
+
 def _private_file(path: Path) -> None:
-    """Create ``path`` (and its directory) readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)  # an existing file may have had wider rights
+    """Create ``path`` (and its directory) readable by the owner only; refuse a symlink."""
+    from ._errors import ConfigError
+
+    _private_dir(path.parent)
+    for candidate in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+        if candidate.is_symlink():
+            raise ConfigError(
+                f"the cache file {str(candidate)!r} is a symbolic link: refused (pvekit would "
+                "write through it); remove it, or use cache='memory'"
+            )
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the cache file {str(path)!r}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)  # an existing file may have had wider rights
+    finally:
+        os.close(fd)
+
+
+_warned_damaged: set[str] = set()
+
+
+def _move_aside(path: Path, exc: Exception) -> None:
+    """Rename a damaged cache file (and its WAL) out of the way and warn once per file."""
+    import logging
+    import warnings
+
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    moved = path.with_name(f"{path.name}.damaged-{stamp}-{os.getpid()}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            with contextlib.suppress(OSError):
+                os.replace(source, moved.with_name(moved.name + suffix))
+    if str(path) not in _warned_damaged:
+        _warned_damaged.add(str(path))
+        message = (
+            f"the pvekit cache file {str(path)!r} was damaged ({type(exc).__name__}: {exc}); "
+            f"moved aside to {moved.name!r}, starting a fresh cache"
+        )
+        logging.getLogger("pvekit.cache").warning(message)
+        warnings.warn(message, UserWarning, stacklevel=5)
+
+
+def _open_sqlite(path: Path) -> Any:
+    """The SQLite backend on ``path``, expired answers removed; a damaged file is replaced."""
+    import sqlite3
+
+    from requests_cache import SQLiteCache
+
+    for attempt in (0, 1):
+        _private_file(path)
+        backend: Any = None
+        try:
+            # A cache needs no durability: skip fsync per write (fast_save) and let readers
+            # and writers of many threads proceed side by side (WAL).
+            backend = SQLiteCache(db_path=str(path), fast_save=True, wal=True)
+            # A truncated file opens fine and fails on the first page read: check them all.
+            with sqlite3.connect(path) as db:
+                verdict = db.execute("PRAGMA quick_check(1)").fetchone()
+            if verdict and verdict[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {verdict[0]}")
+            # The file outlives the process: start by removing answers whose TTL has passed.
+            backend.delete(expired=True, vacuum=False)
+            return backend
+        except sqlite3.DatabaseError as exc:
+            if backend is not None:
+                with contextlib.suppress(Exception):
+                    backend.close()
+            if attempt:
+                raise
+            _move_aside(path, exc)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def tighten_cache_files(profile: Profile) -> None:
@@ -546,19 +634,10 @@ def _version() -> str:
 
 
 def _cached_session(profile: Profile) -> requests.Session:
-    from requests_cache import CachedSession, SQLiteCache
+    from requests_cache import CachedSession
 
     backend: Any
-    if profile.cache == "memory":
-        backend = "memory"
-    else:
-        path = cache_file(profile)
-        _private_file(path)
-        # A cache needs no durability: skip fsync per write (fast_save) and let readers and
-        # writers of many threads proceed side by side (WAL).
-        backend = SQLiteCache(db_path=str(path), fast_save=True, wal=True)
-        # The file outlives the process: start by removing answers whose TTL has passed.
-        backend.delete(expired=True, vacuum=False)
+    backend = "memory" if profile.cache == "memory" else _open_sqlite(cache_file(profile))
     return CachedSession(
         backend=backend,
         expire_after=DEFAULT_TTL,

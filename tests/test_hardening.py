@@ -547,3 +547,67 @@ def test_07_one_hostile_config_is_an_error_cell_not_a_sunk_table(srv: PVEServer)
     assert list(rows.index) == [100, 101]
     assert "config" in rows.loc[100, "error"] and "deep" in rows.loc[100, "error"]
     assert "config" in rows.loc[101, "error"]
+
+
+# -- 9: the SQLite cache: damaged files, directory rights, symlinks ---------------------------
+
+
+def _damaged_siblings(path: Any) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir() if ".damaged-" in p.name)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_09_damaged_cache_is_moved_aside_and_replaced(srv: PVEServer, damage: str) -> None:
+    import warnings
+
+    from pvekit._transport import cache_file
+
+    profile = token_profile(srv)
+    path = cache_file(profile)
+    if damage == "garbage":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"this is not a database, " * 200)
+    else:
+        with ApiClient(profile) as c:
+            for i in range(30):
+                c.get("/cluster/resources", type=f"vm{i}")
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 3])
+    with pytest.warns(UserWarning, match="damaged") as caught, ApiClient(profile) as c:
+        assert c.get("/nodes")["path"] == "/nodes"
+    assert len([w for w in caught if "damaged" in str(w.message)]) == 1
+    assert len(_damaged_siblings(path)) >= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fresh cache is healthy: no second warning
+        with ApiClient(profile) as c:
+            c.get("/nodes")
+            assert c.get("/nodes")["n"] == c.get("/nodes")["n"]  # and it caches
+
+
+def test_09_open_cache_directory_is_tightened(srv: PVEServer) -> None:
+    import os
+    import stat
+
+    from pvekit._transport import cache_dir
+
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o777)
+    with ApiClient(token_profile(srv)) as c:
+        c.get("/nodes")
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_09_symlink_at_the_cache_path_is_refused(srv: PVEServer, tmp_path: Any) -> None:
+    from pvekit._transport import cache_file
+
+    profile = token_profile(srv)
+    path = cache_file(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path.symlink_to(victim)
+    with pytest.raises(pvekit.ConfigError, match="symbolic link"):
+        ApiClient(profile)
+    assert victim.read_text() == "precious"
+    assert srv.requests == []
