@@ -31,6 +31,7 @@ from typing import Any
 from ._auth import totp
 from ._clock import SimClock
 from ._faults import FaultRule, Faults, FaultsGroup
+from ._inprocess import SimTransport
 from ._schema import load_schema
 from ._server import RecordedRequest, SimCluster
 from ._state import ClusterState, TaskPolicy
@@ -43,6 +44,7 @@ __all__ = [
     "RecordedRequest",
     "SimClock",
     "SimCluster",
+    "SimTransport",
     "Simulator",
     "TaskPolicy",
     "add_arguments",
