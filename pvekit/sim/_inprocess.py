@@ -81,7 +81,7 @@ class SimTransport(BaseAdapter):
             request_url=request.url,
         )
         resp = self._builder.build_response(request, raw)
-        resp.connection = self
+        resp.connection = self  # type: ignore[assignment]  # requests types it as HTTPAdapter
         if not stream:
             _ = resp.content  # read now, as HTTPAdapter does for non-streamed answers
         return resp
