@@ -124,7 +124,6 @@ def test_header_names_are_case_insensitive(frozen: Simulator) -> None:
 # -- 2. task log limit=0 and total ----------------------------------------------------------
 
 
-@TODO
 def test_task_log_limit_zero_reads_to_the_end_and_lists_carry_total(frozen: Simulator) -> None:
     c = frozen["prod"]
     api = Client(c)

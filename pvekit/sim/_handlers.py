@@ -20,6 +20,7 @@ from . import _rrd
 from ._auth import AuthDB, Identity
 from ._errors import SimHTTPError, param_error
 from ._model import GIB, Guest, Node, StorageUse, noise
+from ._result import WithAttribs
 from ._state import ClusterState, _truthy
 
 __all__ = ["ROUTES", "Ctx"]
@@ -802,7 +803,8 @@ def node_tasks(ctx: Ctx) -> Any:
     tasks.sort(key=lambda t: (-t.starttime, t.upid))
     start = int(ctx.p("start") or 0)
     limit = int(ctx.p("limit") or 50)
-    return [_task_row(t) for t in tasks[start : start + limit]]
+    rows = [_task_row(t) for t in tasks[start : start + limit]]
+    return WithAttribs(rows, {"total": len(tasks)})
 
 
 def _task_class(outcome: str) -> str:
@@ -852,10 +854,14 @@ def task_log(ctx: Ctx) -> Any:
         frac = min(1.0, (ctx.state.clock.now() - t.started_at) / max(t.duration, 1e-6))
         lines = lines[: max(1, math.ceil(len(lines) * frac))]
     start = int(ctx.p("start") or 0)
-    limit = int(ctx.p("limit") or 50)
+    limit = ctx.p("limit")
+    limit = 50 if limit is None or limit == "" else int(limit)
     if not lines and not t.running:
         lines = ["no content"]
-    return [{"n": start + i + 1, "t": line} for i, line in enumerate(lines[start : start + limit])]
+    # PVE::Tools::dump_logfile: limit 0 reads to the end; total counts every line.
+    window = lines[start:] if limit == 0 else lines[start : start + limit]
+    rows = [{"n": start + i + 1, "t": line} for i, line in enumerate(window)]
+    return WithAttribs(rows, {"total": len(lines)})
 
 
 @route("DELETE", "/nodes/{node}/tasks/{upid}")

@@ -25,6 +25,7 @@ from ._dispatch import API_PREFIX, MAX_BODY, Headers, SimResponse, response, ser
 from ._errors import SimHTTPError, param_error
 from ._faults import Faults
 from ._handlers import ACTION_OF, GUEST_TYPE_OF, ROUTES, Ctx, RawJSON
+from ._result import WithAttribs
 from ._schema import Schema, load_schema
 from ._state import ClusterState
 from ._tls import SelfSignedCert
@@ -436,6 +437,8 @@ class SimCluster:
             return 500, f"{type(exc).__name__}: {exc}", {"data": None}
         if isinstance(result, RawJSON):
             return 200, "OK", result
+        if isinstance(result, WithAttribs):
+            return 200, "OK", {"data": result.data, **result.attribs}
         return 200, "OK", {"data": result}
 
     def _handle(
