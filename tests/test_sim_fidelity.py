@@ -147,7 +147,6 @@ def test_task_log_limit_zero_reads_to_the_end_and_lists_carry_total(frozen: Simu
 # -- 3. token tasks: user and tokenid -------------------------------------------------------
 
 
-@TODO
 def test_token_started_tasks_report_user_and_tokenid(frozen: Simulator) -> None:
     c = frozen["prod"]
     api = Client(c, "token")

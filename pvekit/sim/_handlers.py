@@ -321,7 +321,7 @@ def _task_row(t: Any, *, cluster: bool = False) -> dict[str, Any]:
         "starttime": t.starttime,
         "type": t.type,
         "id": t.id,
-        "user": t.user,
+        **_task_user(t.user),
     }
     if t.running:
         row["status"] = "RUNNING"
@@ -332,6 +332,13 @@ def _task_row(t: Any, *, cluster: bool = False) -> dict[str, Any]:
         if cluster:
             row["saved"] = "1"
     return row
+
+
+def _task_user(authid: str) -> dict[str, str]:
+    """PVE's ``convert_token_task``: a token's task shows the user and ``tokenid`` apart
+    (the UPID keeps the whole ``user@realm!token``)."""
+    user, sep, token = authid.partition("!")
+    return {"user": user, "tokenid": token} if sep else {"user": authid}
 
 
 @route("GET", "/cluster/tasks")
@@ -837,7 +844,7 @@ def task_status(ctx: Ctx) -> Any:
         "starttime": t.starttime,
         "type": t.type,
         "id": t.id,
-        "user": t.user,
+        **_task_user(t.user),
         "status": "running" if t.running else "stopped",
     }
     if not t.running:
