@@ -266,7 +266,6 @@ def test_access_model_is_consistent(frozen: Simulator) -> None:
 # -- 7. inactive storages report zero sizes -------------------------------------------------
 
 
-@TODO
 def test_inactive_storage_reports_zero_sizes(frozen: Simulator) -> None:
     rows = Client(frozen["prod"])("GET", "/nodes/pve3/storage")
     iso = next(r for r in rows if r["storage"] == "nas-iso")
@@ -310,7 +309,6 @@ def test_rrddata_pressure_fields_on_pve9(version: str) -> None:
 # -- 9. /pools type filter ------------------------------------------------------------------
 
 
-@TODO
 def test_pools_type_filter(frozen: Simulator) -> None:
     c = frozen["prod"]
     api = Client(c)

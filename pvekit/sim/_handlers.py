@@ -908,6 +908,9 @@ def _storage_status(
                 "used_fraction": used / use.total if use.total else 0.0,
             }
         )
+    else:
+        # PVE::API2::Storage::Status: an inactive storage reports its sizes as 0.
+        row.update({"total": 0, "used": 0, "avail": 0})
     return row
 
 
@@ -1126,9 +1129,15 @@ def storage_get(ctx: Ctx) -> Any:
 # -- pools ----------------------------------------------------------------------------------
 
 
-def _pool_members(st: ClusterState, pool: str) -> list[dict[str, Any]]:
+def _pool_members(st: ClusterState, pool: str, rtype: str | None = None) -> list[dict[str, Any]]:
+    """Members of ``pool``; ``rtype`` (``qemu``, ``lxc``, ``storage``) filters like PVE's
+    ``type`` parameter of ``/pools`` and ``/pools/{poolid}``."""
     now = st.clock.now()
-    return [_guest_row(st, g, now) for g in st.guests.values() if g.pool == pool]
+    return [
+        _guest_row(st, g, now)
+        for g in st.guests.values()
+        if g.pool == pool and (not rtype or g.type == rtype)
+    ]
 
 
 @route("GET", "/pools")
@@ -1139,7 +1148,11 @@ def pools(ctx: Ctx) -> Any:
         if poolid not in st.pools:
             raise SimHTTPError(500, f"pool '{poolid}' does not exist")
         return [
-            {"poolid": poolid, "comment": st.pools[poolid], "members": _pool_members(st, poolid)}
+            {
+                "poolid": poolid,
+                "comment": st.pools[poolid],
+                "members": _pool_members(st, poolid, ctx.p("type")),
+            }
         ]
     return [{"poolid": p, "comment": c} for p, c in st.pools.items()]
 
@@ -1150,7 +1163,7 @@ def pool_get(ctx: Ctx) -> Any:
     pid = ctx.vars["poolid"]
     if pid not in st.pools:
         raise SimHTTPError(500, f"pool '{pid}' does not exist")
-    return {"comment": st.pools[pid], "members": _pool_members(st, pid)}
+    return {"comment": st.pools[pid], "members": _pool_members(st, pid, ctx.p("type"))}
 
 
 # -- access ---------------------------------------------------------------------------------
