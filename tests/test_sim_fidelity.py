@@ -328,7 +328,6 @@ def test_pools_type_filter(frozen: Simulator) -> None:
 # -- 10. the guest lock refuses concurrent actions ------------------------------------------
 
 
-@TODO
 def test_concurrent_starts_start_exactly_one_task() -> None:
     with Simulator("demo", task_duration=5.0) as sim:
         c = sim["prod"]
