@@ -230,7 +230,6 @@ def test_unmodelled_object_endpoints_do_not_answer_a_list(frozen: Simulator, pat
 # -- 6. users, tokens, ACLs, roles, permissions ---------------------------------------------
 
 
-@TODO
 def test_access_model_is_consistent(frozen: Simulator) -> None:
     c = frozen["prod"]
     api = Client(c)

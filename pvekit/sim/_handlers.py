@@ -1191,7 +1191,7 @@ def access_permissions(ctx: Ctx) -> Any:
         user = ctx.auth.users.get(base)
         if user is None:
             raise SimHTTPError(500, f"no such user ('{userid}')")
-        ident = Identity(base, None, user.privs, via_ticket=False)
+        ident = Identity(base, None, ctx.auth.privs_of(base), via_ticket=False)
     return ctx.auth.permissions(ident, ctx.p("path"))
 
 
@@ -1207,19 +1207,19 @@ def access_users(ctx: Ctx) -> Any:
         }
         if u.email:
             row["email"] = u.email
+        if _truthy(ctx.p("full")):
+            from ._access import token_rows
+
+            row["tokens"] = token_rows(u)
         out.append(row)
     return out
 
 
 @route("GET", "/access/roles")
 def access_roles(ctx: Ctx) -> Any:
-    from ._auth import ALL_PRIVS, AUDIT_PRIVS
+    from ._auth import ROLES
 
-    return [
-        {"roleid": "Administrator", "privs": ",".join(ALL_PRIVS), "special": 1},
-        {"roleid": "PVEAuditor", "privs": ",".join(AUDIT_PRIVS), "special": 1},
-        {"roleid": "NoAccess", "privs": "", "special": 1},
-    ]
+    return [{"roleid": r, "privs": ",".join(p), "special": 1} for r, p in ROLES.items()]
 
 
 @route("GET", "/access/domains")

@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from . import _access  # noqa: F401  (registers the /access handlers)
 from ._auth import AuthDB, Identity
 from ._dispatch import API_PREFIX, MAX_BODY, Headers, SimResponse, response, serve
 from ._errors import SimHTTPError, param_error
