@@ -366,48 +366,9 @@ def ha_resources(ctx: Ctx) -> Any:
 
 @route("GET", "/cluster/ha/status/current")
 def ha_status(ctx: Ctx) -> Any:
-    st = ctx.state
-    first = next(iter(st.nodes))
-    now = int(st.clock.now())
-    rows: list[dict[str, Any]] = [
-        {"id": "quorum", "type": "quorum", "node": first, "quorate": 1, "status": "OK"},
-        {
-            "id": "master",
-            "type": "master",
-            "node": first,
-            "status": f"{first} (active, {_ctime(now)})",
-            "timestamp": now,
-        },
-    ]
-    for n in st.nodes.values():
-        rows.append(
-            {
-                "id": f"lrm:{n.name}",
-                "type": "lrm",
-                "node": n.name,
-                "status": f"{n.name} ({'active' if n.online else 'old timestamp - dead?'}"
-                f", {_ctime(now)})",
-                "timestamp": now,
-            }
-        )
-    for g in st.guests.values():
-        if g.ha_state:
-            sid = f"{'vm' if g.type == 'qemu' else 'ct'}:{g.vmid}"
-            rows.append(
-                {
-                    "id": f"service:{sid}",
-                    "sid": sid,
-                    "type": "service",
-                    "node": g.node,
-                    "state": g.ha_state,
-                    "crm_state": g.ha_state,
-                    "request_state": g.ha_state,
-                    "max_restart": 1,
-                    "max_relocate": 1,
-                    "status": f"{sid} ({g.node}, {g.ha_state})",
-                }
-            )
-    return rows
+    from ._ha import status_current  # the HA manager's model lives in _ha
+
+    return status_current(ctx.state)
 
 
 def _ctime(t: int) -> str:
@@ -1660,7 +1621,13 @@ def guest_migrate_check(ctx: Ctx) -> Any:
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/migrate", "/nodes/{node}/lxc/{vmid}/migrate")
 def guest_migrate(ctx: Ctx) -> Any:
-    return ctx.state.migrate(_guest(ctx), ctx.user, ctx.params)
+    from ._ha import ha_manager, is_ha_managed
+
+    g = _guest(ctx)
+    if is_ha_managed(g):
+        # PVE hands an HA-managed guest to the HA manager: an hamigrate task.
+        return ha_manager(ctx.state).request_migration(g, ctx.user, ctx.params)
+    return ctx.state.migrate(g, ctx.user, ctx.params)
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/clone", "/nodes/{node}/lxc/{vmid}/clone")

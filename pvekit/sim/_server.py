@@ -20,14 +20,14 @@ from typing import Any
 
 import requests
 
-from . import _access  # noqa: F401  (registers the /access handlers)
+from . import _access, _ha  # noqa: F401  (register their handlers)
 from ._auth import AuthDB, Identity
 from ._dispatch import API_PREFIX, MAX_BODY, Headers, SimResponse, response, serve
 from ._errors import SimHTTPError, param_error
 from ._faults import Faults
 from ._handlers import ACTION_OF, GUEST_TYPE_OF, ROUTES, Ctx, RawJSON
 from ._result import WithAttribs
-from ._schema import Schema, load_schema
+from ._schema import Schema, load_schema, return_type
 from ._state import ClusterState
 from ._tls import SelfSignedCert
 
@@ -497,20 +497,28 @@ class SimCluster:
             raise SimHTTPError(403, f"Permission check failed ({why})")
 
     def _fallback(self, template: str, method: str) -> Any:
-        """Schema paths the simulator has no model for: index paths list their children;
-        anything else is refused like an unimplemented feature."""
+        """Schema paths the simulator has no model for (see :func:`modelled_endpoints`).
+
+        A GET answers in the shape the schema documents: index paths list their children,
+        other lists are empty, objects are empty objects, ``null`` is null. Anything else
+        (a string, a number, an undocumented return, every write) is refused like an
+        unimplemented feature, so a client never gets data of the wrong type."""
         if method == "GET":
-            prefix = template.rstrip("/") + "/"
-            children = sorted(
-                {
-                    p[len(prefix) :].split("/")[0]
-                    for (p, _m) in self.schema.endpoints
-                    if p.startswith(prefix)
-                }
-            )
-            if children:
-                return [{"name": c.strip("{}")} for c in children if not c.startswith("{")]
-            return []
+            rtype = return_type(self.state.major, template)
+            if rtype == "array":
+                prefix = template.rstrip("/") + "/"
+                children = sorted(
+                    {
+                        p[len(prefix) :].split("/")[0]
+                        for (p, _m) in self.schema.endpoints
+                        if p.startswith(prefix)
+                    }
+                )
+                return [{"name": c} for c in children if not c.startswith("{")]
+            if rtype == "object":
+                return {}
+            if rtype == "null":
+                return None
         raise SimHTTPError(
             501, f"Method '{method} {API_PREFIX}{template}' not implemented by the pvekit simulator"
         )
