@@ -140,7 +140,7 @@ class Simulator:
             self.clusters[st.name] = SimCluster(
                 name=st.name,
                 state=st,
-                auth=AuthDB(st.name, self.clock, seed),
+                auth=AuthDB(st.name, self.clock, seed, st.major),
                 faults=Faults(seed, st.name, st.policy),
                 host_ip=host,
                 port=port + i if port else 0,

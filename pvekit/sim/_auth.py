@@ -156,8 +156,9 @@ class Identity:
 class AuthDB:
     """Users, tokens, tickets and TOTP for one cluster."""
 
-    def __init__(self, cluster: str, clock: SimClock, seed: int = 0) -> None:
+    def __init__(self, cluster: str, clock: SimClock, seed: int = 0, major: int = 9) -> None:
         self.cluster = cluster
+        self.major = major
         self.clock = clock
         self._base_key = hashlib.sha256(f"{cluster}:{seed}:pvekit-sim".encode()).digest()
         self._generation = 0
@@ -187,13 +188,20 @@ class AuthDB:
             ACLEntry("/", "tfa@pve", "Administrator"),
         ]
 
+    def _role(self, roleid: str) -> frozenset[str]:
+        privs = frozenset(ROLES.get(roleid, ()))
+        if self.major < 9 and roleid == "Administrator":
+            # PVE 8 still has VM.Monitor (9.0 split it into Sys.Audit and VM.GuestAgent.*)
+            privs |= {"VM.Monitor"}
+        return privs
+
     def privs_of(self, userid: str, path: str = "/") -> frozenset[str]:
         """Privileges of ``userid`` (a token id ``user!name`` has its user's) on ``path``:
         the roles of the most specific ACL path at or above it, like PVE's permission
         propagation."""
         user = userid.split("!", 1)[0]
         if user == "root@pam":
-            return frozenset(ALL_PRIVS)
+            return self._role("Administrator")
         best: tuple[int, set[str]] = (-1, set())
         for e in self.acl:
             if e.type != "user" or e.ugid != user:
@@ -205,7 +213,7 @@ class AuthDB:
             if not applies:
                 continue
             depth = len([p for p in base.split("/") if p])
-            privs = set(ROLES.get(e.roleid, ()))
+            privs = set(self._role(e.roleid))
             if depth > best[0]:
                 best = (depth, privs)
             elif depth == best[0]:

@@ -656,17 +656,43 @@ def _network(n: Node) -> list[dict[str, Any]]:
             "mtu": "9000",
         },
         {
+            # the storage VLAN, dual-stack (real hosts carry IPv6 and vlan rows too)
+            "iface": "vmbr0.50",
+            "type": "vlan",
+            "method": "static",
+            "method6": "static",
+            "families": ["inet", "inet6"],
+            "active": 1,
+            "autostart": 1,
+            "exists": 1,
+            "priority": 7,
+            "address": f"10.50.0.{n.ip.rsplit('.', 1)[1]}",
+            "netmask": "24",
+            "cidr": f"10.50.0.{n.ip.rsplit('.', 1)[1]}/24",
+            "address6": f"fd00:50::{n.ip.rsplit('.', 1)[1]}",
+            "netmask6": "64",
+            "cidr6": f"fd00:50::{n.ip.rsplit('.', 1)[1]}/64",
+            "vlan-id": "50",
+            "vlan-raw-device": "vmbr0",
+            "options": ["mtu 9000"],
+            "comments": "storage network\n",
+        },
+        {
             "iface": "vmbr0",
             "type": "bridge",
             "method": "static",
-            "method6": "manual",
-            "families": ["inet"],
+            "method6": "static",
+            "families": ["inet", "inet6"],
             "active": 1,
             "autostart": 1,
             "priority": 6,
             "address": n.ip,
             "netmask": "24",
             "cidr": f"{n.ip}/24",
+            "address6": f"fd00:10::{n.ip.rsplit('.', 1)[1]}",
+            "netmask6": "64",
+            "cidr6": f"fd00:10::{n.ip.rsplit('.', 1)[1]}/64",
+            "mtu": "1500",
             "gateway": f"{prefix}.1",
             "bridge_ports": "bond0",
             "bridge_stp": "off",
@@ -1094,11 +1120,19 @@ def _pool_members(st: ClusterState, pool: str, rtype: str | None = None) -> list
     """Members of ``pool``; ``rtype`` (``qemu``, ``lxc``, ``storage``) filters like PVE's
     ``type`` parameter of ``/pools`` and ``/pools/{poolid}``."""
     now = st.clock.now()
-    return [
+    rows = [
         _guest_row(st, g, now)
         for g in st.guests.values()
         if g.pool == pool and (not rtype or g.type == rtype)
     ]
+    if not rtype or rtype == "storage":
+        # a storage member is listed once per node that has it, as PVE's read_pool does
+        rows += [
+            _storage_row(st, node, name, use, now)
+            for (node, name), use in st.storage_use.items()
+            if st.storage_defs[name].pool == pool
+        ]
+    return rows
 
 
 @route("GET", "/pools")
@@ -1180,7 +1214,9 @@ def access_users(ctx: Ctx) -> Any:
 def access_roles(ctx: Ctx) -> Any:
     from ._auth import ROLES
 
-    return [{"roleid": r, "privs": ",".join(p), "special": 1} for r, p in ROLES.items()]
+    return [
+        {"roleid": r, "privs": ",".join(sorted(ctx.auth._role(r))), "special": 1} for r in ROLES
+    ]
 
 
 @route("GET", "/access/domains")

@@ -1219,6 +1219,8 @@ class ClusterState:
                     "unit": i,
                     "serial": f"drive-{key}",
                     "dev": f"/dev/sd{chr(97 + i)}" if not win else f"\\\\.\\PhysicalDrive{i}",
+                    # the virtio-scsi controller's PCI address, as qemu-guest-agent reports it
+                    "pci-controller": {"domain": 0, "bus": 9, "slot": 1 + i, "function": 0},
                 }
             ]
             if win:
