@@ -609,7 +609,8 @@ def build_session(profile: Profile, session: requests.Session | None = None) -> 
     """The session for ``profile``: a new (cached or plain) one, or ``session`` prepared.
 
     An injected session is used as given (its own caching, if any, is kept); pvekit only mounts
-    its adapter for this profile's ``scheme://host/`` prefix.
+    its adapter for this profile's ``scheme://host/`` prefix, unless the session already has
+    an adapter there that is not an ``HTTPAdapter`` (a transport that opens no connection).
     """
     if session is None:
         session = requests.Session() if profile.cache is False else _cached_session(profile)
@@ -617,13 +618,19 @@ def build_session(profile: Profile, session: requests.Session | None = None) -> 
         _deny_all_cookies(session)
         session.headers["Accept"] = "application/json"
         session.headers["User-Agent"] = f"pvekit/{_version()} {requests.utils.default_user_agent()}"
+    prefix = f"{profile.scheme}://{profile.host}/"
+    mounted = session.adapters.get(prefix)
+    if mounted is not None and not isinstance(mounted, HTTPAdapter):
+        # A transport of its own (no socket, so no TLS to pin), such as the simulator's
+        # in-process adapter: replacing it would send the requests to the network.
+        return session
     adapter: DeadlineAdapter
     cap = profile.max_response_bytes
     if profile.scheme == "https" and profile.fingerprint:
         adapter = FingerprintAdapter(profile.fingerprint, max_bytes=cap, pool_maxsize=32)
     else:
         adapter = DeadlineAdapter(max_bytes=cap, pool_maxsize=32)
-    session.mount(f"{profile.scheme}://{profile.host}/", adapter)
+    session.mount(prefix, adapter)
     return session
 
 

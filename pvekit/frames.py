@@ -921,7 +921,8 @@ def storage_frame(
             if row.get("shared") is not None:
                 entry["shared"] = _bool(row.get("shared"))
             for key in ("used", "total", "avail"):
-                if _int(row.get(key)) is not None:
+                # An inactive storage reports 0 for all three: not a size, unknown.
+                if _int(row.get(key)) is not None and active is not False:
                     entry[key] = _int(row.get(key))
             if _float(row.get("used_fraction")) is not None:
                 entry["used_fraction"] = _float(row.get("used_fraction"))

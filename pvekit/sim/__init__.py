@@ -31,6 +31,7 @@ from typing import Any
 from ._auth import totp
 from ._clock import SimClock
 from ._faults import FaultRule, Faults, FaultsGroup
+from ._inprocess import SimTransport
 from ._schema import load_schema
 from ._server import RecordedRequest, SimCluster
 from ._state import ClusterState, TaskPolicy
@@ -43,15 +44,33 @@ __all__ = [
     "RecordedRequest",
     "SimClock",
     "SimCluster",
+    "SimTransport",
     "Simulator",
     "TaskPolicy",
     "add_arguments",
     "load_schema",
+    "modelled_endpoints",
     "run",
     "totp",
 ]
 
 SCENARIO_NAMES = ("demo", "large", "empty")
+
+
+def modelled_endpoints(pve_version: str = "9.1") -> list[tuple[str, str]]:
+    """``(method, path)`` of every schema endpoint the simulator has a model (a handler) for.
+
+    Every other GET of the schema answers in its documented shape without content (an
+    empty list or object, or ``null``; index paths list their children) or 501 where the
+    shape is a scalar or undocumented; every other write answers 501.
+    """
+    from . import _server  # noqa: F401  (imports every handler module)
+    from ._handlers import ROUTES
+
+    schema = load_schema(pve_version)
+    return sorted((m, p) for (p, m) in ROUTES if (p, m) in schema.endpoints)
+
+
 PVE_VERSIONS = ("8.4", "9.1")
 
 
@@ -121,7 +140,7 @@ class Simulator:
             self.clusters[st.name] = SimCluster(
                 name=st.name,
                 state=st,
-                auth=AuthDB(st.name, self.clock, seed),
+                auth=AuthDB(st.name, self.clock, seed, st.major),
                 faults=Faults(seed, st.name, st.policy),
                 host_ip=host,
                 port=port + i if port else 0,

@@ -32,7 +32,7 @@ from ._clock import SimClock
 from ._errors import SimHTTPError
 from ._model import stable_key
 
-__all__ = ["ALL_PRIVS", "AUDIT_PRIVS", "AuthDB", "Identity", "totp"]
+__all__ = ["ALL_PRIVS", "AUDIT_PRIVS", "ROLES", "ACLEntry", "AuthDB", "Identity", "User", "totp"]
 
 TICKET_LIFETIME = 7200
 TFA_LIFETIME = 120
@@ -107,20 +107,36 @@ def totp(secret_b32: str, at: float, *, step: int = 30, digits: int = 6) -> str:
     return f"{code:0{digits}d}"
 
 
+# Built-in roles the simulator grants (PVE has more; these are the ones its ACL uses).
+ROLES: dict[str, tuple[str, ...]] = {
+    "Administrator": ALL_PRIVS,
+    "NoAccess": (),
+    "PVEAuditor": AUDIT_PRIVS,
+}
+
+
 @dataclass
 class User:
-    """A user of the simulated cluster."""
+    """A user of the simulated cluster. What it may do comes from :attr:`AuthDB.acl`."""
 
     userid: str
     password: str
-    role: str  # "Administrator" | "PVEAuditor"
     totp_secret: str | None = None
     email: str | None = None
-    tokens: dict[str, str] = field(default_factory=dict)  # token name -> secret
+    # token name -> secret; tokens are not privilege-separated (privsep=0): they have the
+    # user's rights, like the demo token of root@pam.
+    tokens: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def privs(self) -> frozenset[str]:
-        return frozenset(AUDIT_PRIVS if self.role == "PVEAuditor" else ALL_PRIVS)
+
+@dataclass(frozen=True)
+class ACLEntry:
+    """One line of ``user.cfg``'s ACL: ``roleid`` for ``ugid`` on ``path`` (and below)."""
+
+    path: str
+    ugid: str
+    roleid: str
+    type: str = "user"
+    propagate: bool = True
 
 
 @dataclass(frozen=True)
@@ -140,8 +156,9 @@ class Identity:
 class AuthDB:
     """Users, tokens, tickets and TOTP for one cluster."""
 
-    def __init__(self, cluster: str, clock: SimClock, seed: int = 0) -> None:
+    def __init__(self, cluster: str, clock: SimClock, seed: int = 0, major: int = 9) -> None:
         self.cluster = cluster
+        self.major = major
         self.clock = clock
         self._base_key = hashlib.sha256(f"{cluster}:{seed}:pvekit-sim".encode()).digest()
         self._generation = 0
@@ -159,15 +176,49 @@ class AuthDB:
             "root@pam": User(
                 "root@pam",
                 "pvekit-demo",
-                "Administrator",
                 email="root@example.com",
                 tokens={"pvekit": token_secret},
             ),
-            "auditor@pve": User(
-                "auditor@pve", "auditor-demo", "PVEAuditor", email="auditor@example.com"
-            ),
-            "tfa@pve": User("tfa@pve", "tfa-demo", "Administrator", totp_secret=totp_secret),
+            "auditor@pve": User("auditor@pve", "auditor-demo", email="auditor@example.com"),
+            "tfa@pve": User("tfa@pve", "tfa-demo", totp_secret=totp_secret),
         }
+        # root@pam is the superuser and needs no entry, as on PVE.
+        self.acl: list[ACLEntry] = [
+            ACLEntry("/", "auditor@pve", "PVEAuditor"),
+            ACLEntry("/", "tfa@pve", "Administrator"),
+        ]
+
+    def _role(self, roleid: str) -> frozenset[str]:
+        privs = frozenset(ROLES.get(roleid, ()))
+        if self.major < 9 and roleid == "Administrator":
+            # PVE 8 still has VM.Monitor (9.0 split it into Sys.Audit and VM.GuestAgent.*)
+            privs |= {"VM.Monitor"}
+        return privs
+
+    def privs_of(self, userid: str, path: str = "/") -> frozenset[str]:
+        """Privileges of ``userid`` (a token id ``user!name`` has its user's) on ``path``:
+        the roles of the most specific ACL path at or above it, like PVE's permission
+        propagation."""
+        user = userid.split("!", 1)[0]
+        if user == "root@pam":
+            return self._role("Administrator")
+        best: tuple[int, set[str]] = (-1, set())
+        for e in self.acl:
+            if e.type != "user" or e.ugid != user:
+                continue
+            base = e.path.rstrip("/")
+            applies = path == e.path or (
+                e.propagate and (base == "" or path == base or path.startswith(base + "/"))
+            )
+            if not applies:
+                continue
+            depth = len([p for p in base.split("/") if p])
+            privs = set(self._role(e.roleid))
+            if depth > best[0]:
+                best = (depth, privs)
+            elif depth == best[0]:
+                best[1].update(privs)
+        return frozenset(best[1])
 
     # -- public facts for connect_kwargs ----------------------------------------------------
 
@@ -290,7 +341,7 @@ class AuthDB:
             "ticket": self._ticket(user.userid),
             "CSRFPreventionToken": self.csrf_token(user.userid),
             "clustername": self.cluster,
-            "cap": self.capabilities(user.privs),
+            "cap": self.capabilities(self.privs_of(user.userid)),
         }
 
     # -- request authentication -------------------------------------------------------------
@@ -309,7 +360,7 @@ class AuthDB:
                 or not hmac.compare_digest(u.tokens[name], secret.strip())
             ):
                 raise SimHTTPError(401, "authentication failure")
-            return Identity(u.userid, name, u.privs, via_ticket=False)
+            return Identity(u.userid, name, self.privs_of(u.userid), via_ticket=False)
         ticket = _cookie(headers.get("Cookie", ""), "PVEAuthCookie")
         if ticket is None:
             raise SimHTTPError(401, "No ticket")
@@ -321,7 +372,7 @@ class AuthDB:
             csrf = headers.get("CSRFPreventionToken")
             if not csrf or not self.check_csrf(csrf, who):
                 raise SimHTTPError(401, "Permission denied - invalid csrf token")
-        return Identity(who, None, self.users[who].privs, via_ticket=True)
+        return Identity(who, None, self.privs_of(who), via_ticket=True)
 
     # -- permissions ------------------------------------------------------------------------
 
@@ -345,8 +396,11 @@ class AuthDB:
         return cap
 
     def permissions(self, ident: Identity, path: str | None) -> dict[str, dict[str, int]]:
-        """``GET /access/permissions``: path -> {privilege: 1} (propagating from "/")."""
-        privs = {p: 1 for p in sorted(ident.privs)}
+        """``GET /access/permissions``: path -> {privilege: 1}, from the ACL."""
+
+        def on(p: str) -> dict[str, int]:
+            return {priv: 1 for priv in sorted(self.privs_of(ident.authid, p))}
+
         paths = [
             "/",
             "/access",
@@ -359,8 +413,8 @@ class AuthDB:
             "/mapping",
         ]
         if path:
-            return {path: privs}
-        return {p: dict(privs) for p in paths}
+            return {path: on(path)}
+        return {p: on(p) for p in paths}
 
     def check(
         self, ident: Identity, expr: Any, variables: Mapping[str, str], params: Mapping[str, Any]

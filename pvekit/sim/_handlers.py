@@ -20,6 +20,7 @@ from . import _rrd
 from ._auth import AuthDB, Identity
 from ._errors import SimHTTPError, param_error
 from ._model import GIB, Guest, Node, StorageUse, noise
+from ._result import WithAttribs
 from ._state import ClusterState, _truthy
 
 __all__ = ["ROUTES", "Ctx"]
@@ -320,7 +321,7 @@ def _task_row(t: Any, *, cluster: bool = False) -> dict[str, Any]:
         "starttime": t.starttime,
         "type": t.type,
         "id": t.id,
-        "user": t.user,
+        **_task_user(t.user),
     }
     if t.running:
         row["status"] = "RUNNING"
@@ -331,6 +332,13 @@ def _task_row(t: Any, *, cluster: bool = False) -> dict[str, Any]:
         if cluster:
             row["saved"] = "1"
     return row
+
+
+def _task_user(authid: str) -> dict[str, str]:
+    """PVE's ``convert_token_task``: a token's task shows the user and ``tokenid`` apart
+    (the UPID keeps the whole ``user@realm!token``)."""
+    user, sep, token = authid.partition("!")
+    return {"user": user, "tokenid": token} if sep else {"user": authid}
 
 
 @route("GET", "/cluster/tasks")
@@ -370,48 +378,9 @@ def _ha_group(ctx: Ctx, g: Guest) -> dict[str, str]:
 
 @route("GET", "/cluster/ha/status/current")
 def ha_status(ctx: Ctx) -> Any:
-    st = ctx.state
-    first = next(iter(st.nodes))
-    now = int(st.clock.now())
-    rows: list[dict[str, Any]] = [
-        {"id": "quorum", "type": "quorum", "node": first, "quorate": 1, "status": "OK"},
-        {
-            "id": "master",
-            "type": "master",
-            "node": first,
-            "status": f"{first} (active, {_ctime(now)})",
-            "timestamp": now,
-        },
-    ]
-    for n in st.nodes.values():
-        rows.append(
-            {
-                "id": f"lrm:{n.name}",
-                "type": "lrm",
-                "node": n.name,
-                "status": f"{n.name} ({'active' if n.online else 'old timestamp - dead?'}"
-                f", {_ctime(now)})",
-                "timestamp": now,
-            }
-        )
-    for g in st.guests.values():
-        if g.ha_state:
-            sid = f"{'vm' if g.type == 'qemu' else 'ct'}:{g.vmid}"
-            rows.append(
-                {
-                    "id": f"service:{sid}",
-                    "sid": sid,
-                    "type": "service",
-                    "node": g.node,
-                    "state": g.ha_state,
-                    "crm_state": g.ha_state,
-                    "request_state": g.ha_state,
-                    "max_restart": 1,
-                    "max_relocate": 1,
-                    "status": f"{sid} ({g.node}, {g.ha_state})",
-                }
-            )
-    return rows
+    from ._ha import status_current  # the HA manager's model lives in _ha
+
+    return status_current(ctx.state)
 
 
 def _ctime(t: int) -> str:
@@ -696,17 +665,43 @@ def _network(n: Node) -> list[dict[str, Any]]:
             "mtu": "9000",
         },
         {
+            # the storage VLAN, dual-stack (real hosts carry IPv6 and vlan rows too)
+            "iface": "vmbr0.50",
+            "type": "vlan",
+            "method": "static",
+            "method6": "static",
+            "families": ["inet", "inet6"],
+            "active": 1,
+            "autostart": 1,
+            "exists": 1,
+            "priority": 7,
+            "address": f"10.50.0.{n.ip.rsplit('.', 1)[1]}",
+            "netmask": "24",
+            "cidr": f"10.50.0.{n.ip.rsplit('.', 1)[1]}/24",
+            "address6": f"fd00:50::{n.ip.rsplit('.', 1)[1]}",
+            "netmask6": "64",
+            "cidr6": f"fd00:50::{n.ip.rsplit('.', 1)[1]}/64",
+            "vlan-id": "50",
+            "vlan-raw-device": "vmbr0",
+            "options": ["mtu 9000"],
+            "comments": "storage network\n",
+        },
+        {
             "iface": "vmbr0",
             "type": "bridge",
             "method": "static",
-            "method6": "manual",
-            "families": ["inet"],
+            "method6": "static",
+            "families": ["inet", "inet6"],
             "active": 1,
             "autostart": 1,
             "priority": 6,
             "address": n.ip,
             "netmask": "24",
             "cidr": f"{n.ip}/24",
+            "address6": f"fd00:10::{n.ip.rsplit('.', 1)[1]}",
+            "netmask6": "64",
+            "cidr6": f"fd00:10::{n.ip.rsplit('.', 1)[1]}/64",
+            "mtu": "1500",
             "gateway": f"{prefix}.1",
             "bridge_ports": "bond0",
             "bridge_stp": "off",
@@ -811,7 +806,8 @@ def node_tasks(ctx: Ctx) -> Any:
     tasks.sort(key=lambda t: (-t.starttime, t.upid))
     start = int(ctx.p("start") or 0)
     limit = int(ctx.p("limit") or 50)
-    return [_task_row(t) for t in tasks[start : start + limit]]
+    rows = [_task_row(t) for t in tasks[start : start + limit]]
+    return WithAttribs(rows, {"total": len(tasks)})
 
 
 def _task_class(outcome: str) -> str:
@@ -844,7 +840,7 @@ def task_status(ctx: Ctx) -> Any:
         "starttime": t.starttime,
         "type": t.type,
         "id": t.id,
-        "user": t.user,
+        **_task_user(t.user),
         "status": "running" if t.running else "stopped",
     }
     if not t.running:
@@ -861,10 +857,14 @@ def task_log(ctx: Ctx) -> Any:
         frac = min(1.0, (ctx.state.clock.now() - t.started_at) / max(t.duration, 1e-6))
         lines = lines[: max(1, math.ceil(len(lines) * frac))]
     start = int(ctx.p("start") or 0)
-    limit = int(ctx.p("limit") or 50)
+    limit = ctx.p("limit")
+    limit = 50 if limit is None or limit == "" else int(limit)
     if not lines and not t.running:
         lines = ["no content"]
-    return [{"n": start + i + 1, "t": line} for i, line in enumerate(lines[start : start + limit])]
+    # PVE::Tools::dump_logfile: limit 0 reads to the end; total counts every line.
+    window = lines[start:] if limit == 0 else lines[start : start + limit]
+    rows = [{"n": start + i + 1, "t": line} for i, line in enumerate(window)]
+    return WithAttribs(rows, {"total": len(lines)})
 
 
 @route("DELETE", "/nodes/{node}/tasks/{upid}")
@@ -904,6 +904,9 @@ def _storage_status(
                 "used_fraction": used / use.total if use.total else 0.0,
             }
         )
+    else:
+        # PVE::API2::Storage::Status: an inactive storage reports its sizes as 0.
+        row.update({"total": 0, "used": 0, "avail": 0})
     return row
 
 
@@ -1122,9 +1125,23 @@ def storage_get(ctx: Ctx) -> Any:
 # -- pools ----------------------------------------------------------------------------------
 
 
-def _pool_members(st: ClusterState, pool: str) -> list[dict[str, Any]]:
+def _pool_members(st: ClusterState, pool: str, rtype: str | None = None) -> list[dict[str, Any]]:
+    """Members of ``pool``; ``rtype`` (``qemu``, ``lxc``, ``storage``) filters like PVE's
+    ``type`` parameter of ``/pools`` and ``/pools/{poolid}``."""
     now = st.clock.now()
-    return [_guest_row(st, g, now) for g in st.guests.values() if g.pool == pool]
+    rows = [
+        _guest_row(st, g, now)
+        for g in st.guests.values()
+        if g.pool == pool and (not rtype or g.type == rtype)
+    ]
+    if not rtype or rtype == "storage":
+        # a storage member is listed once per node that has it, as PVE's read_pool does
+        rows += [
+            _storage_row(st, node, name, use, now)
+            for (node, name), use in st.storage_use.items()
+            if st.storage_defs[name].pool == pool
+        ]
+    return rows
 
 
 @route("GET", "/pools")
@@ -1135,7 +1152,11 @@ def pools(ctx: Ctx) -> Any:
         if poolid not in st.pools:
             raise SimHTTPError(500, f"pool '{poolid}' does not exist")
         return [
-            {"poolid": poolid, "comment": st.pools[poolid], "members": _pool_members(st, poolid)}
+            {
+                "poolid": poolid,
+                "comment": st.pools[poolid],
+                "members": _pool_members(st, poolid, ctx.p("type")),
+            }
         ]
     return [{"poolid": p, "comment": c} for p, c in st.pools.items()]
 
@@ -1146,7 +1167,7 @@ def pool_get(ctx: Ctx) -> Any:
     pid = ctx.vars["poolid"]
     if pid not in st.pools:
         raise SimHTTPError(500, f"pool '{pid}' does not exist")
-    return {"comment": st.pools[pid], "members": _pool_members(st, pid)}
+    return {"comment": st.pools[pid], "members": _pool_members(st, pid, ctx.p("type"))}
 
 
 # -- access ---------------------------------------------------------------------------------
@@ -1174,7 +1195,7 @@ def access_permissions(ctx: Ctx) -> Any:
         user = ctx.auth.users.get(base)
         if user is None:
             raise SimHTTPError(500, f"no such user ('{userid}')")
-        ident = Identity(base, None, user.privs, via_ticket=False)
+        ident = Identity(base, None, ctx.auth.privs_of(base), via_ticket=False)
     return ctx.auth.permissions(ident, ctx.p("path"))
 
 
@@ -1190,18 +1211,20 @@ def access_users(ctx: Ctx) -> Any:
         }
         if u.email:
             row["email"] = u.email
+        if _truthy(ctx.p("full")):
+            from ._access import token_rows
+
+            row["tokens"] = token_rows(u)
         out.append(row)
     return out
 
 
 @route("GET", "/access/roles")
 def access_roles(ctx: Ctx) -> Any:
-    from ._auth import ALL_PRIVS, AUDIT_PRIVS
+    from ._auth import ROLES
 
     return [
-        {"roleid": "Administrator", "privs": ",".join(ALL_PRIVS), "special": 1},
-        {"roleid": "PVEAuditor", "privs": ",".join(AUDIT_PRIVS), "special": 1},
-        {"roleid": "NoAccess", "privs": "", "special": 1},
+        {"roleid": r, "privs": ",".join(sorted(ctx.auth._role(r))), "special": 1} for r in ROLES
     ]
 
 
@@ -1643,7 +1666,13 @@ def guest_migrate_check(ctx: Ctx) -> Any:
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/migrate", "/nodes/{node}/lxc/{vmid}/migrate")
 def guest_migrate(ctx: Ctx) -> Any:
-    return ctx.state.migrate(_guest(ctx), ctx.user, ctx.params)
+    from ._ha import ha_manager, is_ha_managed
+
+    g = _guest(ctx)
+    if is_ha_managed(g):
+        # PVE hands an HA-managed guest to the HA manager: an hamigrate task.
+        return ha_manager(ctx.state).request_migration(g, ctx.user, ctx.params)
+    return ctx.state.migrate(g, ctx.user, ctx.params)
 
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/clone", "/nodes/{node}/lxc/{vmid}/clone")

@@ -288,6 +288,7 @@ class StorageDef:
     nodes: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     enabled: bool = True
+    pool: str | None = None  # the resource pool the storage is a member of
 
 
 @dataclass

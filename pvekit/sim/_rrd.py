@@ -108,6 +108,9 @@ def node_rrd(
         if major >= 9:
             row["memavailable"] = node.maxmem - mems[i]
             row["arcsize"] = 0
+            row.update(
+                _pressure(node.load.key, t // step, c, mems[i] / node.maxmem, cpu_full=False)
+            )
         rows.append(row)
     if rows and node.online:
         rows[-1] = {"time": rows[-1]["time"]}  # the newest bucket is still being filled
@@ -155,9 +158,28 @@ def guest_rrd(g: Guest, now: float, timeframe: str, cf: str, major: int) -> list
         }
         if major >= 9 and g.type == "qemu":
             row["memhost"] = mems[i] * 1.03
+        if major >= 9:
+            row.update(_pressure(g.load.key, t // step, c, mems[i] / g.maxmem, cpu_full=True))
         rows.append(row)
     rows[-1] = {"time": rows[-1]["time"], **base}  # newest bucket still being filled
     return rows
+
+
+def _pressure(key: int, bucket: int, cpu: float, mem: float, *, cpu_full: bool) -> dict[str, float]:
+    """PVE 9 pressure-stall columns (PSI ``some``/``full`` averages): CPU stall grows with
+    load, memory stall appears only close to the limit; hosts have no ``pressurecpufull``."""
+    stall = max(0.0, cpu - 0.5) * 2
+    mem_stall = max(0.0, mem - 0.85) * 4
+    out = {
+        "pressurecpusome": round(stall * 0.4 + 0.01 * noise(key + 21, bucket), 4),
+        "pressureiosome": round(0.02 + 0.05 * cpu * noise(key + 22, bucket), 4),
+        "pressureiofull": round(0.01 + 0.03 * cpu * noise(key + 23, bucket), 4),
+        "pressurememorysome": round(mem_stall * 0.2, 4),
+        "pressurememoryfull": round(mem_stall * 0.1, 4),
+    }
+    if cpu_full:
+        out["pressurecpufull"] = round(stall * 0.15, 4)
+    return out
 
 
 def storage_rrd(use: StorageUse, now: float, timeframe: str, cf: str) -> list[dict[str, Any]]:

@@ -955,6 +955,10 @@ def build_scenario(
         )
     if kw:
         raise TypeError(f"scenario {name!r} got unexpected options: {', '.join(sorted(kw))}")
+    from ._realism import add_real_keys
+
+    for st in states:
+        add_real_keys(st)
     return states
 
 

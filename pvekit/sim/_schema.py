@@ -349,3 +349,20 @@ def _raw() -> dict[str, Any]:
 def load_schema(pve_version: str = "9.1") -> Schema:
     """The shipped schema as seen by a server of ``pve_version`` (``"8.4"`` or ``"9.1"``)."""
     return Schema(_raw(), pve_version)
+
+
+@functools.cache
+def _returns() -> dict[str, dict[str, str]]:
+    from importlib.resources import files
+
+    text = files("pvekit._data").joinpath("returns.json").read_text()
+    data: dict[str, dict[str, str]] = json.loads(text)
+    return data
+
+
+def return_type(major: int, path: str) -> str:
+    """The schema's return type of ``GET path`` on PVE ``major`` (``"object"``, ``"array"``,
+    ``"string"``, ``"null"``...; ``""`` when the schema documents none or has no such GET).
+    From ``pvekit/_data/returns.json`` (``scripts/build_returns.py``)."""
+    table = _returns().get(str(major)) or _returns().get("9", {})
+    return table.get(path, "")

@@ -10,28 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
+import requests
+
+from . import _access, _ha  # noqa: F401  (register their handlers)
 from ._auth import AuthDB, Identity
+from ._dispatch import API_PREFIX, MAX_BODY, Headers, SimResponse, response, serve
 from ._errors import SimHTTPError, param_error
 from ._faults import Faults
 from ._handlers import ACTION_OF, GUEST_TYPE_OF, ROUTES, Ctx, RawJSON
-from ._schema import Schema, load_schema
+from ._result import WithAttribs
+from ._schema import Schema, load_schema, return_type
 from ._state import ClusterState
 from ._tls import SelfSignedCert
 
 __all__ = ["RecordedRequest", "SimCluster"]
 
-API_PREFIX = "/api2/json"
 _SECRET_PARAMS = {
     "password",
     "otp",
@@ -44,7 +45,6 @@ _SECRET_PARAMS = {
     "input-data",
 }
 _SECRET_HEADERS = {"authorization", "cookie", "csrfpreventiontoken"}
-_MAX_BODY = 16 * 1024 * 1024
 _MAX_RECORDED = 100_000
 _SEQ = itertools.count(1)
 
@@ -87,13 +87,6 @@ def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def _redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ("***" if k in _SECRET_PARAMS else v) for k, v in params.items()}
-
-
-def _parse_params(raw: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, values in parse_qs(raw, keep_blank_values=True).items():
-        out[k] = values[0] if len(values) == 1 else values
-    return out
 
 
 class _Server(ThreadingHTTPServer):
@@ -175,90 +168,34 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def do_HEAD(self) -> None:
-        self._send(501, "Method 'HEAD' not implemented", {"data": None})
+        self._dispatch("HEAD")
 
     def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
     def _dispatch(self, method: str) -> None:
-        cluster = self.server.cluster
-        split = urlsplit(self.path)
-        params = _parse_params(split.query)
         length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            self._send(413, "Request Entity Too Large", {"data": None})
+        if length > MAX_BODY:
+            self._send(response(413, "Request Entity Too Large", {"data": None}))
             return
-        if length:
-            body = self.rfile.read(length).decode("utf-8", "replace")
-            ctype = (self.headers.get("Content-Type") or "").lower()
-            if "application/json" in ctype:
-                try:
-                    decoded = json.loads(body or "{}")
-                except ValueError:
-                    self._send(
-                        400,
-                        "Parameter verification failed.",
-                        {"errors": {"body": "invalid JSON"}, "data": None},
-                    )
-                    return
-                if isinstance(decoded, dict):
-                    params.update(
-                        {
-                            k: (
-                                "1"
-                                if v is True
-                                else "0"
-                                if v is False
-                                else v
-                                if isinstance(v, list)
-                                else str(v)
-                            )
-                            for k, v in decoded.items()
-                            if v is not None
-                        }
-                    )
-            else:
-                params.update(_parse_params(body))
-        headers = {k: v for k, v in self.headers.items()}
-        path = split.path
-        api_path = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else None
-        if api_path is None:
-            cluster.record(method, path, params, headers, 404)
-            self._send(404, "Not Found", {"data": None})
-            return
-        decision = cluster.faults.decide(method, api_path)
-        if decision.delay:
-            time.sleep(decision.delay)
-        if decision.drop:
-            cluster.record(method, api_path, params, headers, 0)
+        body = self.rfile.read(length) if length else b""
+        headers = Headers({k: v for k, v in self.headers.items()})
+        answer = serve(self.server.cluster, method, self.path, headers, body)
+        if answer.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if decision.status is not None:
-            status, reason, payload = decision.status, decision.reason, {"data": None}
-        else:
-            status, reason, payload = cluster.handle(method, api_path, params, headers)
-        # Recorded before answering, so a client that got its answer sees its request logged.
-        cluster.record(method, api_path, params, headers, status)
-        self._send(status, reason, payload)
+        self._send(answer)
 
-    def _send(self, status: int, reason: str, payload: Any) -> None:
-        if isinstance(payload, RawJSON):
-            body = payload.body
-        else:
-            body = json.dumps(payload, separators=(",", ":")).encode()
-        # The reason phrase carries PVE's message: one latin-1 line.
-        phrase = " ".join(reason.split()).encode("latin-1", "replace").decode("latin-1")
-        self.send_response(status, phrase[:500] or "OK")
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Cache-Control", "max-age=0")
-        self.send_header("Pragma", "no-cache")
-        self.send_header("Expires", self.date_time_string())
-        self.send_header("Content-Length", str(len(body)))
+    def _send(self, answer: SimResponse) -> None:
+        self.send_response(answer.status, answer.reason)
+        for k, v in answer.headers.items():
+            if k != "Server":  # send_response wrote it from version_string()
+                self.send_header(k, v)
         self.end_headers()
         try:
-            self.wfile.write(body)
+            self.wfile.write(answer.body)
         except OSError:
             self.close_connection = True
 
@@ -351,13 +288,36 @@ class SimCluster:
         """PEM file of the self-signed certificate (None without HTTPS)."""
         return self.cert.cert_file if self.cert else None
 
-    def connect_kwargs(self, identity: str = "root") -> dict[str, Any]:
+    @property
+    def inprocess_url(self) -> str:
+        """Base URL the in-process transport answers for (never resolved: ``.invalid``)."""
+        return f"http://{self.name}.pvekit-sim.invalid:8006"
+
+    def transport(self) -> Any:
+        """A :class:`~pvekit.sim.SimTransport` (requests adapter) serving this cluster."""
+        from ._inprocess import SimTransport
+
+        return SimTransport(self)
+
+    def session(self) -> requests.Session:
+        """A ``requests.Session`` whose requests to :attr:`inprocess_url` are served
+        in-process (no socket, thread or TLS); pass it as ``pvekit.connect(session=...)``."""
+        s = requests.Session()
+        s.trust_env = False
+        s.mount(self.inprocess_url + "/", self.transport())
+        return s
+
+    def connect_kwargs(self, identity: str = "root", *, inprocess: bool = False) -> dict[str, Any]:
         """Keyword arguments for :func:`pvekit.connect` as one of the demo identities.
 
         ``root`` (password), ``token`` (API token ``root@pam!pvekit``), ``auditor`` (read
-        only) or ``tfa`` (password plus the current TOTP code as ``otp``).
+        only) or ``tfa`` (password plus the current TOTP code as ``otp``). With
+        ``inprocess=True`` they carry a :meth:`session` served by the in-process transport
+        and :attr:`inprocess_url` as host: the cluster need not be started.
         """
-        kw: dict[str, Any] = {"host": self.url}
+        kw: dict[str, Any] = {"host": self.inprocess_url if inprocess else self.url}
+        if inprocess:
+            kw["session"] = self.session()
         if identity == "root":
             kw.update(user="root@pam", password=self.auth.users["root@pam"].password)
         elif identity == "token":
@@ -372,7 +332,7 @@ class SimCluster:
             )
         else:
             raise ValueError(f"unknown identity {identity!r}; use root, token, auditor or tfa")
-        if self.https:
+        if self.https and not inprocess:
             kw.update(verify_ssl=True, ca_file=self.ca_file, fingerprint=self.fingerprint)
         return kw
 
@@ -465,6 +425,8 @@ class SimCluster:
         self, method: str, path: str, params: dict[str, Any], headers: Mapping[str, str]
     ) -> tuple[int, str, Any]:
         """Answer one API request: (status, reason phrase, JSON payload)."""
+        if not isinstance(headers, Headers):
+            headers = Headers(headers)  # header names are case-insensitive, in PVE too
         try:
             result = self._handle(method, path, params, headers)
         except SimHTTPError as exc:
@@ -476,6 +438,8 @@ class SimCluster:
             return 500, f"{type(exc).__name__}: {exc}", {"data": None}
         if isinstance(result, RawJSON):
             return 200, "OK", result
+        if isinstance(result, WithAttribs):
+            return 200, "OK", {"data": result.data, **result.attribs}
         return 200, "OK", {"data": result}
 
     def _handle(
@@ -533,20 +497,28 @@ class SimCluster:
             raise SimHTTPError(403, f"Permission check failed ({why})")
 
     def _fallback(self, template: str, method: str) -> Any:
-        """Schema paths the simulator has no model for: index paths list their children;
-        anything else is refused like an unimplemented feature."""
+        """Schema paths the simulator has no model for (see :func:`modelled_endpoints`).
+
+        A GET answers in the shape the schema documents: index paths list their children,
+        other lists are empty, objects are empty objects, ``null`` is null. Anything else
+        (a string, a number, an undocumented return, every write) is refused like an
+        unimplemented feature, so a client never gets data of the wrong type."""
         if method == "GET":
-            prefix = template.rstrip("/") + "/"
-            children = sorted(
-                {
-                    p[len(prefix) :].split("/")[0]
-                    for (p, _m) in self.schema.endpoints
-                    if p.startswith(prefix)
-                }
-            )
-            if children:
-                return [{"name": c.strip("{}")} for c in children if not c.startswith("{")]
-            return []
+            rtype = return_type(self.state.major, template)
+            if rtype == "array":
+                prefix = template.rstrip("/") + "/"
+                children = sorted(
+                    {
+                        p[len(prefix) :].split("/")[0]
+                        for (p, _m) in self.schema.endpoints
+                        if p.startswith(prefix)
+                    }
+                )
+                return [{"name": c} for c in children if not c.startswith("{")]
+            if rtype == "object":
+                return {}
+            if rtype == "null":
+                return None
         raise SimHTTPError(
             501, f"Method '{method} {API_PREFIX}{template}' not implemented by the pvekit simulator"
         )

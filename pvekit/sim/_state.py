@@ -110,6 +110,9 @@ class TaskPolicy:
         return None
 
 
+_POWER_ACTIONS = frozenset({"start", "stop", "shutdown", "reboot", "reset", "suspend", "resume"})
+
+
 class ClusterState:
     """Nodes, guests, storages, pools, tasks and users of one cluster."""
 
@@ -329,6 +332,27 @@ class ClusterState:
         if g.lock and not skiplock:
             raise SimHTTPError(500, f"{g.kind} is locked ({g.lock})")
 
+    def _config_flock(self, g: Guest, action: str, params: Mapping[str, Any]) -> None:
+        """A running power task holds the guest's config file lock (``lock_config``), so a
+        second one fails to get it, as on PVE; ``stop`` with ``overrule-shutdown`` aborts a
+        pending shutdown instead."""
+        prefix = "qm" if g.type == "qemu" else "vz"
+        for t in self.tasks:
+            if not (t.running and t.id == str(g.vmid) and t.type.startswith(prefix)):
+                continue
+            if t.type[len(prefix) :] not in _POWER_ACTIONS:
+                continue
+            overrule = _truthy(params.get("overrule-shutdown"))
+            if action == "stop" and t.type.endswith("shutdown") and overrule:
+                self.stop_task(t)
+                continue
+            path = (
+                f"/var/lock/qemu-server/lock-{g.vmid}.conf"
+                if g.type == "qemu"
+                else f"/run/lock/lxc/pve-config-{g.vmid}.lock"
+            )
+            raise SimHTTPError(500, f"can't lock file '{path}' - got timeout")
+
     def check_node_online(self, node: str) -> None:
         n = self.node(node)
         if not n.online:
@@ -354,6 +378,7 @@ class ClusterState:
         """start/stop/shutdown/reboot/reset/suspend/resume; returns the task UPID."""
         skiplock = _truthy(params.get("skiplock"))
         self.check_lock(g, skiplock)
+        self._config_flock(g, action, params)
         label = f"{g.kind} {g.vmid}"
         if action == "start":
             if g.template:
@@ -1214,6 +1239,8 @@ class ClusterState:
                     "unit": i,
                     "serial": f"drive-{key}",
                     "dev": f"/dev/sd{chr(97 + i)}" if not win else f"\\\\.\\PhysicalDrive{i}",
+                    # the virtio-scsi controller's PCI address, as qemu-guest-agent reports it
+                    "pci-controller": {"domain": 0, "bus": 9, "slot": 1 + i, "function": 0},
                 }
             ]
             if win:

@@ -1,0 +1,159 @@
+"""One request, transport-free: what both fronts of the simulator call.
+
+The loopback HTTP(S) server (``_server.py``) and the in-process requests adapter
+(``_inprocess.py``) both hand the raw request (method, target with query string, headers,
+body bytes) to :func:`serve` and write back the :class:`SimResponse` it returns, so routing,
+validation, authentication, faults, state and the request log are the same code whichever
+way a client arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._server import SimCluster
+
+__all__ = ["API_PREFIX", "MAX_BODY", "Headers", "SimResponse", "serve"]
+
+API_PREFIX = "/api2/json"
+MAX_BODY = 16 * 1024 * 1024
+
+
+class Headers(MutableMapping[str, str]):
+    """Request headers with case-insensitive names (RFC 9110 section 5.1), as PVE reads them.
+
+    Iteration keeps the spelling the client sent, so the request log shows what arrived.
+    """
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        self._d: dict[str, tuple[str, str]] = {}
+        for k, v in (items or {}).items():
+            self[k] = v
+
+    def __getitem__(self, key: str) -> str:
+        return self._d[key.lower()][1]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._d[key.lower()] = (key, value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._d[key.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _v in self._d.values())
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __repr__(self) -> str:
+        return f"Headers({len(self)} names)"  # values may be secrets
+
+
+@dataclass
+class SimResponse:
+    """What to send back. ``drop`` means: close the connection without an answer."""
+
+    status: int
+    reason: str
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+
+def _parse_params(raw: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, values in parse_qs(raw, keep_blank_values=True).items():
+        out[k] = values[0] if len(values) == 1 else values
+    return out
+
+
+def _json_params(decoded: dict[str, Any]) -> dict[str, Any]:
+    # PVE's JSON body reader turns booleans into 0/1 and everything scalar into a string.
+    out: dict[str, Any] = {}
+    for k, v in decoded.items():
+        if v is None:
+            continue
+        out[k] = "1" if v is True else "0" if v is False else v if isinstance(v, list) else str(v)
+    return out
+
+
+def response(status: int, reason: str, payload: Any) -> SimResponse:
+    """A JSON answer with the headers ``pve-api-daemon`` sends."""
+    from ._handlers import RawJSON
+
+    body = (
+        payload.body
+        if isinstance(payload, RawJSON)
+        else json.dumps(payload, separators=(",", ":")).encode()
+    )
+    # The reason phrase carries PVE's message: one latin-1 line.
+    phrase = " ".join(reason.split()).encode("latin-1", "replace").decode("latin-1")
+    return SimResponse(
+        status,
+        phrase[:500] or "OK",
+        body,
+        {
+            "Server": "pve-api-daemon/3.0",
+            "Content-Type": "application/json;charset=UTF-8",
+            "Cache-Control": "max-age=0",
+            "Pragma": "no-cache",
+            "Expires": formatdate(usegmt=True),
+            "Content-Length": str(len(body)),
+        },
+    )
+
+
+def serve(
+    cluster: SimCluster, method: str, target: str, headers: Mapping[str, str], body: bytes
+) -> SimResponse:
+    """Answer one raw request to ``cluster`` (``target`` is the path with its query)."""
+    method = method.upper()
+    hdrs = headers if isinstance(headers, Headers) else Headers(headers)
+    if method == "HEAD":
+        return response(501, "Method 'HEAD' not implemented", {"data": None})
+    split = urlsplit(target)
+    params = _parse_params(split.query)
+    if len(body) > MAX_BODY:
+        return response(413, "Request Entity Too Large", {"data": None})
+    if body:
+        text = body.decode("utf-8", "replace")
+        if "application/json" in (hdrs.get("Content-Type") or "").lower():
+            try:
+                decoded = json.loads(text or "{}")
+            except ValueError:
+                return response(
+                    400,
+                    "Parameter verification failed.",
+                    {"errors": {"body": "invalid JSON"}, "data": None},
+                )
+            if isinstance(decoded, dict):
+                params.update(_json_params(decoded))
+        else:
+            params.update(_parse_params(text))
+    path = split.path
+    api_path = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else None
+    if api_path is None:
+        cluster.record(method, path, params, hdrs, 404)
+        return response(404, "Not Found", {"data": None})
+    decision = cluster.faults.decide(method, api_path)
+    if decision.delay:
+        # Before the handler, as a slow daemon is: a client that times out meanwhile still
+        # sees the action applied later.
+        time.sleep(decision.delay)
+    if decision.drop:
+        cluster.record(method, api_path, params, hdrs, 0)
+        return SimResponse(0, "", drop=True)
+    if decision.status is not None:
+        status, reason, payload = decision.status, decision.reason, {"data": None}
+    else:
+        status, reason, payload = cluster.handle(method, api_path, params, hdrs)
+    # Recorded before answering, so a client that got its answer sees its request logged.
+    cluster.record(method, api_path, params, hdrs, status)
+    return response(status, reason, payload)
