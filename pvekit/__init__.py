@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._cluster import Cluster, IncompleteDataWarning
     from ._config import Profile, load_config
     from ._connect import connect, connect_group, demo
+    from ._failover import FailoverEvent, FailoverGroup
     from ._format import (
         UPID,
         first_non_loopback_ip,
@@ -68,6 +69,8 @@ _LAZY: dict[str, str] = {
     "demo": "._connect",
     "Cluster": "._cluster",
     "Group": "._group",
+    "FailoverGroup": "._failover",
+    "FailoverEvent": "._failover",
     "Guest": "._guest",
     "Task": "._tasks",
     "PartialResultWarning": "._group",
@@ -94,6 +97,8 @@ __all__ = [
     "Cluster",
     "ConfigError",
     "ConnectionError",
+    "FailoverEvent",
+    "FailoverGroup",
     "Group",
     "Guest",
     "GuestAgentError",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from ._guest import Guest
+    from ._node import Node
     from ._tasks import Task
 
 __all__ = ["Cluster", "IncompleteDataWarning"]
@@ -136,6 +137,13 @@ class Cluster(ApiClient):
         from ._tasks import Task
 
         return Task(self, upid)
+
+    def node(self, name: str) -> Node:
+        """Return a :class:`~pvekit.Node` handle for node ``name`` of this cluster (no request
+        is sent until a method of the handle is called)."""
+        from ._node import Node
+
+        return Node(self, name)
 
     # -- helpers -------------------------------------------------------------------------------
 

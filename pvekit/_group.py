@@ -79,7 +79,9 @@ class Group:
         clusters: Iterable[Cluster] | Mapping[str, Cluster],
         *,
         max_workers: int | None = None,
+        name: str | None = None,
     ) -> None:
+        self.name = name  # the configured group's name (None for an ad-hoc Group)
         items = (
             list(clusters.items())
             if isinstance(clusters, Mapping)
