@@ -70,7 +70,8 @@ _PROFILE = ("profile", "str", "", "profile name of the cluster (the key across c
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "nodes": _cols(
         _PROFILE,
-        ("node", "str", "", "node name"),
+        ("cluster", "str", "", "cluster name (/cluster/status); null for a standalone node"),
+        ("node", "str", "", "node name (null on a group's placeholder row of a failed profile)"),
         ("status", "category", "", "online, offline or unknown"),
         ("online", "boolean", "", "node is online (cluster membership view)"),
         ("cpu", "float64", "fraction", "CPU usage 0..1 of all the node's cores"),
@@ -90,6 +91,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ("ip", "str", "", "cluster network address of the node"),
         ("level", "str", "", "subscription level ('' none, c community, b basic, s, p)"),
         ("cgroup_mode", "Int64", "", "cgroup version of the node (PVE 7+)"),
+        ("cpu_model", "str", "", "CPU model name (needs the node online)"),
+        ("sockets", "Int64", "count", "CPU sockets (needs the node online)"),
     ),
     "guests": _cols(
         _PROFILE,
@@ -175,13 +178,21 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ("node", "str", "", "node that runs the task"),
         ("type", "category", "", "task type: qmstart, vzdump, qmigrate..."),
         ("id", "str", "", "object of the task (often a VMID), null if none"),
-        ("user", "str", "", "user (or token) that started it"),
+        ("user", "str", "", "user that started it (user@realm, without the token)"),
+        ("tokenid", "str", "", "API token name when a token started it, else null"),
         ("status", "category", "", "running, ok, warnings or error"),
         ("exitstatus", "str", "", "Proxmox exit status text (null while running)"),
         ("starttime", _TIME, "UTC", "start time"),
         ("endtime", _TIME, "UTC", "end time (null while running)"),
         ("duration", "float64", "seconds", "endtime - starttime (null while running)"),
         ("running", "boolean", "", "task is still running"),
+        (
+            "saved",
+            "boolean",
+            "",
+            "task is in the node's task archive (Proxmox `saved`; when omitted, as on finished "
+            "rows of a node's list, true once the task has ended)",
+        ),
     ),
     "backups": _cols(
         _PROFILE,
@@ -219,6 +230,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
     "summary": _cols(
         _PROFILE,
+        ("cluster", "str", "", "cluster name (/cluster/status); null for a standalone node"),
         ("nodes_online", "Int64", "count", "nodes online"),
         ("nodes_total", "Int64", "count", "nodes in the cluster"),
         ("quorate", "boolean", "", "cluster has quorum; null for a standalone node"),
@@ -562,6 +574,7 @@ def nodes_frame(
             by_node.setdefault(str(row["name"]), {})
     statuses = node_status or {}
     names = sorted(by_node)
+    cluster_name = _cluster_name(cluster_status)
     table = _Table(columns("nodes"))
     for name in names:
         res = by_node[name]
@@ -584,6 +597,7 @@ def nodes_frame(
 
         table.add(
             profile=profile,
+            cluster=cluster_name,
             node=name,
             status=status,
             online=online,
@@ -604,8 +618,18 @@ def nodes_frame(
             ip=_nonempty(mem.get("ip")),
             level=_str(pick(res.get("level"), mem.get("level"))),
             cgroup_mode=_int(res.get("cgroup-mode")),
+            cpu_model=_nonempty(cpuinfo.get("model")),
+            sockets=_int(cpuinfo.get("sockets")),
         )
     return _build("nodes", table.data)
+
+
+def _cluster_name(cluster_status: Any) -> str | None:
+    """The name in the ``cluster`` row of ``/cluster/status`` (absent on a standalone node)."""
+    for row in _rows(cluster_status):
+        if row.get("type") == "cluster":
+            return _nonempty(row.get("name"))
+    return None
 
 
 # --------------------------------------------------------------------------- guests
@@ -983,6 +1007,17 @@ def _task_state(row: Mapping[str, Any]) -> tuple[str, str | None, bool]:
     return "error", exit_text, False
 
 
+def _task_user(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(user, token name): PVE lists ``user`` and ``tokenid`` apart; some servers (and UPIDs)
+    write ``user@realm!token`` in one field."""
+    user = _nonempty(row.get("user"))
+    tokenid = _nonempty(row.get("tokenid"))
+    if user and "!" in user:
+        user, _, named = user.partition("!")
+        tokenid = tokenid or _nonempty(named)
+    return user, tokenid
+
+
 def tasks_frame(profile: str, tasks: Any) -> pd.DataFrame:
     """Build the ``tasks`` frame from task list rows (``/nodes/{node}/tasks``,
     ``/cluster/tasks``) or task status bodies; newest first, one row per UPID."""
@@ -1001,13 +1036,17 @@ def tasks_frame(profile: str, tasks: Any) -> pd.DataFrame:
         status, exitstatus, running = _task_state(row)
         start = _float(row.get("starttime"))
         end = None if running else _float(row.get("endtime"))
+        user, tokenid = _task_user(row)
+        saved = _bool(row.get("saved"))
         table.add(
             profile=profile,
             upid=_nonempty(row.get("upid")),
             node=_nonempty(row.get("node")),
             type=_nonempty(row.get("type")),
             id=_nonempty(row.get("id")),
-            user=_nonempty(row.get("user")),
+            user=user,
+            tokenid=tokenid,
+            saved=(not running) if saved is None and "status" in row else saved,
             status=status,
             exitstatus=exitstatus,
             starttime=start,
@@ -1184,6 +1223,7 @@ def summary_frame(
     version_text = _nonempty(ver.get("version")) if isinstance(ver, Mapping) else _nonempty(ver)
     data: dict[str, list[Any]] = {
         "profile": [profile],
+        "cluster": [_cluster_name(cluster_status)],
         "nodes_online": [len(online)],
         "nodes_total": [len(names)],
         "quorate": [quorate],
