@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from ._group import Group, PartialResultWarning
     from ._guest import Guest
+    from ._node import Node
     from ._tasks import Task
 
 __version__ = "0.1.0"
@@ -72,6 +73,7 @@ _LAZY: dict[str, str] = {
     "FailoverGroup": "._failover",
     "FailoverEvent": "._failover",
     "Guest": "._guest",
+    "Node": "._node",
     "Task": "._tasks",
     "PartialResultWarning": "._group",
     "IncompleteDataWarning": "._cluster",
@@ -105,6 +107,7 @@ __all__ = [
     "IncompleteDataWarning",
     "InvalidInputError",
     "InvalidVMIDError",
+    "Node",
     "NodeUnreachableError",
     "NotFoundError",
     "NotImplementedByServerError",

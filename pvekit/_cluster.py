@@ -346,6 +346,38 @@ class Cluster(ApiClient):
             self._keep_frame(key, df, resources_token, inputs)
         return df
 
+    def guests_from_nodes(
+        self, *, fresh: bool = False, progress: bool | None = None
+    ) -> pd.DataFrame:
+        """The basic ``guests()`` table built from each online node's own lists
+        (``/nodes`` then ``/nodes/{node}/qemu`` and ``/lxc``), without ``/cluster/resources``:
+        the seed's recovery path when that index is degraded (500s, missing guests). Guests of
+        nodes that are down are missing (a warning names them); ``pool`` and ``ha_state``
+        are not in node lists."""
+        import pandas as pd
+
+        listed = self.get("/nodes", fresh=fresh)
+        rows = [r for r in listed or [] if isinstance(r, dict) and r.get("node")]
+        online = sorted(str(r["node"]) for r in rows if r.get("status") == "online")
+        failed = {
+            str(r["node"]): f"node is {r.get('status') or 'unknown'}"
+            for r in rows
+            if r.get("status") != "online"
+        }
+        answered = self._gather(
+            lambda n: self.node(n).guests(fresh=fresh),
+            online,
+            key=str,
+            desc="node guest lists",
+            progress=progress,
+            failed=failed,
+        )
+        parts = [df for _, df in answered if len(df)]
+        if not parts:
+            return frames.empty_frame("guests")
+        df = pd.concat(parts, ignore_index=True).sort_values("vmid", kind="stable")
+        return frames.apply_dtypes(df.reset_index(drop=True), "guests")
+
     # A warm repeat of a table re-parses every config (~0.3 ms per guest) although nothing
     # changed: keep the finished frame with the identity tokens of the cached answers it was
     # built from, and hand out a copy while every one of them is still the same answer.

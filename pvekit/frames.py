@@ -31,9 +31,12 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "COLUMNS",
     "Column",
+    "appliances_frame",
     "apply_dtypes",
     "backups_frame",
     "columns",
+    "content_frame",
+    "disks_frame",
     "empty_frame",
     "group_status_frame",
     "guest_ips",
@@ -45,6 +48,7 @@ __all__ = [
     "summary_frame",
     "tasks_frame",
     "unwrap",
+    "updates_frame",
 ]
 
 
@@ -243,6 +247,67 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ("storage_total", "Int64", "bytes", "size of available storages, shared counted once"),
         ("guests_running", "Int64", "count", "running guests (templates excluded)"),
         ("guests_total", "Int64", "count", "guests (templates excluded)"),
+    ),
+    "disks": _cols(
+        _PROFILE,
+        ("node", "str", "", "node the disk is in"),
+        ("devpath", "str", "", "device path, e.g. /dev/sda"),
+        ("type", "category", "", "nvme, ssd, hdd, usb, partition..."),
+        ("model", "str", "", "disk model"),
+        ("serial", "str", "", "serial number"),
+        ("vendor", "str", "", "vendor as the kernel reports it (often padded or 'unknown')"),
+        ("size", "Int64", "bytes", "disk size"),
+        ("used", "str", "", "what uses it: LVM, ZFS, ext4, partitions, mounted..."),
+        ("health", "str", "", "SMART self-assessment (PASSED, FAILED, UNKNOWN); null if skipped"),
+        ("wearout", "Int64", "percent", "SSD life left (100 = new); null for HDDs ('N/A')"),
+        ("rpm", "Int64", "rpm", "rotation speed; 0 for SSD/NVMe"),
+        ("gpt", "boolean", "", "has a GPT partition table"),
+        ("mounted", "boolean", "", "mounted"),
+        ("osdid", "Int64", "", "Ceph OSD id, -1 when none"),
+        ("wwn", "str", "", "world wide name"),
+        ("parent", "str", "", "the disk of a partition (include_partitions=True), else null"),
+    ),
+    "updates": _cols(
+        _PROFILE,
+        ("node", "str", "", "node with the pending update"),
+        ("package", "str", "", "Debian package name"),
+        ("old_version", "str", "", "installed version (null for a new package)"),
+        ("version", "str", "", "version the update installs"),
+        ("origin", "str", "", "Proxmox or Debian..."),
+        ("arch", "str", "", "amd64, all..."),
+        ("priority", "str", "", "package priority"),
+        ("section", "str", "", "package section"),
+        ("title", "str", "", "one-line summary"),
+        ("description", "str", "", "package description"),
+    ),
+    "content": _cols(
+        _PROFILE,
+        ("node", "str", "", "node the storage was listed from"),
+        ("storage", "str", "", "storage ID"),
+        ("volid", "str", "", "volume ID (storage:path), what delete_volume() takes"),
+        ("content", "category", "", "iso, vztmpl, images, rootdir, backup, import, snippets"),
+        ("format", "str", "", "iso, raw, qcow2, subvol, tzst, vma.zst..."),
+        ("size", "Int64", "bytes", "volume size"),
+        ("used", "Int64", "bytes", "space used (images; most plugins report nothing useful)"),
+        ("vmid", "Int64", "", "owner guest, if any"),
+        ("ctime", _TIME, "UTC", "creation time"),
+        ("notes", "str", "", "notes (backups)"),
+        ("protected", "boolean", "", "protected from removal (backups)"),
+        ("parent", "str", "", "base volume of a linked clone"),
+    ),
+    "appliances": _cols(
+        _PROFILE,
+        ("node", "str", "", "node whose appliance index was read"),
+        ("template", "str", "", "file name, what download_appliance() takes"),
+        ("package", "str", "", "appliance package"),
+        ("version", "str", "", "appliance version"),
+        ("os", "str", "", "distribution, e.g. debian-12"),
+        ("section", "category", "", "system, turnkeylinux, mail..."),
+        ("type", "category", "", "lxc"),
+        ("headline", "str", "", "one-line description"),
+        ("location", "str", "", "download URL"),
+        ("sha512sum", "str", "", "expected SHA-512 of the file"),
+        ("architecture", "str", "", "amd64..."),
     ),
     "group_status": _cols(
         _PROFILE,
@@ -1240,6 +1305,90 @@ def summary_frame(
     return _build("summary", data)
 
 
+# --------------------------------------------------------------------------- node tables
+
+
+def disks_frame(profile: str, node: str, disks: Any) -> pd.DataFrame:
+    """Build the ``disks`` frame from ``/nodes/{node}/disks/list`` rows."""
+    rows = []
+    for row in _rows(disks):
+        rows.append(
+            {
+                "devpath": _nonempty(row.get("devpath")),
+                "type": _nonempty(row.get("type")),
+                "model": _nonempty(row.get("model")),
+                "serial": _nonempty(row.get("serial")),
+                "vendor": _nonempty(str(row["vendor"]).strip()) if row.get("vendor") else None,
+                "size": _int(row.get("size")),
+                "used": _nonempty(row.get("used")),
+                "health": _nonempty(row.get("health")),
+                "wearout": _int(row.get("wearout")),  # "N/A" (HDD) becomes null
+                "rpm": _int(row.get("rpm")),
+                "gpt": _bool(row.get("gpt")),
+                "mounted": _bool(row.get("mounted")),
+                "osdid": _int(row.get("osdid")),
+                "wwn": _nonempty(row.get("wwn")),
+                "parent": _nonempty(row.get("parent")),
+            }
+        )
+    return _frame_from("disks", rows, profile=profile, node=node)
+
+
+def updates_frame(profile: str, node: str, packages: Any) -> pd.DataFrame:
+    """Build the ``updates`` frame from ``/nodes/{node}/apt/update`` rows (Proxmox's
+    capitalised keys: ``Package``, ``OldVersion``...), sorted by package."""
+    rows = [
+        {
+            "package": _nonempty(r.get("Package")),
+            "old_version": _nonempty(r.get("OldVersion")),
+            "version": _nonempty(r.get("Version")),
+            "origin": _nonempty(r.get("Origin")),
+            "arch": _nonempty(r.get("Arch")),
+            "priority": _nonempty(r.get("Priority")),
+            "section": _nonempty(r.get("Section")),
+            "title": _nonempty(r.get("Title")),
+            "description": _nonempty(r.get("Description")),
+        }
+        for r in _rows(packages)
+    ]
+    rows.sort(key=lambda r: str(r["package"] or ""))
+    return _frame_from("updates", rows, profile=profile, node=node)
+
+
+def content_frame(profile: str, node: str, storage: str, volumes: Any) -> pd.DataFrame:
+    """Build the ``content`` frame from ``/nodes/{node}/storage/{storage}/content`` rows."""
+    rows = [
+        {
+            "volid": _nonempty(r.get("volid")),
+            "content": _nonempty(r.get("content")),
+            "format": _nonempty(r.get("format")),
+            "size": _int(r.get("size")),
+            "used": _int(r.get("used")),
+            "vmid": _int(r.get("vmid")),
+            "ctime": _safe_epoch(r.get("ctime")),
+            "notes": _nonempty(r.get("notes")),
+            "protected": _bool(r.get("protected")),
+            "parent": _nonempty(r.get("parent")),
+        }
+        for r in _rows(volumes)
+    ]
+    rows.sort(key=lambda r: str(r["volid"] or ""))
+    return _frame_from("content", rows, profile=profile, node=node, storage=storage)
+
+
+def appliances_frame(profile: str, node: str, appliances: Any) -> pd.DataFrame:
+    """Build the ``appliances`` frame from ``/nodes/{node}/aplinfo`` rows."""
+    keys = ("template", "package", "version", "os", "section", "type", "headline", "location")
+    rows = []
+    for r in _rows(appliances):
+        row: dict[str, Any] = {k: _nonempty(r.get(k)) for k in keys}
+        row["sha512sum"] = _nonempty(r.get("sha512sum"))
+        row["architecture"] = _nonempty(r.get("architecture"))
+        rows.append(row)
+    rows.sort(key=lambda r: (str(r["section"] or ""), str(r["template"] or "")))
+    return _frame_from("appliances", rows, profile=profile, node=node)
+
+
 # --------------------------------------------------------------------------- group status
 
 
@@ -1270,6 +1419,10 @@ _FRAME_TITLES = {
     "snapshots": "`snapshots(vmid=None)`",
     "metrics": '`metrics(kind, targets=None, timeframe="day", cf="AVERAGE")`',
     "summary": "`summary()`",
+    "disks": "`Node.disks(include_partitions=False, skipsmart=False)`",
+    "updates": "`Node.updates()`",
+    "content": "`Node.content(storage, content=None, vmid=None)`",
+    "appliances": "`Node.appliances()`",
     "group_status": "`Group.status()`",
 }
 
@@ -1298,6 +1451,12 @@ _FRAME_SOURCES = {
     "summary": "`/cluster/resources`, `/cluster/status`, `/version`: CPU weighted by cores over "
     "online nodes, storage with status `unknown` skipped and shared storage counted once, "
     "templates not counted as guests.",
+    "disks": "`/nodes/{node}/disks/list` (`include-partitions`, `skipsmart`).",
+    "updates": "`/nodes/{node}/apt/update`: packages with a pending update, by package name "
+    "(`Node.refresh_updates()` runs `apt-get update` first).",
+    "content": "`/nodes/{node}/storage/{storage}/content` (`content`, `vmid`): every content "
+    "type, sorted by volid.",
+    "appliances": "`/nodes/{node}/aplinfo`: the appliance (container template) index.",
     "group_status": "kept by the Group from the outcome of each profile's last call.",
 }
 

@@ -3,15 +3,17 @@ simulator, each checked by its effect."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import pytest
 
 import pvekit
 from pvekit import frames
 
 if TYPE_CHECKING:
-    from pvekit import Cluster
+    from pvekit import Cluster, Task
     from pvekit.sim import Simulator
 
 
@@ -97,3 +99,103 @@ def test_tasks_started_by_a_token_show_the_token(fresh_sim: Simulator) -> None:
         assert bool(df.at[task.upid, "saved"]) is True
     finally:
         tok.close()
+
+
+# -- the Node handle: status, config, disks, SMART, updates ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def fast() -> Iterator[Simulator]:
+    from pvekit.sim import Simulator
+
+    with Simulator("demo", task_scale=0.02) as s:
+        yield s
+
+
+@pytest.fixture
+def prod(fast: Simulator) -> Iterator[Cluster]:
+    c = pvekit.connect(**fast["prod"].connect_kwargs(), cache=False)
+    yield c
+    c.close()
+
+
+def done(task: Task) -> Task:
+    task.wait(timeout=60, poll=0.05, progress=False)
+    return task
+
+
+def test_node_status_has_cpu_model_and_sockets(fast: Simulator, prod: Cluster) -> None:
+    node = fast["prod"].state.nodes["pve1"]
+    status = prod.node("pve1").status()
+    assert status["cpu_model"] == node.model and status["sockets"] == node.sockets
+    assert status["cpus"] == node.cpus and status["kernel"] == node.kernel_release
+    assert isinstance(status["cpuinfo"], dict)  # Proxmox's own body is kept
+
+
+def test_node_config_round_trip(prod: Cluster) -> None:
+    node = prod.node("pve2")
+    assert "digest" in node.config()
+    prod.put("/nodes/pve2/config", {"description": "rack 4"})
+    assert node.config(fresh=True)["description"] == "rack 4"
+
+
+def test_disks_and_smart(fast: Simulator, prod: Cluster) -> None:
+    last = list(fast["prod"].state.nodes)[-1]
+    disks = prod.node(last).disks()
+    assert {"nvme", "ssd", "hdd"} <= set(disks["type"].astype(str))
+    assert str(disks["size"].dtype) == "Int64" and (disks["size"] > 0).all()
+    hdd = disks[disks["type"] == "hdd"].iloc[0]
+    assert pd.isna(hdd["wearout"]) and hdd["rpm"] == 7200  # "N/A" for a spinning disk
+    assert hdd["health"] == "FAILED"  # the simulated failing disk of the last node
+    smart = prod.node(last).smart(str(hdd["devpath"]))
+    assert smart["health"] == "FAILED" and smart["type"] == "ata"
+    realloc = next(a for a in smart["attributes"] if a["name"] == "Reallocated_Sector_Ct")
+    assert realloc["value"] < realloc["threshold"] and realloc["fail"] == "FAILING_NOW"
+    nvme = prod.node(last).smart("/dev/nvme0n1")
+    assert nvme["type"] == "text" and "Percentage Used" in nvme["text"]
+    assert prod.node("pve1").disks(skipsmart=True)["health"].isna().all()
+    parts = prod.node("pve1").disks(include_partitions=True)
+    assert (parts.loc[parts["type"] == "partition", "parent"] == "/dev/nvme0n1").all()
+    with pytest.raises(pvekit.InvalidInputError, match="device path"):
+        prod.node("pve1").smart("sda")
+    with pytest.raises(pvekit.NotFoundError, match="no such disk"):
+        prod.node("pve1").smart("/dev/sdz")
+
+
+def test_pending_updates_and_refresh(prod: Cluster) -> None:
+    node = prod.node("pve1")
+    updates = node.updates()
+    assert len(updates) >= 2 and "pve-manager" in set(updates["package"])
+    row = updates.set_index("package").loc["pve-manager"]
+    assert row["old_version"] != row["version"] and row["origin"] == "Proxmox"
+    task = done(node.refresh_updates())
+    assert task.status().ok and task.upid_info.type == "aptupdate"
+
+
+# -- node-local guest lists: the recovery path ------------------------------------------------
+
+
+def test_node_guest_lists_match_the_cluster_view(fast: Simulator, prod: Cluster) -> None:
+    state = fast["prod"].state
+    local = prod.node("pve1").guests()
+    expected = sorted(g.vmid for g in state.guests.values() if g.node == "pve1")
+    assert local["vmid"].tolist() == expected
+    assert set(local["node"]) == {"pve1"}
+    by_id = {g.vmid: g for g in state.guests.values()}
+    assert all(str(t) == by_id[v].type for v, t in zip(local["vmid"], local["type"], strict=True))
+    assert list(local.columns) == frames.columns("guests")
+
+
+def test_guests_from_nodes_when_cluster_resources_is_degraded(fresh_sim: Simulator) -> None:
+    c = pvekit.connect(**fresh_sim["prod"].connect_kwargs(), cache=False, retries=0)
+    try:
+        fresh_sim["prod"].faults.errors(statuses=(500,), pattern="/cluster/resources")
+        with pytest.raises(pvekit.ServerError):
+            c.guests()
+        df = c.guests_from_nodes(progress=False)
+        state = fresh_sim["prod"].state
+        online = {n for n, node in state.nodes.items() if node.online}
+        expected = sorted(g.vmid for g in state.guests.values() if g.node in online)
+        assert df["vmid"].tolist() == expected
+    finally:
+        c.close()

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import _handlers_nodes as _handlers_nodes  # registers its routes in ROUTES
 from ._auth import AuthDB, Identity
 from ._errors import SimHTTPError, param_error
 from ._faults import Faults
