@@ -138,6 +138,21 @@ class Cluster(ApiClient):
 
         return Task(self, upid)
 
+    def next_vmid(self, vmid: int | str | None = None) -> int:
+        """The next free VMID (``GET /cluster/nextid``); with ``vmid``, that VMID if it is
+        free, else :class:`~pvekit.InvalidInputError` ("already in use")."""
+        from ._errors import ParameterError
+
+        if vmid is None:
+            return int(self.get("/cluster/nextid", fresh=True))
+        number = parse_vmid(vmid)
+        try:
+            return int(self.get("/cluster/nextid", {"vmid": number}, fresh=True))
+        except ParameterError:
+            raise InvalidInputError(
+                f"VMID {number} is already in use", profile=self.profile
+            ) from None
+
     def node(self, name: str) -> Node:
         """Return a :class:`~pvekit.Node` handle for node ``name`` of this cluster (no request
         is sent until a method of the handle is called)."""

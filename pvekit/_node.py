@@ -372,12 +372,11 @@ class Node:
     # -- creating guests ---------------------------------------------------------------------
 
     def _vmid(self, vmid: int | str | None) -> int:
-        get = self.cluster.get
         if vmid is None:
-            return int(get("/cluster/nextid", fresh=True))
+            return int(self.cluster.get("/cluster/nextid", fresh=True))
         number = parse_vmid(vmid)
         try:
-            get("/cluster/nextid", {"vmid": number}, fresh=True)
+            self.cluster.get("/cluster/nextid", {"vmid": number}, fresh=True)
         except ParameterError:
             raise InvalidInputError(
                 f"VMID {number} is already in use", profile=self.profile or None

@@ -254,6 +254,60 @@ def _actions(sim: Simulator, prod: Cluster) -> list[Callable[[], Any]]:
     return calls
 
 
+def _node_calls(prod: Cluster) -> list[Callable[[], Any]]:
+    """The Node handle, guest creation and the node-list recovery path (issue 14)."""
+    from pvekit.sim._handlers_nodes import simulated_checksum
+
+    def done(task: Any) -> Any:
+        return task.wait(timeout=20, poll=0.05, progress=False) if task is not None else None
+
+    node = prod.node("pve1")
+    url = "https://example.org/x.iso"
+    made: dict[str, int] = {}
+
+    def create() -> None:
+        t1 = node.create_vm("schema-vm", iso="local:iso/debian-13.1.0-amd64-netinst.iso")
+        done(t1)
+        t2 = node.create_container("schema-ct", "local:vztmpl/x.tar.zst", password="secret1")
+        done(t2)
+        made["vm"], made["ct"] = int(t1.newid or 0), int(t2.newid or 0)
+
+    def cleanup() -> None:
+        for vmid in made.values():
+            done(prod.guest(vmid).delete(confirm=vmid))
+
+    return [
+        lambda: node.status(),
+        lambda: node.config(),
+        lambda: node.disks(include_partitions=True, skipsmart=True),
+        lambda: node.smart("/dev/sda", health_only=True),
+        lambda: node.updates(),
+        lambda: done(node.refresh_updates()),
+        lambda: node.guests(),
+        lambda: prod.guests_from_nodes(progress=False),
+        lambda: node.content("local", content="iso", vmid=None),
+        lambda: node.appliances(),
+        lambda: done(
+            node.download_url(
+                "local",
+                url,
+                "x.iso",
+                checksum=simulated_checksum(url, "sha256"),
+                checksum_algorithm="sha256",
+                verify_certificates=False,
+            )
+        ),
+        lambda: done(node.delete_volume("local:iso/x.iso", delay=5)),
+        lambda: done(node.pull_oci("local", "docker.io/library/nginx:1.29", filename="ng")),
+        lambda: done(node.download_appliance("local", str(node.appliances()["template"][0]))),
+        lambda: prod.next_vmid(),
+        lambda: prod.next_vmid(90000),
+        create,
+        cleanup,
+        lambda: node.refresh(),
+    ]
+
+
 def test_every_public_call_is_in_the_official_schema(tls_sim: Simulator) -> None:
     source, routes = load_routes()
     prod = _connect(tls_sim, "prod")
@@ -275,7 +329,13 @@ def test_every_public_call_is_in_the_official_schema(tls_sim: Simulator) -> None
                 call()
             except PVEError as err:
                 failed.append(f"action {i}: {type(err).__name__}: {err}")
-        calls = reads + actions
+        nodes = _node_calls(group["prod"])
+        for i, call in enumerate(nodes):
+            try:
+                call()
+            except PVEError as err:
+                failed.append(f"node call {i}: {type(err).__name__}: {err}")
+        calls = reads + actions + nodes
         # Also the token identity (no login), which takes other paths through the client.
         token = _connect(tls_sim, "prod", identity="token")
         token.guests(details=True, progress=False)

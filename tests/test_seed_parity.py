@@ -199,3 +199,127 @@ def test_guests_from_nodes_when_cluster_resources_is_degraded(fresh_sim: Simulat
         assert df["vmid"].tolist() == expected
     finally:
         c.close()
+
+
+# -- storage content of any type, downloads, OCI pull, appliances -----------------------------
+
+
+def test_content_of_any_type_and_delete(fast: Simulator, prod: Cluster) -> None:
+    node = prod.node("pve1")
+    content = node.content("nfs-backup")
+    kinds = set(content["content"].astype(str))
+    assert {"iso", "vztmpl", "backup"} <= kinds
+    isos = node.content("nfs-backup", content="iso")
+    assert set(isos["content"].astype(str)) == {"iso"} and len(isos) < len(content)
+    images = node.content("local-lvm", content="images")
+    assert len(images) and images["vmid"].notna().all()
+    volid = str(isos["volid"].iloc[0])
+    task = node.delete_volume(volid)
+    if task is not None:
+        done(task)
+    assert volid not in set(node.content("nfs-backup", fresh=True)["volid"])
+    assert len(node.content("nfs-backup", fresh=True)) == len(content) - 1
+    with pytest.raises(pvekit.InvalidInputError, match="storage:path"):
+        node.delete_volume("no-colon")
+    with pytest.raises(pvekit.InvalidInputError, match="content="):
+        node.content("local", content="isos")
+
+
+def test_download_url_with_checksum(fast: Simulator, prod: Cluster) -> None:
+    from pvekit.sim._handlers_nodes import simulated_checksum
+
+    node = prod.node("pve1")
+    url = "https://example.org/images/alpine-virt-3.22.iso"
+    good = simulated_checksum(url, "sha256")
+    task = done(
+        node.download_url(
+            "local", url, "alpine-virt.iso", checksum=good, checksum_algorithm="sha256"
+        )
+    )
+    assert task.status().ok
+    assert "local:iso/alpine-virt.iso" in set(node.content("local", fresh=True)["volid"])
+    bad = node.download_url(
+        "local", url, "alpine-bad.iso", checksum="0" * 64, checksum_algorithm="sha256"
+    )
+    with pytest.raises(pvekit.TaskFailedError, match="checksum mismatch"):
+        bad.wait(timeout=60, poll=0.05, progress=False)
+    assert "local:iso/alpine-bad.iso" not in set(node.content("local", fresh=True)["volid"])
+    with pytest.raises(pvekit.InvalidInputError, match="does not suit content 'iso'"):
+        node.download_url("local", url, "alpine.tar.zst")
+    with pytest.raises(pvekit.InvalidInputError, match="give both"):
+        node.download_url("local", url, "x.iso", checksum=good)
+    with pytest.raises(pvekit.InvalidInputError, match="64 hex digits"):
+        node.download_url("local", url, "x.iso", checksum="abc", checksum_algorithm="sha256")
+
+
+def test_oci_pull_on_pve9(prod: Cluster) -> None:
+    node = prod.node("pve1")
+    task = done(node.pull_oci("local", "docker.io/library/nginx:1.29"))
+    assert task.status().ok
+    assert "local:vztmpl/nginx_1.29.tar" in set(node.content("local", fresh=True)["volid"])
+
+
+def test_oci_pull_is_refused_on_pve8() -> None:
+    from pvekit.sim import Simulator
+
+    with Simulator("demo", pve_version="8.4") as s:
+        c = pvekit.connect(**s["prod"].connect_kwargs(), cache=False)
+        try:
+            s["prod"].clear_requests()
+            with pytest.raises(pvekit.NotImplementedByServerError, match="Proxmox VE 9"):
+                c.node("pve1").pull_oci("local", "docker.io/library/nginx:1.29")
+            assert not [r for r in s["prod"].requests if "oci" in r.path]
+        finally:
+            c.close()
+
+
+def test_appliance_index_and_download(prod: Cluster) -> None:
+    node = prod.node("pve1")
+    apps = node.appliances()
+    assert len(apps) >= 3 and set(apps["type"].astype(str)) == {"lxc"}
+    template = str(apps.loc[apps["package"] == "debian-13-standard", "template"].iloc[0])
+    done(node.download_appliance("local", template))
+    assert f"local:vztmpl/{template}" in set(node.content("local", fresh=True)["volid"])
+    with pytest.raises(pvekit.APIError, match="no such template"):
+        node.download_appliance("local", "nothing_1.0_amd64.tar.zst")
+
+
+# -- creating guests -------------------------------------------------------------------------
+
+
+def test_next_vmid_and_create_vm(fast: Simulator, prod: Cluster) -> None:
+    state = fast["prod"].state
+    free = prod.next_vmid()
+    assert free not in state.guests and free >= 100
+    assert prod.next_vmid(free + 1000) == free + 1000
+    taken = min(state.guests)
+    with pytest.raises(pvekit.InvalidInputError, match="already in use"):
+        prod.next_vmid(taken)
+    task = prod.node("pve2").create_vm("web-new", disk_size=20)
+    assert task.newid == free
+    done(task)
+    row = prod.guests(fresh=True).set_index("vmid").loc[free]
+    assert row["name"] == "web-new" and row["node"] == "pve2" and row["type"] == "qemu"
+    assert pd.isna(row["lock"])
+    cfg = prod.guest(free).config(fresh=True)
+    assert cfg["cores"] == 2 and cfg["sockets"] == 1 and cfg["memory"] == 2048 * 1024**2
+    assert cfg["ostype"] == "l26" and cfg["networks"][0]["bridge"] == "vmbr0"
+    with pytest.raises(pvekit.InvalidInputError, match="already in use"):
+        prod.node("pve2").create_vm("again", vmid=free)
+    with pytest.raises(pvekit.InvalidInputError, match="DNS name"):
+        prod.node("pve2").create_vm("not a name")
+
+
+def test_create_container(fast: Simulator, prod: Cluster) -> None:
+    template = "local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst"
+    task = prod.node("pve1").create_container("ct-new", template, ip="10.0.0.9/24")
+    done(task)
+    vmid = task.newid
+    assert vmid is not None and vmid in fast["prod"].state.guests
+    row = prod.guests(fresh=True).set_index("vmid").loc[vmid]
+    assert row["type"] == "lxc" and row["name"] == "ct-new" and pd.isna(row["lock"])
+    cfg = prod.guest(vmid).config(fresh=True)
+    assert cfg["memory"] == 512 * 1024**2 and cfg["swap"] == 512 * 1024**2
+    assert cfg["networks"][0]["ip"] == "10.0.0.9/24"
+    with pytest.raises(pvekit.InvalidInputError, match="ostemplate"):
+        prod.node("pve1").create_container("x", "debian.tar.zst")
