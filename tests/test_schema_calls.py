@@ -212,6 +212,12 @@ def _actions(sim: Simulator, prod: Cluster) -> list[Callable[[], Any]]:
         lambda: running_vm.agent.interfaces(),
         lambda: running_vm.agent.filesystems(),
         lambda: running_vm.agent.exec(["uname", "-a"], timeout=10),
+        lambda: running_vm.agent.exec_status(running_vm.agent.exec_start("uptime")),
+        lambda: running_ct.interfaces(),
+        lambda: [g.refresh() for g in guests],
+        lambda: done(
+            stopped_ct.backup(mode="stop", notification_mode="notification-system", remove=False)
+        ),
         lambda: running_vm.console_url(),
         lambda: running_vm.shell_url(),
         lambda: running_vm.vnc_proxy(),
@@ -239,14 +245,21 @@ def _actions(sim: Simulator, prod: Cluster) -> list[Callable[[], Any]]:
         lambda: done(running_vm.stop()),
         lambda: done(running_vm.start()),
         lambda: done(running_vm.backup(mode="snapshot")),
-        lambda: done(running_vm.migrate(other[running_vm.node], online=True)),
+        lambda: done(
+            running_vm.migrate(
+                other[running_vm.node],
+                online=True,
+                force=True,
+                migration_network="10.10.10.0/24",
+            )
+        ),
         lambda: done(running_ct.migrate(other[running_ct.node], online=True)),
         lambda: done(stopped_ct.migrate(other[stopped_ct.node])),
         task_calls,
         clone,
         backup_restore,
         lambda: (
-            done(state["clone"].delete(purge=True, confirm=state["clone"].vmid))
+            done(state["clone"].delete(purge=True, confirm=state["clone"].vmid, skiplock=True))
             if "clone" in state
             else None
         ),

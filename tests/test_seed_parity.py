@@ -11,6 +11,7 @@ import pytest
 
 import pvekit
 from pvekit import frames
+from pvekit._guest import GuestStateError
 
 if TYPE_CHECKING:
     from pvekit import Cluster, Task
@@ -323,3 +324,140 @@ def test_create_container(fast: Simulator, prod: Cluster) -> None:
     assert cfg["networks"][0]["ip"] == "10.0.0.9/24"
     with pytest.raises(pvekit.InvalidInputError, match="ostemplate"):
         prod.node("pve1").create_container("x", "debian.tar.zst")
+
+
+# -- guest agent: exec start and status apart -------------------------------------------------
+
+
+def _pick(sim: Simulator, gtype: str, status: str, agent: bool | None = None) -> int:
+    st = sim["prod"].state
+    for g in sorted(st.guests.values(), key=lambda g: g.vmid):
+        usable = not g.template and not g.lock and st.nodes[g.node].online
+        if g.type == gtype and g.status == status and usable and agent in (None, g.agent):
+            return g.vmid
+    raise AssertionError(f"no {status} {gtype}")
+
+
+def test_agent_exec_start_then_poll_status(fast: Simulator, prod: Cluster) -> None:
+    vm = prod.guest(_pick(fast, "qemu", "running", agent=True))
+    fast["prod"].clear_requests()
+    pid = vm.agent.exec_start(["uname", "-a"])
+    assert isinstance(pid, int)
+    starts = [r for r in fast["prod"].requests if r.path.endswith("/agent/exec")]
+    assert len(starts) == 1 and not [r for r in fast["prod"].requests if "exec-status" in r.path]
+    first = vm.agent.exec_status(pid)
+    result = first
+    for _ in range(200):
+        if result.exited:
+            break
+        fast.clock.advance(1)
+        result = vm.agent.exec_status(pid)
+    assert result.exited and result.ok and "Linux" in result.stdout
+    assert result.command == ("uname", "-a") and result.pid == pid
+    # started once, whatever the number of polls
+    assert len([r for r in fast["prod"].requests if r.path.endswith("/agent/exec")]) == 1
+    with pytest.raises(pvekit.GuestAgentError):
+        vm.agent.exec_status(999_999)
+
+
+# -- migrate force / migration_network / delete; delete skiplock; backup notification-mode ---
+
+
+def test_migrate_force_for_local_devices_and_migration_network(fresh_sim: Simulator) -> None:
+    c = pvekit.connect(**fresh_sim["prod"].connect_kwargs(), cache=False)
+    try:
+        st = fresh_sim["prod"].state
+        vmid = _pick(fresh_sim, "qemu", "stopped")
+        g = st.guests[vmid]
+        g.config["hostpci0"] = "0000:01:00.0"
+        target = next(n for n, node in st.nodes.items() if node.online and n != g.node)
+        guest = c.guest(vmid)
+        with pytest.raises(pvekit.APIError, match="uses local devices: hostpci0"):
+            guest.migrate(target)
+        assert st.guests[vmid].node != target
+        task = guest.migrate(target, force=True, migration_network="10.10.10.0/24")
+        task.wait(timeout=120, poll=0.2, progress=False)
+        assert st.guests[vmid].node == target and guest.node == target
+        assert any("migration network 10.10.10.0/24" in line for line in task.log_tail(50))
+        with pytest.raises(pvekit.InvalidInputError, match="CIDR"):
+            guest.migrate(g.node, migration_network="eth1")
+        with pytest.raises(pvekit.InvalidInputError, match="always removes"):
+            guest.migrate(g.node, delete=False)
+        ct = c.guest(_pick(fresh_sim, "lxc", "stopped"))
+        with pytest.raises(pvekit.InvalidInputError, match="QEMU VMs only"):
+            ct.migrate(target, force=True)
+    finally:
+        c.close()
+
+
+def test_delete_skiplock_removes_a_locked_vm(fast: Simulator, prod: Cluster) -> None:
+    st = fast["prod"].state
+    vmid = _pick(fast, "qemu", "stopped")
+    st.guests[vmid].lock = "backup"  # a backup that died and left its lock
+    guest = prod.guest(vmid)
+    with pytest.raises(pvekit.APIError, match="locked"):
+        guest.delete(confirm=vmid).wait(timeout=60, poll=0.05, progress=False)
+    assert vmid in st.guests
+    done(guest.delete(confirm=vmid, skiplock=True))
+    assert vmid not in st.guests
+
+
+def test_backup_notification_mode(fast: Simulator, prod: Cluster) -> None:
+    guest = prod.guest(_pick(fast, "lxc", "stopped"))
+    task = done(guest.backup(mode="stop", notification_mode="notification-system"))
+    assert "--notification-mode notification-system" in task.log(start=0, limit=5)[0]
+    with pytest.raises(pvekit.InvalidInputError, match="notification_mode"):
+        guest.backup(notification_mode="always")
+
+
+def test_lxc_interface_records(fast: Simulator, prod: Cluster) -> None:
+    vmid = _pick(fast, "lxc", "running")
+    g = fast["prod"].state.guests[vmid]
+    records = prod.guest(vmid).interfaces()
+    eth0 = next(r for r in records if r["name"] == "eth0")
+    assert eth0["mac"] == g.mac.upper()
+    if g.ip:
+        assert eth0["ipv4"] == [g.ip]
+        assert {"ip": g.ip, "family": "ipv4", "prefix": 24} in eth0["addresses"]
+    assert eth0["ipv6"] and eth0["ipv6"][0].startswith("fe80::")
+    stopped = prod.guest(_pick(fast, "lxc", "stopped"))
+    with pytest.raises(GuestStateError, match="no interfaces"):
+        stopped.interfaces()
+
+
+# -- refresh one node / one guest: exactly its cached reads -----------------------------------
+
+
+def test_refresh_drops_exactly_one_guests_and_one_nodes_reads(fast: Simulator) -> None:
+    c = pvekit.connect(**fast["prod"].connect_kwargs(), cache="memory")
+    try:
+        st = fast["prod"].state
+        running = [
+            g
+            for g in sorted(st.guests.values(), key=lambda g: g.vmid)
+            if g.status == "running" and not g.template and st.nodes[g.node].online
+        ]
+        a, b = c.guest(running[0].vmid), c.guest(running[1].vmid)
+        for guest in (a, b):
+            guest.raw_config()
+            c.get(guest.path + "/status/current")
+        c.get("/nodes/pve1/status")
+        c.get("/nodes/pve2/status")
+        fast["prod"].clear_requests()
+        a.refresh()
+        a.raw_config()
+        b.raw_config()
+        c.get(b.path + "/status/current")
+        paths = [r.path for r in fast["prod"].requests]
+        assert paths.count(a.path + "/status/current") == 1  # refresh read it afresh
+        assert paths.count(a.path + "/config") == 1  # dropped, so read again
+        assert b.path + "/config" not in paths and b.path + "/status/current" not in paths
+        fast["prod"].clear_requests()
+        status = c.node("pve1").refresh()
+        assert status["cpu_model"] == st.nodes["pve1"].model
+        c.get("/nodes/pve1/status")
+        c.get("/nodes/pve2/status")
+        paths = [r.path for r in fast["prod"].requests]
+        assert paths.count("/nodes/pve1/status") == 1 and "/nodes/pve2/status" not in paths
+    finally:
+        c.close()
