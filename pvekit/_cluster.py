@@ -169,7 +169,34 @@ class Cluster(ApiClient):
         cached answer.
         """
         data = self.get("/cluster/resources", fresh=fresh)
-        return [row for row in data or [] if isinstance(row, dict)]
+        rows = [row for row in data or [] if isinstance(row, dict)]
+        self._note_identity(rows)
+        return rows
+
+    @property
+    def identity(self) -> str | None:
+        """A fingerprint of the cluster behind this profile, from its last
+        ``/cluster/resources`` answer (``None`` before any read): node names with their
+        CPU count and memory bytes, storage IDs, and guests' VMIDs and names. Two profiles
+        with the same identity reach the same cluster; a Group reads such a cluster once."""
+        value = self.__dict__.get("_identity")
+        return value if isinstance(value, str) else None
+
+    def _note_identity(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        import hashlib
+
+        nodes, storages, guests = set(), set(), set()
+        for r in rows:
+            kind = r.get("type")
+            if kind == "node":
+                nodes.add((str(r.get("node")), str(r.get("maxcpu")), str(r.get("maxmem"))))
+            elif kind == "storage":
+                storages.add(str(r.get("storage")))
+            elif kind in ("qemu", "lxc"):
+                guests.add((str(r.get("vmid")), str(r.get("name"))))
+        if nodes:
+            text = repr((sorted(nodes), sorted(storages), sorted(guests)))
+            self.__dict__["_identity"] = hashlib.sha256(text.encode()).hexdigest()
 
     def _fan_out(
         self,
@@ -276,6 +303,7 @@ class Cluster(ApiClient):
         """
         resources, status = self._get_all(["/cluster/resources", "/cluster/status"], fresh)
         resources = [r for r in resources or [] if isinstance(r, dict)]
+        self._note_identity(resources)
         online = self._online_nodes(resources)
         node_status = dict(
             self._gather(
@@ -749,4 +777,5 @@ class Cluster(ApiClient):
         resources, status, version = self._get_all(
             ["/cluster/resources", "/cluster/status", "/version"], fresh
         )
+        self._note_identity(r for r in resources or [] if isinstance(r, dict))
         return frames.summary_frame(self.profile, resources, status, version)

@@ -461,3 +461,68 @@ def test_refresh_drops_exactly_one_guests_and_one_nodes_reads(fast: Simulator) -
         assert paths.count("/nodes/pve1/status") == 1 and "/nodes/pve2/status" not in paths
     finally:
         c.close()
+
+
+# -- Group: one cluster through two profiles is read once; a failed profile keeps a row -------
+
+
+def test_group_dedupes_a_cluster_reached_twice_and_shows_a_failed_profile(
+    fresh_sim: Simulator,
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: a cluster that is down
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+
+    def connect(name: str, url: str) -> Cluster:
+        kw = dict(fresh_sim["prod"].connect_kwargs())
+        kw.pop("host")
+        return pvekit.connect(name, host=url, cache=False, retries=0, check=False, **kw)
+
+    lab_kw = dict(fresh_sim["lab"].connect_kwargs())
+    lab_kw.pop("host")
+    members = [
+        connect("prod-a", fresh_sim["prod"].url),
+        connect("prod-b", fresh_sim["prod"].url),  # the same cluster through another profile
+        pvekit.connect("lab", host=fresh_sim["lab"].url, cache=False, retries=0, **lab_kw),
+        connect("down", f"http://127.0.0.1:{dead_port}"),
+    ]
+    group = pvekit.Group(members, name="all")
+    try:
+        with pytest.warns(pvekit.PartialResultWarning, match="'down'"):
+            nodes = group.nodes(progress=False)
+        prod_nodes = len(fresh_sim["prod"].state.nodes)
+        assert (nodes["profile"] == "prod-a").sum() == prod_nodes
+        assert "prod-b" not in set(nodes["profile"])
+        assert group.duplicates == {"prod-b": "prod-a"}
+        down = nodes[nodes["profile"] == "down"]
+        assert len(down) == 1 and pd.isna(down["node"].iloc[0])
+        assert down["status"].iloc[0] == "unknown" and not down["online"].iloc[0]
+        assert len(nodes) == prod_nodes + len(fresh_sim["lab"].state.nodes) + 1
+        with pytest.warns(pvekit.PartialResultWarning):
+            guests = group.guests()
+        expected = len(fresh_sim["prod"].state.guests) + len(fresh_sim["lab"].state.guests)
+        assert len(guests) == expected
+        assert not guests.duplicated(["profile", "vmid"]).any()
+        with pytest.warns(pvekit.PartialResultWarning):
+            assert group.summary()["profile"].tolist() == ["prod-a", "lab"]
+    finally:
+        group.close()
+
+
+def test_two_standalone_nodes_with_the_same_name_are_not_merged(fresh_sim: Simulator) -> None:
+    from pvekit.sim import Simulator
+
+    with Simulator("demo", seed=7) as other:
+        kw_a = dict(fresh_sim["lab"].connect_kwargs())
+        kw_b = dict(other["lab"].connect_kwargs())
+        a = pvekit.connect("lab-a", cache=False, **kw_a)
+        b = pvekit.connect("lab-b", cache=False, **kw_b)
+        group = pvekit.Group([a, b])
+        try:
+            assert set(group.nodes(progress=False)["node"]) == set(fresh_sim["lab"].state.nodes)
+            assert set(group.guests()["profile"]) == {"lab-a", "lab-b"}
+            assert group.duplicates == {}
+        finally:
+            group.close()
