@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from ._api import ApiClient
+    from ._guest import VNCProxy
 
 __all__ = ["Node"]
 
@@ -222,6 +223,18 @@ class Node:
             exact=[base + "/qemu", base + "/lxc", base + "/tasks", base],
         )
         return self.status(fresh=True)
+
+    def shell_url(self) -> str:
+        """The noVNC shell URL of this node, as the web UI opens it (no secret in it)."""
+        from ._guest import node_shell_url
+
+        return node_shell_url(self.cluster, self.name)
+
+    def vnc_shell(self) -> VNCProxy:
+        """Open a VNC shell on this node (``POST /nodes/{node}/vncshell``, websocket mode)."""
+        from ._guest import node_vnc_shell
+
+        return node_vnc_shell(self.cluster, self.name)
 
     # -- actions ---------------------------------------------------------------------------
 
