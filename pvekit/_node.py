@@ -124,35 +124,20 @@ class Node:
         return frames.disks_frame(self.profile, self.name, self._get("/disks/list", params, fresh))
 
     def smart(self, disk: str, health_only: bool = False) -> dict[str, Any]:
-        """SMART data of ``disk`` (``/dev/sda``): ``health``, ``type`` (``ata``, ``text`` for
-        NVMe), ``attributes`` (list of dicts: ``id``, ``name``, ``value``, ``worst``,
-        ``threshold``, ``raw``, ``fail``, ``flags``; numbers as int) and ``text``."""
+        """SMART data of ``disk`` (``/dev/sda``): ``health`` (PASSED, FAILED...), ``type``
+        (``ata``, or ``text`` for NVMe), ``attributes`` (a ``smart`` frame, empty for NVMe
+        and with ``health_only``) and ``text`` (smartctl's report, NVMe)."""
         if not isinstance(disk, str) or not re.match(r"^/dev/[\w/.-]+$", disk):
             raise InvalidInputError(f"invalid disk {disk!r}: expected a device path like /dev/sda")
         _flag(health_only, "health_only")
         body = self._get("/disks/smart", {"disk": disk, "healthonly": health_only or None}, True)
         body = dict(body) if isinstance(body, Mapping) else {}
-        attributes = []
-        for a in body.get("attributes") or []:
-            if not isinstance(a, Mapping):
-                continue
-            attributes.append(
-                {
-                    "id": frames._int(a.get("id")),
-                    "name": a.get("name"),
-                    "value": frames._int(a.get("value")),
-                    "worst": frames._int(a.get("worst")),
-                    "threshold": frames._int(a.get("threshold")),
-                    "raw": a.get("raw"),
-                    "fail": a.get("fail"),
-                    "flags": a.get("flags"),
-                }
-            )
+        attributes = body.get("attributes") if isinstance(body.get("attributes"), list) else []
         return {
             "disk": disk,
             "health": body.get("health"),
             "type": body.get("type"),
-            "attributes": attributes,
+            "attributes": frames.smart_frame(self.profile, self.name, disk, attributes),
             "text": body.get("text"),
         }
 

@@ -43,6 +43,7 @@ __all__ = [
     "guests_frame",
     "metrics_frame",
     "nodes_frame",
+    "smart_frame",
     "snapshots_frame",
     "storage_frame",
     "summary_frame",
@@ -266,6 +267,19 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ("osdid", "Int64", "", "Ceph OSD id, -1 when none"),
         ("wwn", "str", "", "world wide name"),
         ("parent", "str", "", "the disk of a partition (include_partitions=True), else null"),
+    ),
+    "smart": _cols(
+        _PROFILE,
+        ("node", "str", "", "node the disk is in"),
+        ("disk", "str", "", "device path"),
+        ("id", "Int64", "", "SMART attribute ID"),
+        ("name", "str", "", "attribute name, e.g. Reallocated_Sector_Ct"),
+        ("value", "Int64", "", "normalized current value"),
+        ("worst", "Int64", "", "worst normalized value seen"),
+        ("threshold", "Int64", "", "failure threshold (value at or below it fails)"),
+        ("raw", "str", "", "raw value as smartctl prints it"),
+        ("fail", "str", "", "'-' or when it failed: FAILING_NOW, In_the_past"),
+        ("flags", "str", "", "smartctl attribute flags"),
     ),
     "updates": _cols(
         _PROFILE,
@@ -1334,6 +1348,25 @@ def disks_frame(profile: str, node: str, disks: Any) -> pd.DataFrame:
     return _frame_from("disks", rows, profile=profile, node=node)
 
 
+def smart_frame(profile: str, node: str, disk: str, attributes: Any) -> pd.DataFrame:
+    """Build the ``smart`` frame from the ``attributes`` of ``/nodes/{node}/disks/smart``
+    (PVE's smartctl parser gives the numbers as text)."""
+    rows = [
+        {
+            "id": _int(a.get("id")),
+            "name": _nonempty(a.get("name")),
+            "value": _int(a.get("value")),
+            "worst": _int(a.get("worst")),
+            "threshold": _int(a.get("threshold")),
+            "raw": _str(a.get("raw")),
+            "fail": _nonempty(a.get("fail")),
+            "flags": _nonempty(a.get("flags")),
+        }
+        for a in _rows(attributes)
+    ]
+    return _frame_from("smart", rows, profile=profile, node=node, disk=disk)
+
+
 def updates_frame(profile: str, node: str, packages: Any) -> pd.DataFrame:
     """Build the ``updates`` frame from ``/nodes/{node}/apt/update`` rows (Proxmox's
     capitalised keys: ``Package``, ``OldVersion``...), sorted by package."""
@@ -1420,6 +1453,7 @@ _FRAME_TITLES = {
     "metrics": '`metrics(kind, targets=None, timeframe="day", cf="AVERAGE")`',
     "summary": "`summary()`",
     "disks": "`Node.disks(include_partitions=False, skipsmart=False)`",
+    "smart": '`Node.smart(disk)["attributes"]`',
     "updates": "`Node.updates()`",
     "content": "`Node.content(storage, content=None, vmid=None)`",
     "appliances": "`Node.appliances()`",
@@ -1452,6 +1486,8 @@ _FRAME_SOURCES = {
     "online nodes, storage with status `unknown` skipped and shared storage counted once, "
     "templates not counted as guests.",
     "disks": "`/nodes/{node}/disks/list` (`include-partitions`, `skipsmart`).",
+    "smart": "`/nodes/{node}/disks/smart` of an ATA/SATA disk (NVMe disks answer with text "
+    "only: the frame is empty and `text` holds smartctl's report).",
     "updates": "`/nodes/{node}/apt/update`: packages with a pending update, by package name "
     "(`Node.refresh_updates()` runs `apt-get update` first).",
     "content": "`/nodes/{node}/storage/{storage}/content` (`content`, `vmid`): every content "

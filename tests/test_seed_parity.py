@@ -150,8 +150,11 @@ def test_disks_and_smart(fast: Simulator, prod: Cluster) -> None:
     assert hdd["health"] == "FAILED"  # the simulated failing disk of the last node
     smart = prod.node(last).smart(str(hdd["devpath"]))
     assert smart["health"] == "FAILED" and smart["type"] == "ata"
-    realloc = next(a for a in smart["attributes"] if a["name"] == "Reallocated_Sector_Ct")
+    attrs = smart["attributes"].set_index("name")
+    assert list(smart["attributes"].columns) == frames.columns("smart")
+    realloc = attrs.loc["Reallocated_Sector_Ct"]
     assert realloc["value"] < realloc["threshold"] and realloc["fail"] == "FAILING_NOW"
+    assert str(smart["attributes"]["threshold"].dtype) == "Int64"
     nvme = prod.node(last).smart("/dev/nvme0n1")
     assert nvme["type"] == "text" and "Percentage Used" in nvme["text"]
     assert prod.node("pve1").disks(skipsmart=True)["health"].isna().all()
