@@ -145,3 +145,23 @@ def test_actions_go_to_the_active_profile(fresh_sim: Simulator, relay: Relay) ->
 def test_a_failover_group_needs_candidates() -> None:
     with pytest.raises(InvalidInputError, match="at least one"):
         FailoverGroup([], name="ha")
+
+
+def test_pvekit_config_group_settings(fresh_sim: Simulator, relay: Relay) -> None:
+    kw = fresh_sim["prod"].connect_kwargs()
+    cfg = Path(os.environ["PVEKIT_CONFIG"])
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(
+        "profiles:\n"
+        f"  a: {{host: '{relay.url}', user: root@pam, password: '{kw['password']}'}}\n"
+        f"  b: {{host: '{fresh_sim['prod'].url}', user: root@pam, password: '{kw['password']}'}}\n"
+        "groups:\n  pair: [a, b]\n"
+        "group_settings:\n  pair: {mode: cluster}\n"
+    )
+    with pvekit.connect_group("pair", check=True) as g:
+        assert isinstance(g, FailoverGroup) and g.active_profile == "a"
+        relay.stop()
+        assert g.summary()["profile"].tolist() == ["b"]
+    cfg.write_text(cfg.read_text().replace("  pair: {mode: cluster}", "  other: {mode: cluster}"))
+    with pytest.raises(pvekit.ConfigError, match="'other' does not match any group"):
+        pvekit.load_config()
