@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._cluster import Cluster, IncompleteDataWarning
     from ._config import Profile, load_config
     from ._connect import connect, connect_group, demo
+    from ._failover import FailoverEvent, FailoverGroup
     from ._format import (
         UPID,
         first_non_loopback_ip,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from ._group import Group, PartialResultWarning
     from ._guest import Guest
+    from ._node import Node
     from ._tasks import Task
 
 __version__ = "0.1.0"
@@ -69,7 +71,10 @@ _LAZY: dict[str, str] = {
     "demo": "._connect",
     "Cluster": "._cluster",
     "Group": "._group",
+    "FailoverGroup": "._failover",
+    "FailoverEvent": "._failover",
     "Guest": "._guest",
+    "Node": "._node",
     "Task": "._tasks",
     "PartialResultWarning": "._group",
     "IncompleteDataWarning": "._cluster",
@@ -95,12 +100,15 @@ __all__ = [
     "Cluster",
     "ConfigError",
     "ConnectionError",
+    "FailoverEvent",
+    "FailoverGroup",
     "Group",
     "Guest",
     "GuestAgentError",
     "IncompleteDataWarning",
     "InvalidInputError",
     "InvalidVMIDError",
+    "Node",
     "NodeUnreachableError",
     "NotFoundError",
     "NotImplementedByServerError",

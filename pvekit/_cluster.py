@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from ._guest import Guest
+    from ._node import Node
     from ._tasks import Task
 
 __all__ = ["Cluster", "IncompleteDataWarning"]
@@ -138,6 +139,28 @@ class Cluster(ApiClient):
 
         return Task(self, upid)
 
+    def next_vmid(self, vmid: int | str | None = None) -> int:
+        """The next free VMID (``GET /cluster/nextid``); with ``vmid``, that VMID if it is
+        free, else :class:`~pvekit.InvalidInputError` ("already in use")."""
+        from ._errors import ParameterError
+
+        if vmid is None:
+            return int(self.get("/cluster/nextid", fresh=True))
+        number = parse_vmid(vmid)
+        try:
+            return int(self.get("/cluster/nextid", {"vmid": number}, fresh=True))
+        except ParameterError:
+            raise InvalidInputError(
+                f"VMID {number} is already in use", profile=self.profile
+            ) from None
+
+    def node(self, name: str) -> Node:
+        """Return a :class:`~pvekit.Node` handle for node ``name`` of this cluster (no request
+        is sent until a method of the handle is called)."""
+        from ._node import Node
+
+        return Node(self, name)
+
     # -- helpers -------------------------------------------------------------------------------
 
     def get(
@@ -166,7 +189,34 @@ class Cluster(ApiClient):
         cached answer.
         """
         data = self.get("/cluster/resources", fresh=fresh)
-        return [row for row in data or [] if isinstance(row, dict)]
+        rows = [row for row in data or [] if isinstance(row, dict)]
+        self._note_identity(rows)
+        return rows
+
+    @property
+    def identity(self) -> str | None:
+        """A fingerprint of the cluster behind this profile, from its last
+        ``/cluster/resources`` answer (``None`` before any read): node names with their
+        CPU count and memory bytes, storage IDs, and guests' VMIDs and names. Two profiles
+        with the same identity reach the same cluster; a Group reads such a cluster once."""
+        value = self.__dict__.get("_identity")
+        return value if isinstance(value, str) else None
+
+    def _note_identity(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        import hashlib
+
+        nodes, storages, guests = set(), set(), set()
+        for r in rows:
+            kind = r.get("type")
+            if kind == "node":
+                nodes.add((str(r.get("node")), str(r.get("maxcpu")), str(r.get("maxmem"))))
+            elif kind == "storage":
+                storages.add(str(r.get("storage")))
+            elif kind in ("qemu", "lxc"):
+                guests.add((str(r.get("vmid")), str(r.get("name"))))
+        if nodes:
+            text = repr((sorted(nodes), sorted(storages), sorted(guests)))
+            self.__dict__["_identity"] = hashlib.sha256(text.encode()).hexdigest()
 
     def _fan_out(
         self,
@@ -276,6 +326,7 @@ class Cluster(ApiClient):
         """
         resources, status = self._get_all(["/cluster/resources", "/cluster/status"], fresh)
         resources = [r for r in resources or [] if isinstance(r, dict)]
+        self._note_identity(resources)
         online = self._online_nodes(resources)
         node_status = dict(
             self._gather(
@@ -360,6 +411,38 @@ class Cluster(ApiClient):
             ]
             self._keep_frame(key, df, resources_token, inputs)
         return df
+
+    def guests_from_nodes(
+        self, *, fresh: bool = False, progress: bool | None = None
+    ) -> pd.DataFrame:
+        """The basic ``guests()`` table built from each online node's own lists
+        (``/nodes`` then ``/nodes/{node}/qemu`` and ``/lxc``), without ``/cluster/resources``:
+        the seed's recovery path when that index is degraded (500s, missing guests). Guests of
+        nodes that are down are missing (a warning names them); ``pool`` and ``ha_state``
+        are not in node lists."""
+        import pandas as pd
+
+        listed = self.get("/nodes", fresh=fresh)
+        rows = [r for r in listed or [] if isinstance(r, dict) and r.get("node")]
+        online = sorted(str(r["node"]) for r in rows if r.get("status") == "online")
+        failed = {
+            str(r["node"]): f"node is {r.get('status') or 'unknown'}"
+            for r in rows
+            if r.get("status") != "online"
+        }
+        answered = self._gather(
+            lambda n: self.node(n).guests(fresh=fresh),
+            online,
+            key=str,
+            desc="node guest lists",
+            progress=progress,
+            failed=failed,
+        )
+        parts = [df for _, df in answered if len(df)]
+        if not parts:
+            return frames.empty_frame("guests")
+        df = pd.concat(parts, ignore_index=True).sort_values("vmid", kind="stable")
+        return frames.apply_dtypes(df.reset_index(drop=True), "guests")
 
     # A warm repeat of a table re-parses every config (~0.3 ms per guest) although nothing
     # changed: keep the finished frame with the identity tokens of the cached answers it was
@@ -717,6 +800,7 @@ class Cluster(ApiClient):
         resources, status, version = self._get_all(
             ["/cluster/resources", "/cluster/status", "/version"], fresh
         )
+        self._note_identity(r for r in resources or [] if isinstance(r, dict))
         return frames.summary_frame(self.profile, resources, status, version)
 
     def ha_rules(self, *, fresh: bool = False) -> pd.DataFrame:

@@ -602,6 +602,9 @@ class Config:
     errors: dict[str, ConfigError] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
     group_sources: dict[str, str] = field(default_factory=dict)
+    # group -> "aggregate" (every profile, data merged) or "cluster" (one active profile of
+    # the same cluster, failing over): pvetui's group_settings.<name>.mode.
+    group_modes: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -628,6 +631,11 @@ class Config:
                 f"looked in: {', '.join(self.sources) or 'no config files'})"
             )
         return self.profiles[name]
+
+    def group_mode(self, name: str) -> str:
+        """``"aggregate"`` (default) or ``"cluster"`` (HA failover) for group ``name``."""
+        self.group(name)
+        return self.group_modes.get(name, "aggregate")
 
     def group(self, name: str) -> list[Profile]:
         """The profiles of group ``name``, in the order the config lists them."""
@@ -827,12 +835,12 @@ def _load_pvekit(path: Path, cfg: Config) -> None:
         return
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping (profiles:, groups:, ...)")
-    allowed = {"profiles", "groups", "default", "default_profile"}
+    allowed = {"profiles", "groups", "default", "default_profile", "group_settings"}
     unknown = sorted(str(k) for k in data if k not in allowed)
     if unknown:
         raise ConfigError(
             f"{source}: unknown top-level key(s) {', '.join(repr(u) for u in unknown)} "
-            "(known: profiles, groups, default)"
+            "(known: profiles, groups, group_settings, default)"
         )
     profiles = data.get("profiles") or {}
     if not isinstance(profiles, Mapping):
@@ -858,6 +866,7 @@ def _load_pvekit(path: Path, cfg: Config) -> None:
             if pname not in cfg.groups.get(g, ()):
                 cfg.groups[g] = (*cfg.groups.get(g, ()), pname)
                 cfg.group_sources.setdefault(g, source)
+    _read_group_settings(data.get("group_settings"), source, cfg, own=True)
     if "default" in data and "default_profile" in data:
         raise ConfigError(f"{source}: give 'default' or 'default_profile', not both")
     default = data.get("default", data.get("default_profile"))
@@ -930,6 +939,39 @@ def _pvetui_profile(name: str, data: Any, source: str, sops: bool) -> Profile:
     return Profile(**kwargs)
 
 
+GROUP_MODES = ("aggregate", "cluster")
+
+
+def _read_group_settings(raw: Any, source: str, cfg: Config, *, own: bool) -> None:
+    """``group_settings: {name: {mode: aggregate|cluster}}`` (pvetui's layout, also accepted
+    in pvekit's file). A setting for a group that does not exist is an error, as in pvetui."""
+    if raw is None:
+        return
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: 'group_settings' must be a mapping of group -> settings")
+    for gname, settings in raw.items():
+        name = str(gname)
+        where = f"{source}: group_settings {name!r}"
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"{where} must be a mapping (mode: aggregate or cluster)")
+        unknown = sorted(str(k) for k in settings if k != "mode")
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+        mode = settings.get("mode", "aggregate")
+        if mode not in GROUP_MODES:
+            raise ConfigError(
+                f"{where}, field 'mode' - {mode!r} is not a group mode "
+                f"(expected one of: {', '.join(GROUP_MODES)})"
+            )
+        if name not in cfg.groups:
+            raise ConfigError(f"{where} does not match any group")
+        if not own and name in cfg.group_modes:
+            continue  # pvekit's own setting wins
+        if not own and not cfg.group_sources.get(name, "").endswith("(pvetui)"):
+            continue  # a pvekit group of that name: pvetui's setting is not about it
+        cfg.group_modes[name] = str(mode)
+
+
 def _load_pvetui(path: Path, cfg: Config) -> None:
     data = _read_yaml(path)
     source = str(path)
@@ -965,6 +1007,7 @@ def _load_pvetui(path: Path, cfg: Config) -> None:
                 continue  # a pvekit group of that name wins
             cfg.groups[g] = (*cfg.groups.get(g, ()), pname)
             cfg.group_sources[g] = f"{source} (pvetui)"
+    _read_group_settings(data.get("group_settings"), source, cfg, own=False)
     default = data.get("default_profile")
     if cfg.default is None and isinstance(default, str) and default in added:
         cfg.default = default

@@ -14,6 +14,7 @@ from ._errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._cluster import Cluster
+    from ._failover import FailoverGroup
     from ._group import Group
 
 __all__ = ["connect", "connect_group", "demo", "resolve_profile"]
@@ -183,17 +184,36 @@ def connect(
     return cluster
 
 
-def connect_group(name: str, *, check: bool = False, logger: logging.Logger | None = None) -> Group:
-    """Connect to every profile of configured group ``name`` and return a :class:`~pvekit.Group`.
+def connect_group(
+    name: str, *, check: bool = False, logger: logging.Logger | None = None
+) -> Group | FailoverGroup:
+    """Connect to every profile of configured group ``name``.
 
-    Connections are lazy by default (``check=False``): a cluster that is down does not stop
-    the others; the Group reports it in ``group.status()``.
+    An aggregate group (the default mode) gives a :class:`~pvekit.Group`: every profile at
+    once. Connections are lazy by default (``check=False``): a cluster that is down does not
+    stop the others; the Group reports it in ``group.status()``. A group whose
+    ``group_settings`` say ``mode: cluster`` (pvetui's HA failover mode: its profiles reach
+    the same cluster) gives a :class:`~pvekit.FailoverGroup`: one active profile at a time.
     """
     from ._group import Group
 
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"group name must be a non-empty string, not {name!r}")
-    profiles = load_config().group(name)
+    config = load_config()
+    profiles = config.group(name)
+    if config.group_mode(name) == "cluster":
+        from ._failover import FailoverGroup
+
+        # Candidates are connected lazily: the health check decides which one is used.
+        candidates = [connect(p, check=False, logger=logger) for p in profiles]
+        group = FailoverGroup(candidates, name=name)
+        if check:
+            try:
+                group.check()
+            except BaseException:
+                group.close()
+                raise
+        return group
     clusters: list[Cluster] = []
     try:
         for p in profiles:
@@ -203,7 +223,7 @@ def connect_group(name: str, *, check: bool = False, logger: logging.Logger | No
         for c in clusters:
             c.close()
         raise
-    return Group(clusters)
+    return Group(clusters, name=name)
 
 
 _DEMO_GROUP_CLASSES: dict[type, type] = {}
@@ -260,7 +280,7 @@ def demo(
             kwargs.pop("profile", None)
             kwargs.setdefault("cache", cache)
             clusters.append(connect(name, **kwargs))
-        group = _demo_group_class(Group)(clusters)
+        group = _demo_group_class(Group)(clusters, name="demo")
     except BaseException:
         for c in clusters:
             c.close()

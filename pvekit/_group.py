@@ -92,7 +92,9 @@ class Group:
         *,
         max_workers: int | None = None,
         cluster_timeout: float | None = None,
+        name: str | None = None,
     ) -> None:
+        self.name = name  # the configured group's name (None for an ad-hoc Group)
         items = (
             list(clusters.items())
             if isinstance(clusters, Mapping)
@@ -122,6 +124,9 @@ class Group:
         self.cluster_timeout = cluster_timeout
         self._lock = threading.Lock()
         self._states: dict[str, _ProfileState] = {p: _ProfileState() for p in self._clusters}
+        #: profile -> the profile it duplicates (same cluster, see ``Cluster.identity``);
+        #: the rows of such a profile are left out of every frame.
+        self.duplicates: dict[str, str] = {}
 
     @property
     def cluster_timeout(self) -> float:
@@ -263,10 +268,35 @@ class Group:
             results[name] = future.result()
         return results
 
-    def _gather(self, frame: str, call: Callable[[Cluster], pd.DataFrame], **spec: bool) -> Any:
+    def _dedupe(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Drop the answers of profiles that reach a cluster an earlier profile of the group
+        already answered for (same :attr:`Cluster.identity`); remember them in
+        :attr:`duplicates`."""
+        seen: dict[str, str] = {}
+        kept: dict[str, Any] = {}
+        for profile, result in results.items():
+            ident = getattr(self._clusters[profile], "identity", None)
+            if isinstance(result, BaseException) or not isinstance(ident, str):
+                kept[profile] = result
+                continue
+            if ident in seen:
+                self.duplicates[profile] = seen[ident]
+                continue
+            seen[ident] = profile
+            self.duplicates.pop(profile, None)
+            kept[profile] = result
+        return kept
+
+    def _gather(
+        self,
+        frame: str,
+        call: Callable[[Cluster], pd.DataFrame],
+        placeholder: bool = False,
+        **spec: bool,
+    ) -> Any:
         import pandas as pd
 
-        results = self.map(call)
+        results = self._dedupe(self.map(call))
         rejected = [r for r in results.values() if isinstance(r, InvalidInputError)]
         if rejected and len(rejected) == len(results):
             # Every cluster refused the arguments: the input is wrong, not a cluster.
@@ -282,6 +312,17 @@ class Group:
                     PartialResultWarning,
                     stacklevel=3,
                 )
+                if placeholder:
+                    # One row saying "this profile is out", so an outage shows in the frame.
+                    good.append(
+                        frames.apply_dtypes(
+                            pd.DataFrame(
+                                [{"profile": profile, "status": "unknown", "online": False}],
+                                columns=frames.columns(frame),
+                            ),
+                            frame,
+                        )
+                    )
             elif len(result):
                 good.append(result)
         if not good:
@@ -292,8 +333,10 @@ class Group:
     # -- reads --------------------------------------------------------------------------------
 
     def nodes(self, **kwargs: Any) -> pd.DataFrame:
-        """Nodes of every cluster (see :meth:`pvekit.Cluster.nodes`)."""
-        return self._gather("nodes", lambda c: c.nodes(**kwargs))
+        """Nodes of every cluster (see :meth:`pvekit.Cluster.nodes`); a profile whose read
+        failed keeps one placeholder row (``node`` null, ``status`` unknown, ``online``
+        False), so an outage shows in the frame too."""
+        return self._gather("nodes", lambda c: c.nodes(**kwargs), placeholder=True)
 
     def guests(self, details: bool = False, ips: bool = False, **kwargs: Any) -> pd.DataFrame:
         """Guests of every cluster (see :meth:`pvekit.Cluster.guests`); key (profile, vmid)."""

@@ -83,6 +83,7 @@ _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024*
 #: Longest snapshot name Proxmox accepts (``snapname`` has ``maxLength`` 40).
 SNAPSHOT_NAME_MAX = 40
 _RESERVED_SNAPSHOTS = ("current", "pending")
+_NOTIFICATION_MODES = ("auto", "legacy-sendmail", "notification-system")
 _BACKUP_MODES = ("snapshot", "suspend", "stop")
 _COMPRESSIONS = ("zstd", "gzip", "lzo", "0", "1")
 _VZDUMP_VOLID_RE = re.compile(r"vzdump-(qemu|lxc|openvz)-(\d+)-")
@@ -141,6 +142,20 @@ def _node_name(value: Any, what: str = "node") -> str:
     if not isinstance(value, str) or not _NODE_RE.fullmatch(value):
         raise InvalidInputError(f"invalid {what} name {value!r}: expected a Proxmox node name")
     return value
+
+
+def _cidr(value: Any, what: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"invalid {what} {value!r}: expected a network in CIDR form (10.10.10.0/24)"
+        ) from None
+    if "/" not in str(value):
+        raise InvalidInputError(f"invalid {what} {value!r}: expected a CIDR with a /prefix")
+    return str(value)
 
 
 def _storage_id(value: Any) -> str:
@@ -373,11 +388,13 @@ class ExecResult:
     signal: int | None = None
     out_truncated: bool = False
     err_truncated: bool = False
+    #: ``False`` while the command still runs (:meth:`GuestAgent.exec_status` only).
+    exited: bool = True
 
     @property
     def ok(self) -> bool:
         """The command exited with code 0."""
-        return self.exitcode == 0
+        return self.exited and self.exitcode == 0
 
 
 @dataclass(frozen=True)
@@ -535,6 +552,29 @@ class Guest:
     def running(self) -> bool:
         """Whether the guest runs now (one fresh read)."""
         return self.status().get("status") == "running"
+
+    def interfaces(self) -> list[dict[str, Any]]:
+        """Network interfaces with their addresses, as records (``name``, ``mac``, ``ipv4``,
+        ``ipv6``, ``addresses`` of dicts ``ip``/``family``/``prefix``, ``statistics``): the
+        guest agent's for a VM (:meth:`GuestAgent.interfaces`), ``/interfaces`` for a running
+        container (the seed's ``GetLxcInterfaces``; ``statistics`` is ``None`` there)."""
+        if self.type == "qemu":
+            return self.agent.interfaces()
+        try:
+            data = self._request("GET", "/interfaces")
+        except ServerError as err:
+            raise GuestStateError(
+                f"container {self.vmid} has no interfaces to report: {err.reason or err.message}",
+                profile=self.profile or None,
+            ) from None
+        return [_lxc_interface(i) for i in data or [] if isinstance(i, Mapping)]
+
+    def refresh(self) -> dict[str, Any]:
+        """Drop exactly this guest's cached reads (status, config, pending, agent answers,
+        interfaces, snapshots, RRD data: everything under its path, nothing of other guests
+        or nodes) and return its status read afresh (the seed's ``RefreshVMData``)."""
+        self.cluster.invalidate(self.path)
+        return self.status()
 
     def __repr__(self) -> str:
         where = f" on {self._node}" if self._node else ""
@@ -721,6 +761,10 @@ class Guest:
         with_local_disks: bool = False,
         target_storage: str | None = None,
         bwlimit: int | None = None,
+        *,
+        force: bool = False,
+        migration_network: str | None = None,
+        delete: bool = True,
     ) -> Task:
         """Move the guest to node ``target``.
 
@@ -731,9 +775,25 @@ class Guest:
         moved, started again); their local volumes always move along. ``target_storage`` maps
         the disks to another storage on the target, ``bwlimit`` caps the bandwidth (KiB/s).
         When the task ends well the handle points at the new node.
+
+        QEMU only: ``force=True`` migrates a VM that uses local devices (``hostpciN``,
+        ``usbN``; Proxmox allows it to root only), ``migration_network`` (a CIDR such as
+        ``10.10.10.0/24``) picks the network the migration traffic takes. ``delete`` is the
+        seed's option to remove the source copy: Proxmox always does, so only ``True`` is
+        accepted (the API has no such parameter).
         """
         if online is not None:
             _flag(online, "online")
+        _flag(force, "force")
+        _flag(delete, "delete")
+        if not delete:
+            raise InvalidInputError(
+                "delete=False is not possible: Proxmox always removes the guest from the source "
+                "node when a migration succeeds (clone() keeps a copy)",
+                profile=self.profile or None,
+            )
+        if migration_network is not None:
+            _cidr(migration_network, "migration_network")
         _flag(with_local_disks, "with_local_disks")
         if target_storage is not None:
             _storage_id(target_storage)
@@ -741,6 +801,12 @@ class Guest:
             _positive_int(bwlimit, "bwlimit (KiB/s)", low=0)
         _node_name(target, "migration target node")  # bad input fails before any request
         row = self.resolve()  # fresh: the source node and the run state matter here
+        if self.type == "lxc" and (force or migration_network is not None):
+            raise InvalidInputError(
+                f"force and migration_network exist for QEMU VMs only; guest {self.vmid} is "
+                "a container",
+                profile=self.profile or None,
+            )
         target = self._check_target(target, "migration")
         if target == self.node:
             raise GuestStateError(
@@ -759,6 +825,8 @@ class Guest:
             params["online"] = online or None
             params["with-local-disks"] = with_local_disks or None
             params["targetstorage"] = target_storage
+            params["force"] = force or None
+            params["migration_network"] = migration_network
         else:
             if online:
                 raise InvalidInputError(
@@ -852,13 +920,15 @@ class Guest:
         *,
         confirm: int | str | None = None,
         stop_first: bool = False,
+        skiplock: bool = False,
     ) -> Task:
         """Destroy the guest and its disks. Irreversible, so ``confirm`` must be the VMID.
 
         A running guest is refused unless ``stop_first=True``, which stops it (and waits for
         that) before the delete is sent. ``purge`` also removes the VMID from backup jobs,
         replication and HA; ``destroy_unreferenced_disks`` removes disks with this VMID that
-        the config does not reference.
+        the config does not reference. ``skiplock=True`` (QEMU, root only) deletes a VM
+        whose config is locked (a backup or migration that died).
         """
         if confirm is None or str(confirm).strip() != str(self.vmid):
             raise InvalidInputError(
@@ -869,6 +939,9 @@ class Guest:
         _flag(purge, "purge")
         _flag(destroy_unreferenced_disks, "destroy_unreferenced_disks")
         _flag(stop_first, "stop_first")
+        _flag(skiplock, "skiplock")
+        if skiplock:
+            self._need_qemu("skiplock")
         if self.running:
             if not stop_first:
                 raise GuestStateError(
@@ -879,6 +952,7 @@ class Guest:
         params = {
             "purge": purge or None,
             "destroy-unreferenced-disks": destroy_unreferenced_disks,
+            "skiplock": skiplock or None,
         }
         upid = self._request("DELETE", "", params)
         return self._task(upid, "delete", stale=[f"/nodes/{self.node}/storage", "/pools"])
@@ -1134,6 +1208,7 @@ class Guest:
         compress: str = "zstd",
         notes: str | None = None,
         remove: bool = False,
+        notification_mode: str | None = None,
     ) -> Task:
         """Back the guest up with vzdump (``POST /nodes/{node}/vzdump``).
 
@@ -1141,8 +1216,15 @@ class Guest:
         ``mode`` is ``snapshot``, ``suspend`` or ``stop``; ``compress`` is ``zstd``, ``gzip``,
         ``lzo`` or ``"0"`` (none); ``notes`` is the notes template (``{{guestname}}``...);
         ``remove=True`` prunes older backups per the storage's retention (Proxmox's default
-        would prune; pvekit does not unless asked).
+        would prune; pvekit does not unless asked). ``notification_mode`` is Proxmox's
+        ``notification-mode``: ``auto``, ``legacy-sendmail`` or ``notification-system``
+        (the seed's "always"/"never" are not Proxmox values: notification matchers decide).
         """
+        if notification_mode is not None and notification_mode not in _NOTIFICATION_MODES:
+            raise InvalidInputError(
+                f"notification_mode must be one of {', '.join(_NOTIFICATION_MODES)}, "
+                f"not {notification_mode!r}"
+            )
         if mode not in _BACKUP_MODES:
             raise InvalidInputError(f"mode must be one of {', '.join(_BACKUP_MODES)}, not {mode!r}")
         if compress is False or compress is None:
@@ -1185,6 +1267,7 @@ class Guest:
             "compress": compress,
             "notes-template": notes,
             "remove": remove,
+            "notification-mode": notification_mode,
         }
         _schema_check("POST", path, params, self.profile)
         upid = self.cluster.post(path, params)
@@ -1349,6 +1432,7 @@ class GuestAgent:
 
     def __init__(self, guest: Guest) -> None:
         self.guest = guest
+        self._started: dict[int, tuple[str, ...]] = {}  # pid -> argv, to name the result
 
     def __repr__(self) -> str:
         return f"<GuestAgent of {self.guest!r}>"
@@ -1451,21 +1535,32 @@ class GuestAgent:
         is raised; the command keeps running in the guest. A non-zero exit code is returned,
         not raised: check ``result.ok``.
         """
-        if isinstance(cmd, str):
-            try:
-                argv = shlex.split(cmd)
-            except ValueError as exc:
-                raise InvalidInputError(f"cannot split command {cmd!r}: {exc}") from None
-        elif isinstance(cmd, Sequence) and all(isinstance(a, str) for a in cmd):
-            argv = list(cmd)
-        else:
-            raise InvalidInputError(f"cmd must be a string or a list of strings, not {cmd!r}")
-        if not argv or not argv[0]:
-            raise InvalidInputError("cmd is empty")
+        argv = _argv(cmd)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise InvalidInputError(f"timeout must be a number of seconds > 0, not {timeout!r}")
         if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
             raise InvalidInputError(f"poll must be a number of seconds > 0, not {poll!r}")
+        pid = self.exec_start(argv, input_data=input_data)
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.exec_status(pid)
+            if result.exited:
+                return result
+            now = time.monotonic()
+            if now >= deadline:
+                raise AgentExecTimeoutError(
+                    f"{argv[0]!r} in VM {self.guest.vmid} still running after {timeout:g} s "
+                    f"(agent pid {pid}); it was left running",
+                    pid=pid,
+                    profile=self.guest.profile or None,
+                )
+            time.sleep(min(poll, deadline - now))
+
+    def exec_start(self, cmd: str | Sequence[str], *, input_data: str | None = None) -> int:
+        """Start a command in the VM and return the agent's pid at once (the seed's
+        ``ExecGuestAgentCommand``); follow it with :meth:`exec_status`. ``cmd`` as in
+        :meth:`exec`. Starting is a write: it is never repeated by a retry."""
+        argv = _argv(cmd)
         if input_data is not None and not isinstance(input_data, str):
             raise InvalidInputError("input_data must be a string")
         started = self._call("POST", "exec", {"command": argv, "input-data": input_data})
@@ -1476,20 +1571,75 @@ class GuestAgent:
                 f"the agent did not return a pid for {argv[0]!r} (got {started!r})",
                 profile=self.guest.profile or None,
             ) from None
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self._call("GET", "exec-status", {"pid": pid})
-            if isinstance(status, Mapping) and str(status.get("exited", 0)) in ("1", "True"):
-                return _exec_result(tuple(argv), pid, status)
-            now = time.monotonic()
-            if now >= deadline:
-                raise AgentExecTimeoutError(
-                    f"{argv[0]!r} in VM {self.guest.vmid} still running after {timeout:g} s "
-                    f"(agent pid {pid}); it was left running",
-                    pid=pid,
-                    profile=self.guest.profile or None,
+        self._started[pid] = tuple(argv)
+        return pid
+
+    def exec_status(self, pid: int) -> ExecResult:
+        """The state of a command started with :meth:`exec_start` (one ``exec-status``
+        read, never cached): ``exited`` is ``False`` while it runs (then ``exitcode`` is
+        ``None`` and the output empty); once it has exited, its exit code and output."""
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
+            raise InvalidInputError(f"pid must be the integer exec_start() returned, not {pid!r}")
+        status = self._call("GET", "exec-status", {"pid": pid})
+        status = status if isinstance(status, Mapping) else {}
+        result = _exec_result(self._started.get(pid, ()), pid, status)
+        if result.exited:
+            self._started.pop(pid, None)
+        return result
+
+
+def _argv(cmd: Any) -> list[str]:
+    if isinstance(cmd, str):
+        try:
+            argv = shlex.split(cmd)
+        except ValueError as exc:
+            raise InvalidInputError(f"cannot split command {cmd!r}: {exc}") from None
+    elif isinstance(cmd, Sequence) and all(isinstance(a, str) for a in cmd):
+        argv = list(cmd)
+    else:
+        raise InvalidInputError(f"cmd must be a string or a list of strings, not {cmd!r}")
+    if not argv or not argv[0]:
+        raise InvalidInputError("cmd is empty")
+    return argv
+
+
+def _lxc_interface(iface: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``/nodes/{node}/lxc/{vmid}/interfaces`` row as an interface record (PVE 9 adds
+    agent-style ``ip-addresses``; older servers give ``inet``/``inet6`` CIDR strings)."""
+    addresses: list[dict[str, Any]] = []
+    listed = iface.get("ip-addresses")
+    if isinstance(listed, list):
+        for a in listed:
+            if isinstance(a, Mapping) and a.get("ip-address"):
+                family = str(a.get("ip-address-type") or "")
+                addresses.append(
+                    {
+                        "ip": str(a["ip-address"]),
+                        # PVE 9 names the families inet/inet6 here (the agent: ipv4/ipv6)
+                        "family": {"inet": "ipv4", "inet6": "ipv6"}.get(family, family),
+                        "prefix": a.get("prefix"),
+                    }
                 )
-            time.sleep(min(poll, deadline - now))
+    else:
+        for family, key in (("ipv4", "inet"), ("ipv6", "inet6")):
+            for text in str(iface.get(key) or "").split():
+                ip, _, prefix = text.partition("/")
+                addresses.append(
+                    {
+                        "ip": ip,
+                        "family": family,
+                        "prefix": int(prefix) if prefix.isdigit() else None,
+                    }
+                )
+    mac = iface.get("hwaddr") or iface.get("hardware-address")
+    return {
+        "name": iface.get("name"),
+        "mac": str(mac).upper() if mac else None,
+        "ipv4": [a["ip"] for a in addresses if a["family"] == "ipv4"],
+        "ipv6": [a["ip"] for a in addresses if a["family"] == "ipv6"],
+        "addresses": addresses,
+        "statistics": None,
+    }
 
 
 def _agent_result(data: Any, command: str, guest: Guest) -> Any:
@@ -1538,4 +1688,5 @@ def _exec_result(argv: tuple[str, ...], pid: int, status: Mapping[str, Any]) -> 
         signal=number("signal"),
         out_truncated=str(status.get("out-truncated", 0)) in ("1", "True", "true"),
         err_truncated=str(status.get("err-truncated", 0)) in ("1", "True", "true"),
+        exited=str(status.get("exited", 0)) in ("1", "True", "true"),
     )

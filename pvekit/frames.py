@@ -31,20 +31,25 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "COLUMNS",
     "Column",
+    "appliances_frame",
     "apply_dtypes",
     "backups_frame",
     "columns",
+    "content_frame",
+    "disks_frame",
     "empty_frame",
     "group_status_frame",
     "guest_ips",
     "guests_frame",
     "metrics_frame",
     "nodes_frame",
+    "smart_frame",
     "snapshots_frame",
     "storage_frame",
     "summary_frame",
     "tasks_frame",
     "unwrap",
+    "updates_frame",
 ]
 
 
@@ -70,7 +75,8 @@ _PROFILE = ("profile", "str", "", "profile name of the cluster (the key across c
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "nodes": _cols(
         _PROFILE,
-        ("node", "str", "", "node name"),
+        ("cluster", "str", "", "cluster name (/cluster/status); null for a standalone node"),
+        ("node", "str", "", "node name (null on a group's placeholder row of a failed profile)"),
         ("status", "category", "", "online, offline or unknown"),
         ("online", "boolean", "", "node is online (cluster membership view)"),
         ("cpu", "float64", "fraction", "CPU usage 0..1 of all the node's cores"),
@@ -90,6 +96,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ("ip", "str", "", "cluster network address of the node"),
         ("level", "str", "", "subscription level ('' none, c community, b basic, s, p)"),
         ("cgroup_mode", "Int64", "", "cgroup version of the node (PVE 7+)"),
+        ("cpu_model", "str", "", "CPU model name (needs the node online)"),
+        ("sockets", "Int64", "count", "CPU sockets (needs the node online)"),
     ),
     "guests": _cols(
         _PROFILE,
@@ -175,13 +183,21 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ("node", "str", "", "node that runs the task"),
         ("type", "category", "", "task type: qmstart, vzdump, qmigrate..."),
         ("id", "str", "", "object of the task (often a VMID), null if none"),
-        ("user", "str", "", "user (or token) that started it"),
+        ("user", "str", "", "user that started it (user@realm, without the token)"),
+        ("tokenid", "str", "", "API token name when a token started it, else null"),
         ("status", "category", "", "running, ok, warnings or error"),
         ("exitstatus", "str", "", "Proxmox exit status text (null while running)"),
         ("starttime", _TIME, "UTC", "start time"),
         ("endtime", _TIME, "UTC", "end time (null while running)"),
         ("duration", "float64", "seconds", "endtime - starttime (null while running)"),
         ("running", "boolean", "", "task is still running"),
+        (
+            "saved",
+            "boolean",
+            "",
+            "task is in the node's task archive (Proxmox `saved`; when omitted, as on finished "
+            "rows of a node's list, true once the task has ended)",
+        ),
     ),
     "backups": _cols(
         _PROFILE,
@@ -219,6 +235,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
     "summary": _cols(
         _PROFILE,
+        ("cluster", "str", "", "cluster name (/cluster/status); null for a standalone node"),
         ("nodes_online", "Int64", "count", "nodes online"),
         ("nodes_total", "Int64", "count", "nodes in the cluster"),
         ("quorate", "boolean", "", "cluster has quorum; null for a standalone node"),
@@ -231,6 +248,80 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         ("storage_total", "Int64", "bytes", "size of available storages, shared counted once"),
         ("guests_running", "Int64", "count", "running guests (templates excluded)"),
         ("guests_total", "Int64", "count", "guests (templates excluded)"),
+    ),
+    "disks": _cols(
+        _PROFILE,
+        ("node", "str", "", "node the disk is in"),
+        ("devpath", "str", "", "device path, e.g. /dev/sda"),
+        ("type", "category", "", "nvme, ssd, hdd, usb, partition..."),
+        ("model", "str", "", "disk model"),
+        ("serial", "str", "", "serial number"),
+        ("vendor", "str", "", "vendor as the kernel reports it (often padded or 'unknown')"),
+        ("size", "Int64", "bytes", "disk size"),
+        ("used", "str", "", "what uses it: LVM, ZFS, ext4, partitions, mounted..."),
+        ("health", "str", "", "SMART self-assessment (PASSED, FAILED, UNKNOWN); null if skipped"),
+        ("wearout", "Int64", "percent", "SSD life left (100 = new); null for HDDs ('N/A')"),
+        ("rpm", "Int64", "rpm", "rotation speed; 0 for SSD/NVMe"),
+        ("gpt", "boolean", "", "has a GPT partition table"),
+        ("mounted", "boolean", "", "mounted"),
+        ("osdid", "Int64", "", "Ceph OSD id, -1 when none"),
+        ("wwn", "str", "", "world wide name"),
+        ("parent", "str", "", "the disk of a partition (include_partitions=True), else null"),
+    ),
+    "smart": _cols(
+        _PROFILE,
+        ("node", "str", "", "node the disk is in"),
+        ("disk", "str", "", "device path"),
+        ("id", "Int64", "", "SMART attribute ID"),
+        ("name", "str", "", "attribute name, e.g. Reallocated_Sector_Ct"),
+        ("value", "Int64", "", "normalized current value"),
+        ("worst", "Int64", "", "worst normalized value seen"),
+        ("threshold", "Int64", "", "failure threshold (value at or below it fails)"),
+        ("raw", "str", "", "raw value as smartctl prints it"),
+        ("fail", "str", "", "'-' or when it failed: FAILING_NOW, In_the_past"),
+        ("flags", "str", "", "smartctl attribute flags"),
+    ),
+    "updates": _cols(
+        _PROFILE,
+        ("node", "str", "", "node with the pending update"),
+        ("package", "str", "", "Debian package name"),
+        ("old_version", "str", "", "installed version (null for a new package)"),
+        ("version", "str", "", "version the update installs"),
+        ("origin", "str", "", "Proxmox or Debian..."),
+        ("arch", "str", "", "amd64, all..."),
+        ("priority", "str", "", "package priority"),
+        ("section", "str", "", "package section"),
+        ("title", "str", "", "one-line summary"),
+        ("description", "str", "", "package description"),
+    ),
+    "content": _cols(
+        _PROFILE,
+        ("node", "str", "", "node the storage was listed from"),
+        ("storage", "str", "", "storage ID"),
+        ("volid", "str", "", "volume ID (storage:path), what delete_volume() takes"),
+        ("content", "category", "", "iso, vztmpl, images, rootdir, backup, import, snippets"),
+        ("format", "str", "", "iso, raw, qcow2, subvol, tzst, vma.zst..."),
+        ("size", "Int64", "bytes", "volume size"),
+        ("used", "Int64", "bytes", "space used (images; most plugins report nothing useful)"),
+        ("vmid", "Int64", "", "owner guest, if any"),
+        ("ctime", _TIME, "UTC", "creation time"),
+        ("notes", "str", "", "notes (backups)"),
+        ("protected", "boolean", "", "protected from removal (backups)"),
+        ("parent", "str", "", "base volume of a linked clone"),
+    ),
+    "appliances": _cols(
+        _PROFILE,
+        ("node", "str", "", "node whose appliance index was read"),
+        ("template", "str", "", "file name, what download_appliance() takes"),
+        ("package", "str", "", "appliance package"),
+        ("version", "str", "", "appliance version"),
+        ("os", "str", "", "distribution, e.g. debian-12"),
+        ("section", "category", "", "system, turnkeylinux, mail..."),
+        ("type", "category", "", "lxc"),
+        ("headline", "str", "", "one-line description"),
+        ("location", "str", "", "download URL"),
+        ("sha512sum", "str", "", "expected SHA-512 of the file"),
+        ("architecture", "str", "", "amd64..."),
     ),
     "group_status": _cols(
         _PROFILE,
@@ -562,6 +653,7 @@ def nodes_frame(
             by_node.setdefault(str(row["name"]), {})
     statuses = node_status or {}
     names = sorted(by_node)
+    cluster_name = _cluster_name(cluster_status)
     table = _Table(columns("nodes"))
     for name in names:
         res = by_node[name]
@@ -584,6 +676,7 @@ def nodes_frame(
 
         table.add(
             profile=profile,
+            cluster=cluster_name,
             node=name,
             status=status,
             online=online,
@@ -604,8 +697,18 @@ def nodes_frame(
             ip=_nonempty(mem.get("ip")),
             level=_str(pick(res.get("level"), mem.get("level"))),
             cgroup_mode=_int(res.get("cgroup-mode")),
+            cpu_model=_nonempty(cpuinfo.get("model")),
+            sockets=_int(cpuinfo.get("sockets")),
         )
     return _build("nodes", table.data)
+
+
+def _cluster_name(cluster_status: Any) -> str | None:
+    """The name in the ``cluster`` row of ``/cluster/status`` (absent on a standalone node)."""
+    for row in _rows(cluster_status):
+        if row.get("type") == "cluster":
+            return _nonempty(row.get("name"))
+    return None
 
 
 # --------------------------------------------------------------------------- guests
@@ -984,6 +1087,17 @@ def _task_state(row: Mapping[str, Any]) -> tuple[str, str | None, bool]:
     return "error", exit_text, False
 
 
+def _task_user(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(user, token name): PVE lists ``user`` and ``tokenid`` apart; some servers (and UPIDs)
+    write ``user@realm!token`` in one field."""
+    user = _nonempty(row.get("user"))
+    tokenid = _nonempty(row.get("tokenid"))
+    if user and "!" in user:
+        user, _, named = user.partition("!")
+        tokenid = tokenid or _nonempty(named)
+    return user, tokenid
+
+
 def tasks_frame(profile: str, tasks: Any) -> pd.DataFrame:
     """Build the ``tasks`` frame from task list rows (``/nodes/{node}/tasks``,
     ``/cluster/tasks``) or task status bodies; newest first, one row per UPID."""
@@ -1002,13 +1116,17 @@ def tasks_frame(profile: str, tasks: Any) -> pd.DataFrame:
         status, exitstatus, running = _task_state(row)
         start = _float(row.get("starttime"))
         end = None if running else _float(row.get("endtime"))
+        user, tokenid = _task_user(row)
+        saved = _bool(row.get("saved"))
         table.add(
             profile=profile,
             upid=_nonempty(row.get("upid")),
             node=_nonempty(row.get("node")),
             type=_nonempty(row.get("type")),
             id=_nonempty(row.get("id")),
-            user=_nonempty(row.get("user")),
+            user=user,
+            tokenid=tokenid,
+            saved=(not running) if saved is None and "status" in row else saved,
             status=status,
             exitstatus=exitstatus,
             starttime=start,
@@ -1185,6 +1303,7 @@ def summary_frame(
     version_text = _nonempty(ver.get("version")) if isinstance(ver, Mapping) else _nonempty(ver)
     data: dict[str, list[Any]] = {
         "profile": [profile],
+        "cluster": [_cluster_name(cluster_status)],
         "nodes_online": [len(online)],
         "nodes_total": [len(names)],
         "quorate": [quorate],
@@ -1199,6 +1318,109 @@ def summary_frame(
         "guests_total": [len(guests)],
     }
     return _build("summary", data)
+
+
+# --------------------------------------------------------------------------- node tables
+
+
+def disks_frame(profile: str, node: str, disks: Any) -> pd.DataFrame:
+    """Build the ``disks`` frame from ``/nodes/{node}/disks/list`` rows."""
+    rows = []
+    for row in _rows(disks):
+        rows.append(
+            {
+                "devpath": _nonempty(row.get("devpath")),
+                "type": _nonempty(row.get("type")),
+                "model": _nonempty(row.get("model")),
+                "serial": _nonempty(row.get("serial")),
+                "vendor": _nonempty(str(row["vendor"]).strip()) if row.get("vendor") else None,
+                "size": _int(row.get("size")),
+                "used": _nonempty(row.get("used")),
+                "health": _nonempty(row.get("health")),
+                "wearout": _int(row.get("wearout")),  # "N/A" (HDD) becomes null
+                "rpm": _int(row.get("rpm")),
+                "gpt": _bool(row.get("gpt")),
+                "mounted": _bool(row.get("mounted")),
+                "osdid": _int(row.get("osdid")),
+                "wwn": _nonempty(row.get("wwn")),
+                "parent": _nonempty(row.get("parent")),
+            }
+        )
+    return _frame_from("disks", rows, profile=profile, node=node)
+
+
+def smart_frame(profile: str, node: str, disk: str, attributes: Any) -> pd.DataFrame:
+    """Build the ``smart`` frame from the ``attributes`` of ``/nodes/{node}/disks/smart``
+    (PVE's smartctl parser gives the numbers as text)."""
+    rows = [
+        {
+            "id": _int(a.get("id")),
+            "name": _nonempty(a.get("name")),
+            "value": _int(a.get("value")),
+            "worst": _int(a.get("worst")),
+            "threshold": _int(a.get("threshold")),
+            "raw": _str(a.get("raw")),
+            "fail": _nonempty(a.get("fail")),
+            "flags": _nonempty(a.get("flags")),
+        }
+        for a in _rows(attributes)
+    ]
+    return _frame_from("smart", rows, profile=profile, node=node, disk=disk)
+
+
+def updates_frame(profile: str, node: str, packages: Any) -> pd.DataFrame:
+    """Build the ``updates`` frame from ``/nodes/{node}/apt/update`` rows (Proxmox's
+    capitalised keys: ``Package``, ``OldVersion``...), sorted by package."""
+    rows = [
+        {
+            "package": _nonempty(r.get("Package")),
+            "old_version": _nonempty(r.get("OldVersion")),
+            "version": _nonempty(r.get("Version")),
+            "origin": _nonempty(r.get("Origin")),
+            "arch": _nonempty(r.get("Arch")),
+            "priority": _nonempty(r.get("Priority")),
+            "section": _nonempty(r.get("Section")),
+            "title": _nonempty(r.get("Title")),
+            "description": _nonempty(r.get("Description")),
+        }
+        for r in _rows(packages)
+    ]
+    rows.sort(key=lambda r: str(r["package"] or ""))
+    return _frame_from("updates", rows, profile=profile, node=node)
+
+
+def content_frame(profile: str, node: str, storage: str, volumes: Any) -> pd.DataFrame:
+    """Build the ``content`` frame from ``/nodes/{node}/storage/{storage}/content`` rows."""
+    rows = [
+        {
+            "volid": _nonempty(r.get("volid")),
+            "content": _nonempty(r.get("content")),
+            "format": _nonempty(r.get("format")),
+            "size": _int(r.get("size")),
+            "used": _int(r.get("used")),
+            "vmid": _int(r.get("vmid")),
+            "ctime": _safe_epoch(r.get("ctime")),
+            "notes": _nonempty(r.get("notes")),
+            "protected": _bool(r.get("protected")),
+            "parent": _nonempty(r.get("parent")),
+        }
+        for r in _rows(volumes)
+    ]
+    rows.sort(key=lambda r: str(r["volid"] or ""))
+    return _frame_from("content", rows, profile=profile, node=node, storage=storage)
+
+
+def appliances_frame(profile: str, node: str, appliances: Any) -> pd.DataFrame:
+    """Build the ``appliances`` frame from ``/nodes/{node}/aplinfo`` rows."""
+    keys = ("template", "package", "version", "os", "section", "type", "headline", "location")
+    rows = []
+    for r in _rows(appliances):
+        row: dict[str, Any] = {k: _nonempty(r.get(k)) for k in keys}
+        row["sha512sum"] = _nonempty(r.get("sha512sum"))
+        row["architecture"] = _nonempty(r.get("architecture"))
+        rows.append(row)
+    rows.sort(key=lambda r: (str(r["section"] or ""), str(r["template"] or "")))
+    return _frame_from("appliances", rows, profile=profile, node=node)
 
 
 # --------------------------------------------------------------------------- group status
@@ -1231,6 +1453,11 @@ _FRAME_TITLES = {
     "snapshots": "`snapshots(vmid=None)`",
     "metrics": '`metrics(kind, targets=None, timeframe="day", cf="AVERAGE")`',
     "summary": "`summary()`",
+    "disks": "`Node.disks(include_partitions=False, skipsmart=False)`",
+    "smart": '`Node.smart(disk)["attributes"]`',
+    "updates": "`Node.updates()`",
+    "content": "`Node.content(storage, content=None, vmid=None)`",
+    "appliances": "`Node.appliances()`",
     "group_status": "`Group.status()`",
 }
 
@@ -1259,6 +1486,14 @@ _FRAME_SOURCES = {
     "summary": "`/cluster/resources`, `/cluster/status`, `/version`: CPU weighted by cores over "
     "online nodes, storage with status `unknown` skipped and shared storage counted once, "
     "templates not counted as guests.",
+    "disks": "`/nodes/{node}/disks/list` (`include-partitions`, `skipsmart`).",
+    "smart": "`/nodes/{node}/disks/smart` of an ATA/SATA disk (NVMe disks answer with text "
+    "only: the frame is empty and `text` holds smartctl's report).",
+    "updates": "`/nodes/{node}/apt/update`: packages with a pending update, by package name "
+    "(`Node.refresh_updates()` runs `apt-get update` first).",
+    "content": "`/nodes/{node}/storage/{storage}/content` (`content`, `vmid`): every content "
+    "type, sorted by volid.",
+    "appliances": "`/nodes/{node}/aplinfo`: the appliance (container template) index.",
     "group_status": "kept by the Group from the outcome of each profile's last call.",
 }
 

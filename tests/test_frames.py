@@ -560,6 +560,11 @@ BUILDERS = {
     "snapshots": lambda body: frames.snapshots_frame("p", body),
     "metrics": lambda body: frames.metrics_frame("p", "node", [("t", "n", body)]),
     "summary": lambda body: frames.summary_frame("p", body, body, body),
+    "disks": lambda body: frames.disks_frame("p", "n", body),
+    "smart": lambda body: frames.smart_frame("p", "n", "/dev/sda", body),
+    "updates": lambda body: frames.updates_frame("p", "n", body),
+    "content": lambda body: frames.content_frame("p", "n", "s", body),
+    "appliances": lambda body: frames.appliances_frame("p", "n", body),
 }
 
 
@@ -635,6 +640,11 @@ def test_empty_frames_have_documented_dtypes() -> None:
         "metrics",
         "summary",
         "group_status",
+        "disks",
+        "smart",
+        "updates",
+        "content",
+        "appliances",
     ):
         assert_documented(frames.empty_frame(name), name)
     assert_documented(

@@ -31,3 +31,8 @@ def test_import_does_not_load_pandas_plotly_or_widgets() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_seed_parity_names_are_exported() -> None:
+    for name in ("FailoverGroup", "FailoverEvent", "Node"):
+        assert name in pvekit.__all__ and getattr(pvekit, name).__module__.startswith("pvekit.")

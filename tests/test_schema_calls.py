@@ -201,6 +201,12 @@ def _actions(sim: Simulator, prod: Cluster) -> list[Callable[[], Any]]:
         lambda: running_vm.agent.interfaces(),
         lambda: running_vm.agent.filesystems(),
         lambda: running_vm.agent.exec(["uname", "-a"], timeout=10),
+        lambda: running_vm.agent.exec_status(running_vm.agent.exec_start("uptime")),
+        lambda: running_ct.interfaces(),
+        lambda: [g.refresh() for g in guests],
+        lambda: done(
+            stopped_ct.backup(mode="stop", notification_mode="notification-system", remove=False)
+        ),
         lambda: running_vm.console_url(),
         lambda: running_vm.shell_url(),
         lambda: running_vm.vnc_proxy(),
@@ -228,19 +234,80 @@ def _actions(sim: Simulator, prod: Cluster) -> list[Callable[[], Any]]:
         lambda: done(running_vm.stop()),
         lambda: done(running_vm.start()),
         lambda: done(running_vm.backup(mode="snapshot")),
-        lambda: done(running_vm.migrate(other[running_vm.node], online=True)),
+        lambda: done(
+            running_vm.migrate(
+                other[running_vm.node],
+                online=True,
+                force=True,
+                migration_network="10.10.10.0/24",
+            )
+        ),
         lambda: done(running_ct.migrate(other[running_ct.node], online=True)),
         lambda: done(stopped_ct.migrate(other[stopped_ct.node])),
         task_calls,
         clone,
         backup_restore,
         lambda: (
-            done(state["clone"].delete(purge=True, confirm=state["clone"].vmid))
+            done(state["clone"].delete(purge=True, confirm=state["clone"].vmid, skiplock=True))
             if "clone" in state
             else None
         ),
     ]
     return calls
+
+
+def _node_calls(prod: Cluster) -> list[Callable[[], Any]]:
+    """The Node handle, guest creation and the node-list recovery path (issue 14)."""
+    from pvekit.sim._handlers_nodes import simulated_checksum
+
+    def done(task: Any) -> Any:
+        return task.wait(timeout=20, poll=0.05, progress=False) if task is not None else None
+
+    node = prod.node("pve1")
+    url = "https://example.org/x.iso"
+    made: dict[str, int] = {}
+
+    def create() -> None:
+        t1 = node.create_vm("schema-vm", iso="local:iso/debian-13.1.0-amd64-netinst.iso")
+        done(t1)
+        t2 = node.create_container("schema-ct", "local:vztmpl/x.tar.zst", password="secret1")
+        done(t2)
+        made["vm"], made["ct"] = int(t1.newid or 0), int(t2.newid or 0)
+
+    def cleanup() -> None:
+        for vmid in made.values():
+            done(prod.guest(vmid).delete(confirm=vmid))
+
+    return [
+        lambda: node.status(),
+        lambda: node.config(),
+        lambda: node.disks(include_partitions=True, skipsmart=True),
+        lambda: node.smart("/dev/sda", health_only=True),
+        lambda: node.updates(),
+        lambda: done(node.refresh_updates()),
+        lambda: node.guests(),
+        lambda: prod.guests_from_nodes(progress=False),
+        lambda: node.content("local", content="iso", vmid=None),
+        lambda: node.appliances(),
+        lambda: done(
+            node.download_url(
+                "local",
+                url,
+                "x.iso",
+                checksum=simulated_checksum(url, "sha256"),
+                checksum_algorithm="sha256",
+                verify_certificates=False,
+            )
+        ),
+        lambda: done(node.delete_volume("local:iso/x.iso", delay=5)),
+        lambda: done(node.pull_oci("local", "docker.io/library/nginx:1.29", filename="ng")),
+        lambda: done(node.download_appliance("local", str(node.appliances()["template"][0]))),
+        lambda: prod.next_vmid(),
+        lambda: prod.next_vmid(90000),
+        create,
+        cleanup,
+        lambda: node.refresh(),
+    ]
 
 
 def test_every_public_call_is_in_the_official_schema(tls_sim: Simulator) -> None:
@@ -264,7 +331,13 @@ def test_every_public_call_is_in_the_official_schema(tls_sim: Simulator) -> None
                 call()
             except PVEError as err:
                 failed.append(f"action {i}: {type(err).__name__}: {err}")
-        calls = reads + actions
+        nodes = _node_calls(group["prod"])
+        for i, call in enumerate(nodes):
+            try:
+                call()
+            except PVEError as err:
+                failed.append(f"node call {i}: {type(err).__name__}: {err}")
+        calls = reads + actions + nodes
         # Also the token identity (no login), which takes other paths through the client.
         token = _connect(tls_sim, "prod", identity="token")
         token.guests(details=True, progress=False)

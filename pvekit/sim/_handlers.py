@@ -1323,6 +1323,18 @@ def guest_create(ctx: Ctx) -> Any:
     return _create(ctx, node, gtype)
 
 
+def _with_mac(key: str, value: Any, gtype: str, mac: str) -> Any:
+    """PVE stores a new NIC with a generated MAC (``virtio`` -> ``virtio=BC:24:11:...``)."""
+    if not key.startswith("net") or not key[3:].isdigit() or not isinstance(value, str):
+        return value
+    items = value.split(",")
+    if gtype == "qemu" and items and "=" not in items[0]:
+        items[0] = f"{items[0]}={mac}"
+    elif gtype == "lxc" and not any(i.startswith("hwaddr=") for i in items):
+        items.append(f"hwaddr={mac}")
+    return ",".join(items)
+
+
 def _create(ctx: Ctx, node: str, gtype: str) -> Any:
     from ._model import Disk, Load, stable_key
     from ._state import _mac
@@ -1371,7 +1383,7 @@ def _create(ctx: Ctx, node: str, gtype: str) -> Any:
         g,
         ctx.user,
         {
-            k: v
+            k: _with_mac(k, v, gtype, g.mac)
             for k, v in ctx.params.items()
             if k
             not in (

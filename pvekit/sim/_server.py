@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from . import _access, _ha  # noqa: F401  (register their handlers)
+from . import _handlers_nodes as _handlers_nodes  # registers its routes in ROUTES
 from ._auth import AuthDB, Identity
 from ._dispatch import API_PREFIX, MAX_BODY, Headers, SimResponse, response, serve
 from ._errors import SimHTTPError, param_error

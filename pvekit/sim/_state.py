@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -446,9 +447,11 @@ class ClusterState:
                 raise SimHTTPError(
                     500, "lxc live migration is currently not implemented - use 'restart' mode"
                 )
-        devices = sorted(k for k in g.config if k.startswith(("hostpci", "usb")))
+        devices = sorted(k for k in g.config if re.match(r"^(?:hostpci|usb)\d+$", k))
         devices = [k for k in devices if "mapping=" not in str(g.config[k])]
-        if devices:
+        if g.type == "qemu" and devices and not _truthy(params.get("force")):
+            # PVE refuses unless root passes force=1 (the device must exist on the target);
+            # a mapped device is resolved on the target by its mapping.
             raise SimHTTPError(
                 500, f"can't migrate VM which uses local devices: {', '.join(devices)}"
             )
@@ -477,6 +480,10 @@ class ClusterState:
             f"{_stamp(self.clock.now())} starting migration of {kind} {g.vmid} to node "
             f"'{target}' ({self.nodes[target].ip})",
         ]
+        if params.get("migration_network"):
+            log.append(
+                f"{_stamp(self.clock.now())} using migration network {params['migration_network']}"
+            )
         if g.running and g.type == "qemu":
             log += [
                 f"{_stamp(self.clock.now())} starting VM {g.vmid} on remote node '{target}'",
@@ -949,6 +956,11 @@ class ClusterState:
         log = [
             f"INFO: starting new backup job: vzdump {' '.join(map(str, vmids))} "
             f"--mode {mode} --storage {storage} --compress {compress}"
+            + (
+                f" --notification-mode {params['notification-mode']}"
+                if params.get("notification-mode")
+                else ""
+            )
         ]
         for g in guests:
             log += [
