@@ -611,11 +611,13 @@ def metrics_history(
                 else [f"{v:,.1f}" if v is not None else "-" for v in y]
             )
         )
+        x, y, hover = _break_gaps(list(grp["time"]), y, hover)
         traces.append(
             go.Scatter(
-                x=list(grp["time"]),
+                x=x,
                 y=y,
                 mode="lines",
+                connectgaps=False,
                 name=name,
                 legendgroup=name,
                 line=dict(color=color, width=2),
@@ -650,6 +652,32 @@ def metrics_history(
         legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"), margin=dict(t=60)
     )
     return fig
+
+
+def _break_gaps(
+    x: list[Any], y: list[float | None], hover: list[str]
+) -> tuple[list[Any], list[float | None], list[str]]:
+    """Insert a null point where samples are missing, so the line breaks instead of
+    bridging the gap (a node that was down has no RRD rows for that time).
+
+    A gap is a step more than 1.5 times the series' usual (median) step."""
+    if len(x) < 3:
+        return x, y, hover
+    times = pd.DatetimeIndex(x)
+    steps = pd.to_timedelta(np.diff(times.asi8), unit="ns")
+    usual = pd.Timedelta(float(np.median(steps.asi8)), unit="ns")
+    xs: list[Any] = [x[0]]
+    ys: list[float | None] = [y[0]]
+    hs: list[str] = [hover[0]]
+    for i in range(1, len(x)):
+        if steps[i - 1] > usual * 1.5:
+            xs.append((times[i - 1] + steps[i - 1] / 2).floor("s"))
+            ys.append(None)
+            hs.append("")
+        xs.append(x[i])
+        ys.append(y[i])
+        hs.append(hover[i])
+    return xs, ys, hs
 
 
 def _band(r: Any, history: pd.DataFrame, name: str, color: str) -> list[go.Scatter]:

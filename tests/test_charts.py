@@ -251,3 +251,29 @@ def test_charts_reject_wrong_frames(frames) -> None:
     with pytest.raises(InvalidInputError, match="lacks column"):
         charts.headroom(frames["guests"])
     assert isinstance(charts.guests_treemap(frames["guests"].iloc[0:0]), go.Figure)
+
+
+def test_metrics_history_draws_a_gap_where_rows_are_missing() -> None:
+    # a node down for days 10..13: RRD leaves those rows empty (the frame has none of them)
+    used: list[float | None] = [20.0 + 0.1 * i for i in range(30)]
+    for i in range(10, 14):
+        used[i] = None
+    m = metrics_frame({"pve2": ("node", "pve2", used, [64.0] * 30)})
+    m = m.dropna(subset=["value"])
+    fc = capacity.forecast(m, threshold=0.9)
+    fig = charts.metrics_history(m, fc, kind="node")
+    line = next(t for t in fig.data if t.name == "pve2")
+    assert line.connectgaps is False
+    ys = list(line.y)
+    xs = list(line.x)
+    # one break, between the last sample before the outage and the first after it
+    assert ys.count(None) == 1
+    cut = ys.index(None)
+    assert xs[cut - 1] == NOW - pd.Timedelta(days=20)
+    assert xs[cut + 1] == NOW - pd.Timedelta(days=15)
+    drawn = [y for y in ys if y is not None]
+    assert drawn == pytest.approx([v / 64 for v in used if v is not None])
+    assert len(line.customdata) == len(ys)
+    # the forecast reads the real times: the gap does not bend the trend
+    assert fc.iloc[0]["slope_per_day"] == pytest.approx(0.1 / 64, rel=1e-6)
+    assert fc.iloc[0]["points"] == 26
