@@ -50,6 +50,7 @@ __all__ = [
     "headroom",
     "hygiene",
     "node_usage",
+    "pool_name",
     "rightsizing",
     "storage_pools",
     "theil_sen",
@@ -146,6 +147,18 @@ def _guest_flags(guests: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 def _rows(df: pd.DataFrame) -> Iterator[Any]:
     """Rows as namedtuples; typed loosely because cells are of any type."""
     return iter(df.itertuples(index=False))
+
+
+def pool_name(profile: Any, storage: Any, node: Any = None, *, shared: bool = False) -> str:
+    """The one name of a storage pool in every frame, chart, table and finding.
+
+    A shared pool is one pool whichever node reports it: ``profile/storage`` (``prod/ceph-vm``).
+    A node's local pool is ``profile/node/storage`` (``prod/pve1/local-lvm``): ``local`` exists
+    on every node and VMIDs, node and pool names repeat across clusters.
+    """
+    if shared or node is None or (not isinstance(node, str) and pd.isna(node)):
+        return f"{profile}/{storage}"
+    return f"{profile}/{node}/{storage}"
 
 
 def _empty(columns: Mapping[str, str]) -> pd.DataFrame:
@@ -251,7 +264,7 @@ def storage_pools(storage: pd.DataFrame, guests: pd.DataFrame | None = None) -> 
         rows.append(
             {
                 "profile": profile,
-                "pool": f"{profile}/{name}",
+                "pool": pool_name(profile, name, shared=True),
                 "node": pd.NA,
                 "storage": name,
                 "type": first["_type"],
@@ -267,7 +280,7 @@ def storage_pools(storage: pd.DataFrame, guests: pd.DataFrame | None = None) -> 
         rows.append(
             {
                 "profile": r["profile"],
-                "pool": f"{r['profile']}/{r['node']}/{r['storage']}",
+                "pool": pool_name(r["profile"], r["storage"], r["node"]),
                 "node": r["node"],
                 "storage": r["storage"],
                 "type": r["_type"],
@@ -318,11 +331,7 @@ def storage_pools(storage: pd.DataFrame, guests: pd.DataFrame | None = None) -> 
                     size_f = float("nan")
                 if not name or math.isnan(size_f) or size_f <= 0:
                     continue  # CD-ROMs, passthrough and "none" carry no size on a pool
-                key = (
-                    f"{g.profile}/{name}"
-                    if (g.profile, name) in shared_keys
-                    else f"{g.profile}/{g.node}/{name}"
-                )
+                key = pool_name(g.profile, name, g.node, shared=(g.profile, name) in shared_keys)
                 prov[key] = prov.get(key, 0.0) + size_f
                 count[key] = count.get(key, 0) + 1
         out["provisioned"] = out["pool"].map(lambda k: prov.get(k, 0.0))
@@ -672,6 +681,7 @@ _FORECAST_COLUMNS: dict[str, str] = {
     "resource": "string",
     "target": "string",
     "node": "string",
+    "pool": "string",
     "points": "int64",
     "first_time": "datetime64[ns, UTC]",
     "last_time": "datetime64[ns, UTC]",
@@ -771,7 +781,9 @@ def forecast(
     (``days_high`` is inf when the slow end is flat). ``eta`` = ``now`` (default: last sample)
     + ``days_until``.
 
-    With the ``storage`` frame, a shared pool reported by every node is forecast once.
+    With the ``storage`` frame, a shared pool reported by every node is forecast once, and
+    ``pool`` names it as :func:`storage_pools` does (:func:`pool_name`: ``prod/ceph-vm``, not
+    one node's view ``pve1/ceph-vm``); NA for node memory rows.
     """
     if not 0 < threshold <= 1:
         raise InvalidInputError(f"threshold must be a fraction in (0, 1], got {threshold!r}")
@@ -786,15 +798,17 @@ def forecast(
     rows: list[dict[str, Any]] = []
     for kind in ("node", "storage"):
         for (profile, target, node), grp in _series(metrics, kind):
+            pool: str | None = None
             if kind == "storage":
                 name = str(target).split("/", 1)[-1]
-                if (str(profile), name) in shared_names:
+                shared = (str(profile), name) in shared_names
+                if shared:
                     if (str(profile), name) in shared_seen:
                         continue
                     shared_seen.add((str(profile), name))
-            rows.append(
-                _fit_one(grp, profile, kind, target, node, threshold, confidence, min_points, now)
-            )
+                pool = pool_name(profile, name, node or None, shared=shared)
+            row = _fit_one(grp, profile, kind, target, node, threshold, confidence, min_points, now)
+            rows.append({**row, "pool": pool})
     if not rows:
         return _empty(_FORECAST_COLUMNS)
     out = pd.DataFrame(rows)
@@ -1393,10 +1407,9 @@ def findings(
             )
     if forecast is not None:
         for r in _rows(forecast):
-            what = (
-                f"node {r.target} memory" if r.kind == "node" else f"storage {r.profile}/{r.target}"
-            )
-            obj = f"node {r.target}" if r.kind == "node" else f"storage {r.profile}/{r.target}"
+            pool = _forecast_pool(r)
+            what = f"node {r.target} memory" if r.kind == "node" else f"storage {pool}"
+            obj = f"node {r.target}" if r.kind == "node" else f"storage {pool}"
             if r.status == "above threshold":
                 continue  # usage findings already say so
             if r.status != "growing" or pd.isna(r.days_until):
@@ -1475,6 +1488,16 @@ def findings(
     out["metric"] = _f(out["metric"])
     out = out.sort_values(["severity", "profile", "category", "object"], kind="stable")
     return out.reset_index(drop=True)
+
+
+def _forecast_pool(r: Any) -> str:
+    """The pool name of a storage forecast row (frames from before ``pool`` existed: from
+    ``target``, which is ``node/storage``)."""
+    pool = getattr(r, "pool", None)
+    if isinstance(pool, str) and pool:
+        return pool
+    node, _, name = str(r.target).rpartition("/")
+    return pool_name(r.profile, name, node or None)
 
 
 def _unit(category: str, message: str) -> str:

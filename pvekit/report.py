@@ -869,7 +869,11 @@ def _chart_tables(rep: Report) -> dict[str, str]:
         ),
         "headroom": _table(a.headroom),
         "storage_pools": _table(a.storage_pools),
-        "storage_forecast": _table(a.forecast[a.forecast["kind"] == "storage"], fc_cols),
+        # a pool by its one name (capacity.pool_name), not the node whose rrddata was read
+        "storage_forecast": _table(
+            a.forecast[a.forecast["kind"] == "storage"],
+            ["pool" if c == "target" else c for c in fc_cols],
+        ),
         "memory_forecast": _table(a.forecast[a.forecast["kind"] == "node"], fc_cols),
         "guests": _table(rep.frames["guests"], guest_cols),
     }

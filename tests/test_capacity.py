@@ -435,7 +435,16 @@ def test_forecast_shared_pool_once_and_bad_input(storage) -> None:
         }
     )
     assert len(capacity.forecast(m)) == 2
-    assert len(capacity.forecast(m, storage=storage)) == 1
+    once = capacity.forecast(m, storage=storage)
+    assert len(once) == 1
+    # one name for the pool, as storage_pools and the findings give it, not a node's view
+    pools = capacity.storage_pools(storage)
+    assert once["pool"].tolist() == ["prod/ceph"]
+    assert "prod/ceph" in set(pools["pool"])
+    found = capacity.findings(forecast=once.assign(days_until=5.0))
+    assert found["object"].tolist() == ["storage prod/ceph"]
+    assert found["message"].str.startswith("storage prod/ceph reaches").all()
+    assert capacity.forecast(m)["pool"].tolist() == ["prod/pve1/ceph", "prod/pve2/ceph"]
     with pytest.raises(InvalidInputError, match="threshold"):
         capacity.forecast(m, threshold=90)
     with pytest.raises(InvalidInputError, match="lacks column"):

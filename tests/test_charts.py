@@ -160,7 +160,9 @@ def test_storage_pools_chart(frames) -> None:
     guests = frames["guests"].assign(disks=[[{"storage": "ceph", "size": 1200 * GIB}], [], [], []])
     pools = capacity.storage_pools(frames["storage"], guests)
     fig = charts.storage_pools(pools)
-    assert list(fig.data[0].y) == ["prod/ceph (shared)", "lab/lab1/local", "prod/pve1/local"]
+    # the pool's one name (as in the forecast, the tables and the findings); shared: in the hover
+    assert list(fig.data[0].y) == ["prod/ceph", "lab/lab1/local", "prod/pve1/local"]
+    assert [c[3] for c in fig.data[0].customdata] == ["shared by 2 nodes", "local", "local"]
     assert same(fig.data[0].x, pools["used"]) and same(fig.data[1].x, pools["avail"])
     assert fig.data[2].name == "provisioned"
     # markers where guests have disks; pools without any get none (not a marker at 0)
@@ -204,12 +206,12 @@ def test_metrics_history_with_forecast_band() -> None:
     fc = capacity.forecast(m, threshold=0.9)
     fig = charts.metrics_history(m, fc)
     lines = [t for t in fig.data if t.mode == "lines" and t.showlegend is not False]
-    assert [t.name for t in lines] == ["pve1/local", "pve2/local"]
+    assert [t.name for t in lines] == ["prod/pve1/local", "prod/pve2/local"]  # pool names
     assert same(lines[0].y, pd.Series(used) / 100)
     assert list(lines[0].x)[-1] == NOW
     band = [t for t in fig.data if t.fill == "toself"]
     assert len(band) == 2  # a band for the growing pool and one for the flat one
-    trend = next(t for t in fig.data if t.name == "pve1/local trend")
+    trend = next(t for t in fig.data if t.name == "prod/pve1/local trend")
     assert trend.y[0] == pytest.approx(fc.set_index("target").loc["pve1/local", "current"])
     assert trend.x[0] == NOW
     assert any(s.y0 == 0.9 for s in fig.layout.shapes)  # the threshold line

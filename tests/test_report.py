@@ -137,11 +137,13 @@ def test_shared_pool_drawn_once_in_storage_history(built) -> None:
     rep, _ = built
     fig = rep.figures["storage_forecast"]
     names = [t.name for t in fig.data if t.showlegend is not False]
-    assert sorted(names) == ["pve1/ceph", "pve1/local"]
-    assert sorted(rep.analysis.forecast.query("kind == 'storage'")["target"]) == [
-        "pve1/ceph",
-        "pve1/local",
-    ]
+    # named as the pools chart and table name them: the shared pool is no node's view
+    assert sorted(names) == ["prod/ceph", "prod/pve1/local"]
+    fc = rep.analysis.forecast.query("kind == 'storage'")
+    assert sorted(fc["target"]) == ["pve1/ceph", "pve1/local"]  # what rrddata was read
+    assert sorted(fc["pool"]) == ["prod/ceph", "prod/pve1/local"]
+    assert set(fc["pool"]) <= set(rep.analysis.storage_pools["pool"])
+    assert list(rep.figures["storage_pools"].data[0].y).count("prod/ceph") == 1
 
 
 def test_summary_and_repr(built) -> None:
