@@ -46,6 +46,7 @@ __all__ = [
     "cluster_usage",
     "findings",
     "forecast",
+    "group_findings",
     "group_usage",
     "headroom",
     "hygiene",
@@ -1242,14 +1243,18 @@ def findings(
     """One prioritised frame of findings from the analysis frames given.
 
     Columns: severity (ordered category critical > warning > info), profile, category,
-    object, message, metric (the number behind the finding) and unit (what metric measures:
-    ``fraction``, ``ratio``, ``days``, ``bytes`` or empty).
+    object, message, metric (the number behind the finding), unit (what metric measures:
+    ``fraction``, ``ratio``, ``days``, ``bytes`` or empty) and kind (what exactly was found
+    within the category: ``no backup``, ``cpu oversized``, ``memory usage``...; findings of
+    one kind in one cluster are what :func:`group_findings` folds into one row).
     Sorted by severity, then cluster and object.
     """
     th = thresholds or Thresholds()
     rows: list[dict[str, Any]] = []
 
-    def add(sev: str, profile: Any, cat: str, obj: Any, msg: str, metric: Any) -> None:
+    def add(
+        sev: str, profile: Any, cat: str, obj: Any, msg: str, metric: Any, kind: str = ""
+    ) -> None:
         rows.append(
             dict(
                 severity=sev,
@@ -1259,6 +1264,7 @@ def findings(
                 message=msg,
                 metric=metric,
                 unit=_unit(cat, msg),
+                kind=kind or _kind(cat, msg),
             )
         )
 
@@ -1454,6 +1460,7 @@ def findings(
                 f"guest {r.vmid}",
                 r.message,
                 float(_nz(metric)),
+                kind=str(r.category),
             )
         for profile, grp in tmpl.groupby("profile"):
             disk = _f(grp["disk_total"]).sum()
@@ -1464,6 +1471,7 @@ def findings(
                 f"{len(grp)} templates",
                 f"{len(grp)} template(s) hold {_fmt_bytes(disk)} of disk",
                 float(disk),
+                kind="templates",
             )
     if hygiene is not None:
         sev_h = {
@@ -1480,14 +1488,139 @@ def findings(
                 f"guest {r.vmid}",
                 r.message,
                 float(r.age_days) if pd.notna(r.age_days) else np.nan,
+                kind=str(r.category),
             )
-    out = pd.DataFrame(rows, columns=[*FINDING_COLUMNS, "unit"])
+    out = pd.DataFrame(rows, columns=[*FINDING_COLUMNS, "unit", "kind"])
     out["severity"] = pd.Categorical(out["severity"], categories=list(SEVERITIES), ordered=True)
-    for c in ("profile", "category", "object", "message", "unit"):
+    for c in ("profile", "category", "object", "message", "unit", "kind"):
         out[c] = out[c].astype("string")
     out["metric"] = _f(out["metric"])
     out = out.sort_values(["severity", "profile", "category", "object"], kind="stable")
     return out.reset_index(drop=True)
+
+
+def _kind(category: str, message: str) -> str:
+    """What a finding is within its category, for findings that do not name it."""
+    if category == "usage":
+        for what in ("memory", "CPU", "local storage"):
+            if f" {what} at " in message:
+                return f"{what} usage"
+    if category == "overcommit":
+        if "vCPUs per core" in message:
+            return "vCPU overcommit"
+        all_guests = "all its guests" in message
+        return "memory overcommit (all guests)" if all_guests else "memory overcommit"
+    if category == "failover":
+        if message.startswith("weakest link"):
+            return "weakest link"
+        return "single node" if "single online node" in message else "does not fit"
+    return {"node": "node offline", "cluster": "quorum lost", "storage": "storage full"}.get(
+        category, category
+    )
+
+
+# how a group of findings of one kind reads ({n}: how many, {obj}: "9 guests", {total}: bytes)
+_GROUP_MESSAGES: dict[str, str] = {
+    "no backup": "{obj} have no backup",
+    "backup overdue": "{obj} have no recent backup",
+    "locked": "{obj} are locked (a lock often outlives a failed task)",
+    "old snapshot": "{obj} keep old snapshots",
+    "cpu oversized": "{obj} use a small share of their vCPUs",
+    "memory oversized": "{obj} use a small share of their memory",
+    "cpu pinned": "{obj} run at their CPU limit",
+    "memory pinned": "{obj} run at their memory limit",
+    "stopped with disk": "{n} stopped guests hold {total} of disk",
+}
+
+
+_GROUP_COLUMNS: dict[str, str] = {
+    "severity": "category",
+    "profile": "string",
+    "category": "string",
+    "kind": "string",
+    "count": "int64",
+    "object": "string",
+    "message": "string",
+    "metric": "float64",
+    "unit": "string",
+    "items": "object",
+}
+
+
+def group_findings(findings_frame: pd.DataFrame, min_count: int = 2) -> pd.DataFrame:
+    """Fold repeated findings: one row per (severity, cluster, category, kind) that occurs at
+    least ``min_count`` times, so the critical and the few distinct findings are read first.
+
+    Columns: severity, profile, category, kind, count, object (``"9 guests"``), message
+    (``"no backup: 9 guests"``), metric (bytes are added up; forecast days give the soonest,
+    anything else the highest), unit, and items: the findings behind the row (a frame with
+    object, message, metric and unit; one row for a finding that stands alone). Sorted by
+    severity, single findings before groups, then cluster, category and object.
+    """
+    _require(findings_frame, "findings", [*FINDING_COLUMNS, "unit"])
+    if min_count < 2:
+        raise InvalidInputError(f"min_count must be at least 2, got {min_count!r}")
+    f = findings_frame.copy()
+    if "kind" not in f:
+        pairs = zip(f["category"], f["message"], strict=True)
+        f["kind"] = [_kind(str(c), str(m)) for c, m in pairs]
+    item_cols = ["object", "message", "metric", "unit"]
+    rows: list[dict[str, Any]] = []
+    keys = ["severity", "profile", "category", "kind"]
+    for key, grp in f.groupby(keys, sort=False, observed=True, dropna=False):
+        sev, profile, category, kind = key
+        items = grp[item_cols].reset_index(drop=True)
+        if len(grp) < min_count:
+            for i in range(len(grp)):
+                r = grp.iloc[i]
+                rows.append(
+                    {
+                        **{c: r[c] for c in (*keys, *item_cols)},
+                        "count": 1,
+                        "items": items.iloc[i : i + 1].reset_index(drop=True),
+                    }
+                )
+            continue
+        words = {str(o).split(" ", 1)[0] for o in grp["object"]}
+        noun = words.pop() if len(words) == 1 else "finding"
+        obj = f"{len(grp)} {noun}{'' if noun.endswith('s') else 's'}"
+        metric = _f(grp["metric"])
+        unit = str(grp["unit"].iloc[0]) if grp["unit"].nunique() == 1 else ""
+        value = (
+            metric.sum(min_count=1)
+            if unit == "bytes" and kind != "weakest link"
+            else metric.min()
+            if category == "forecast"
+            else metric.max()
+        )
+        rows.append(
+            {
+                "severity": sev,
+                "profile": profile,
+                "category": category,
+                "kind": kind,
+                "count": len(grp),
+                "object": obj,
+                "message": _GROUP_MESSAGES.get(str(kind), "{kind}: {obj}").format(
+                    n=len(grp), obj=obj, kind=kind, total=_fmt_bytes(metric.sum())
+                ),
+                "metric": value,
+                "unit": unit,
+                "items": items,
+            }
+        )
+    if not rows:
+        return _empty(_GROUP_COLUMNS)
+    out = pd.DataFrame(rows)
+    items_col = out["items"]
+    out = _typed(out.drop(columns="items").assign(items=None), _GROUP_COLUMNS)
+    out["items"] = list(items_col)
+    out["severity"] = pd.Categorical(
+        out["severity"].astype(str), categories=list(SEVERITIES), ordered=True
+    )
+    out["_single"] = out["count"] > 1
+    out = out.sort_values(["severity", "_single", "profile", "category", "object"], kind="stable")
+    return out.drop(columns="_single").reset_index(drop=True)
 
 
 def _forecast_pool(r: Any) -> str:

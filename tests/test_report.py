@@ -291,6 +291,17 @@ def test_cli_report_demo(tmp_path, capsys, monkeypatch) -> None:
     assert len(running) and (running["basis"] == "period").all()
     for msg in rep.findings["message"]:
         assert html.escape(msg) in page
+    # repeated findings are folded into one row each, with the list behind a <details>
+    table = page[page.index('<table class="findings">') :]
+    table = table[: table.index("</table>")]
+    counts = [int(c) for c in re.findall(r'<tr data-count="(\d+)">', table)]
+    assert sum(counts) == len(rep.findings) and len(counts) < len(rep.findings) / 2
+    assert table.count('<details class="group">') == sum(c > 1 for c in counts)
+    no_backup = rep.findings[rep.findings["message"].str.endswith("has no backup")]
+    for profile, grp in no_backup.groupby("profile"):
+        assert html.escape(f"{len(grp)} guests have no backup") in table, profile
+    severities = re.findall(r'<td class="sev-(\w+)">', table)
+    assert severities == sorted(severities, key=["critical", "warning", "info"].index)
 
 
 def test_cli_errors(tmp_path, capsys) -> None:
