@@ -166,6 +166,37 @@ def test_to_html_writes_file(tmp_path, built) -> None:
         rep.to_html(tmp_path / "missing" / "r.html")
 
 
+def test_plotlyjs_cdn_and_directory(tmp_path, built, capsys) -> None:
+    rep, inline = built
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    cdn = rep.to_html(plotlyjs="cdn")
+    assert "plotly.js v" not in cdn and len(cdn) < len(inline) / 5
+    scripts = re.findall(r"<script[^>]+src='([^']+)'", cdn)
+    assert scripts == [f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"]
+    assert cdn.count("Plotly.newPlot(") == len(CHARTS)
+    out = tmp_path / "pub" / "a.html"
+    out.parent.mkdir()
+    page = rep.to_html(out, plotlyjs="directory")
+    assert re.findall(r"<script[^>]+src='([^']+)'", page) == ["plotly.min.js"]
+    assert (out.parent / "plotly.min.js").read_text(encoding="utf-8") == get_plotlyjs()
+    with pytest.raises(InvalidInputError, match="give a path"):
+        rep.to_html(plotlyjs="directory")
+    with pytest.raises(InvalidInputError, match="plotlyjs must be one of inline, cdn, directory"):
+        rep.to_html(plotlyjs="local")
+
+
+def test_cli_plotlyjs_directory(tmp_path, capsys, monkeypatch, built) -> None:
+    monkeypatch.setattr(report, "capacity", lambda *a, **k: built[0])
+    out = tmp_path / "r.html"
+    assert cli_main(["report", "--demo", "--output", str(out), "--plotlyjs", "directory"]) == 0
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
+    assert out.stat().st_size < 1_000_000
+    assert "and " + str(tmp_path / "plotly.min.js") in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["report", "--demo", "--output", str(out), "--plotlyjs", "web"])
+
+
 class FakeSource:
     """Duck-typed Cluster: serves hand-built frames and records calls."""
 
