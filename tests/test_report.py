@@ -354,7 +354,8 @@ def test_report_on_a_cluster_with_an_offline_node(fresh_sim) -> None:
     finally:
         cluster.close()
     a = rep.analysis
-    assert rep.profiles == ["default"]  # an ad-hoc connect(host=...) is profile "default"
+    # an ad-hoc connect(host=...) is named after its host (here the simulator's loopback port)
+    assert rep.profiles == [cluster.profile] and cluster.profile.startswith("127.0.0.1:")
     offline = a.findings[(a.findings.category == "node") & (a.findings.severity == "critical")]
     assert list(offline["object"]) == ["node pve3"]
     usage = a.node_usage.set_index("node")
