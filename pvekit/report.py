@@ -764,6 +764,8 @@ td.sev-warning { color: var(--warn); font-weight: 600; }
 td.sev-info { color: var(--info); }
 section.chart { margin: 24px 0; }
 details { margin: 6px 0 0; } summary { cursor: pointer; color: var(--muted); }
+.table-wrap.findings-wrap { max-height: none; }  /* folded: short; opened rows must not scroll */
+table.findings td { vertical-align: top; }
 table.findings td.msg { white-space: normal; min-width: 360px; }
 details.group { margin: 0; } details.group summary { color: var(--fg); }
 details.group ul { margin: 4px 0 2px; padding-left: 18px; color: var(--muted); }
@@ -985,8 +987,8 @@ def _findings_block(rep: Report) -> str:
         body.append(f'<tr data-count="{count}">' + "".join(cells) + "</tr>")
     head = "".join(f"<th>{c}</th>" for c in cols)
     return (
-        f'{intro}<div class="table-wrap"><table class="findings"><thead><tr>{head}</tr>'
-        f"</thead><tbody>{''.join(body)}</tbody></table></div>"
+        f'{intro}<div class="table-wrap findings-wrap"><table class="findings">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
