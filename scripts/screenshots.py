@@ -10,7 +10,9 @@ Writes into ``--out`` (created; ``screenshots/`` is git-ignored):
   (dark colour scheme), ``report-chart-NAME.png`` (each chart) and
   ``report-findings-open.png`` (the findings with every folded row opened);
 - per notebook in ``notebooks/``: ``NAME.ipynb`` (executed against the embedded simulator, as
-  tests/test_notebooks.py runs them), ``NAME.html`` (nbconvert) and ``NAME.png``.
+  tests/test_notebooks.py runs them), ``NAME.html`` (nbconvert), ``NAME.png`` (the whole page)
+  and ``NAME-1.png``, ``NAME-2.png``... (the page in screens of 1800 px). Widgets stay blank:
+  their JavaScript would come from a CDN, and the pages open offline.
 
 Pages open in Debian's Chromium (``/usr/bin/chromium``, or ``--chromium``) through Playwright,
 headless, with every request other than the local files refused: what is drawn is what opens
@@ -69,6 +71,9 @@ def execute_notebook(path: Path, out: Path, timeout: int) -> Path:
     env_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     os.environ["PYTHONPATH"] = env_path  # the kernel inherits it: this tree's pvekit
     os.environ["MPLBACKEND"] = "agg"
+    # figures as HTML with plotly.js inline too (not only the JSON mimetype nbconvert cannot
+    # draw), so the converted page shows the charts with no network
+    os.environ["PLOTLY_RENDERER"] = "plotly_mimetype+notebook"
     for var in ("PVEKIT_GROUP", "PVEKIT_PROFILE"):
         os.environ.pop(var, None)  # the notebooks fall back to pvekit.demo()
     nb = nbformat.read(path, as_version=4)
@@ -150,14 +155,25 @@ def shoot_report(browser: Any, html: Path, out: Path) -> list[Path]:
     return shots
 
 
-def shoot_page(browser: Any, html: Path, png: Path) -> Path:
+TILE = 1800  # a tall page is also cut into screens a reviewer can read at full size
+
+
+def shoot_page(browser: Any, html: Path, png: Path) -> list[Path]:
     context, page, _ = _offline_page(browser)
     page.goto(html.as_uri(), wait_until="load")
     # plotly figures and report iframes draw after load
     page.wait_for_timeout(3000)
     page.screenshot(path=str(png), full_page=True)
+    shots = [png]
+    height = int(page.evaluate("() => document.documentElement.scrollHeight"))
+    if height > TILE:
+        for i, top in enumerate(range(0, height, TILE), start=1):
+            tile = png.with_name(f"{png.stem}-{i}.png")
+            clip = {"x": 0, "y": top, "width": WIDTH, "height": min(TILE, height - top)}
+            page.screenshot(path=str(tile), full_page=True, clip=clip)
+            shots.append(tile)
     context.close()
-    return png
+    return shots
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             if report_html is not None:
                 written += shoot_report(browser, report_html, out)
             for html, png in pages:
-                written.append(shoot_page(browser, html, png))
+                written += shoot_page(browser, html, png)
         finally:
             browser.close()
     for path in written:
