@@ -166,12 +166,17 @@ class Report:
         growing = fc[fc["status"] == "growing"].sort_values("days_until")
         if len(growing):
             first = growing.iloc[0]
+            # a pool by its one name (a shared pool is no node's view); a node as profile/node
+            what = (
+                cap._forecast_pool(first)
+                if first["kind"] == "storage"
+                else f"{first['profile']}/{first['target']}"
+            )
             out.append(
                 (
                     "first to fill",
                     f"{float(first['days_until']):.0f} days",
-                    f"{first['resource']} {first['profile']}/{first['target']} reaches "
-                    f"{_pct(first['threshold'])}",
+                    f"{first['resource']} {what} reaches {_pct(first['threshold'])}",
                 )
             )
         return out

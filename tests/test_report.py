@@ -134,7 +134,7 @@ def test_report_is_self_contained(built) -> None:
 
 
 def test_shared_pool_drawn_once_in_storage_history(built) -> None:
-    rep, _ = built
+    rep, page = built
     fig = rep.figures["storage_forecast"]
     names = [t.name for t in fig.data if t.showlegend is not False]
     # named as the pools chart and table name them: the shared pool is no node's view
@@ -144,6 +144,11 @@ def test_shared_pool_drawn_once_in_storage_history(built) -> None:
     assert sorted(fc["pool"]) == ["prod/ceph", "prod/pve1/local"]
     assert set(fc["pool"]) <= set(rep.analysis.storage_pools["pool"])
     assert list(rep.figures["storage_pools"].data[0].y).count("prod/ceph") == 1
+    # the "first to fill" card names it so too
+    first = {label: hint for label, _value, hint in rep._headlines()}["first to fill"]
+    assert first == "storage prod/ceph reaches 90 %"
+    assert "pve1/ceph" not in page  # no node's view of the shared pool anywhere on the page
+    assert "(shared)" not in page
 
 
 def test_summary_and_repr(built) -> None:
