@@ -48,6 +48,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ExportError", "Report", "add_arguments", "capacity", "export_png", "from_frames", "run"]
 
 TIMEFRAMES = ("hour", "day", "week", "month", "year")
+# how the page gets plotly.js: embedded (opens with no network), from the plotly CDN, or from a
+# plotly.min.js written beside the page (many reports in one folder share one copy)
+PLOTLYJS = ("inline", "cdn", "directory")
+PLOTLYJS_FILE = "plotly.min.js"
 Progress = Callable[[str], None]
 # warning classes of pvekit's Cluster/Group that mean "this frame is incomplete"
 _DATA_WARNINGS = {"PartialResultWarning", "IncompleteDataWarning"}
@@ -84,6 +88,13 @@ class Report:
     def findings(self) -> pd.DataFrame:
         """The prioritised findings (severity, profile, category, object, message, metric)."""
         return self.analysis.findings
+
+    @property
+    def grouped_findings(self) -> pd.DataFrame:
+        """The findings as the page lists them: repeated findings of one kind in one cluster
+        folded into one row with a count and the list behind it (``items``); see
+        :func:`pvekit.capacity.group_findings`."""
+        return cap.group_findings(self.analysis.findings)
 
     @property
     def profiles(self) -> list[str]:
@@ -155,30 +166,56 @@ class Report:
         growing = fc[fc["status"] == "growing"].sort_values("days_until")
         if len(growing):
             first = growing.iloc[0]
+            # a pool by its one name (a shared pool is no node's view); a node as profile/node
+            what = (
+                cap._forecast_pool(first)
+                if first["kind"] == "storage"
+                else f"{first['profile']}/{first['target']}"
+            )
             out.append(
                 (
                     "first to fill",
                     f"{float(first['days_until']):.0f} days",
-                    f"{first['resource']} {first['profile']}/{first['target']} reaches "
-                    f"{_pct(first['threshold'])}",
+                    f"{first['resource']} {what} reaches {_pct(first['threshold'])}",
                 )
             )
         return out
 
     # ---------------------------------------------------------------------------- output
 
-    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The report as one self-contained HTML page; written to ``path`` when given.
+    def to_html(
+        self, path: str | os.PathLike[str] | None = None, *, plotlyjs: str = "inline"
+    ) -> str:
+        """The report as one HTML page; written to ``path`` when given.
 
-        plotly.js is embedded once and every figure draws from it: the file opens with no
-        network (no CDN, no external script or style).
+        ``plotlyjs``: ``"inline"`` (default) embeds plotly.js once and every figure draws from
+        it: the file opens with no network (no CDN, no external script or style), about 5 MB.
+        ``"cdn"`` loads it from cdn.plot.ly (small file; needs the network to draw).
+        ``"directory"`` loads ``plotly.min.js`` from the page's folder and writes it there
+        beside ``path`` (needs ``path``): reports published together share one copy.
         """
-        page = _render(self)
+        if plotlyjs not in PLOTLYJS:
+            raise InvalidInputError(
+                f"plotlyjs must be one of {', '.join(PLOTLYJS)}, got {plotlyjs!r}"
+            )
+        if plotlyjs == "directory" and path is None:
+            raise InvalidInputError(
+                "plotlyjs='directory' writes plotly.min.js beside the report: give a path"
+            )
+        page = _render(self, plotlyjs)
         if path is not None:
             p = Path(path)
             if p.parent and not p.parent.exists():
                 raise InvalidInputError(f"cannot write {p}: directory {p.parent} does not exist")
             p.write_text(page, encoding="utf-8")
+            if plotlyjs == "directory":
+                from plotly.offline import get_plotlyjs
+
+                js = p.parent / PLOTLYJS_FILE
+                # the same version is already there when several reports share the folder
+                content = get_plotlyjs()
+                if not js.exists() or js.read_text(encoding="utf-8") != content:
+                    js.write_text(content, encoding="utf-8")
         return page
 
     def _repr_html_(self) -> str:
@@ -713,8 +750,10 @@ h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 32px 0 8p
 .meta, .empty, .hint { color: var(--muted); }
 .warn-box { border-left: 4px solid var(--warn); background: var(--card); padding: 8px 12px;
             margin: 12px 0; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr));
-         gap: 10px; margin: 16px 0; }
+.top { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr));
+       gap: 0 24px; align-items: start; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr));
+         gap: 10px; margin: 8px 0 16px; }
 .card { background: var(--card); border-radius: 8px; padding: 10px 12px; }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; }
 .card .value { font-size: 22px; font-weight: 600; }
@@ -730,6 +769,11 @@ td.sev-warning { color: var(--warn); font-weight: 600; }
 td.sev-info { color: var(--info); }
 section.chart { margin: 24px 0; }
 details { margin: 6px 0 0; } summary { cursor: pointer; color: var(--muted); }
+.table-wrap.findings-wrap { max-height: none; }  /* folded: short; opened rows must not scroll */
+table.findings td { vertical-align: top; }
+table.findings td.msg { white-space: normal; min-width: 360px; }
+details.group { margin: 0; } details.group summary { color: var(--fg); }
+details.group ul { margin: 4px 0 2px; padding-left: 18px; color: var(--muted); }
 nav a { color: var(--info); margin-right: 12px; }
 """
 
@@ -869,15 +913,104 @@ def _chart_tables(rep: Report) -> dict[str, str]:
         ),
         "headroom": _table(a.headroom),
         "storage_pools": _table(a.storage_pools),
-        "storage_forecast": _table(a.forecast[a.forecast["kind"] == "storage"], fc_cols),
+        # a pool by its one name (capacity.pool_name), not the node whose rrddata was read
+        "storage_forecast": _table(
+            a.forecast[a.forecast["kind"] == "storage"],
+            ["pool" if c == "target" else c for c in fc_cols],
+        ),
         "memory_forecast": _table(a.forecast[a.forecast["kind"] == "node"], fc_cols),
         "guests": _table(rep.frames["guests"], guest_cols),
     }
 
 
-def _render(rep: Report) -> str:
+def _top_blocks(rep: Report) -> list[str]:
+    """The blocks of the report's top row, side by side on a wide screen (stacked on a narrow
+    one): the summary cards first. A section that belongs beside the summary (such as time
+    remaining per cluster and resource) is one more ``<section class="top-block">`` here."""
+    e = html.escape
+    cards = "".join(
+        f'<div class="card"><div class="label">{e(label)}</div>'
+        f'<div class="value">{e(value)}</div><div class="hint">{e(hint)}</div></div>'
+        for label, value, hint in rep._headlines()
+    )
+    return [
+        '<section class="top-block" id="summary"><h2>Summary</h2>'
+        f'<div class="cards">{cards}</div></section>'
+    ]
+
+
+def _findings_block(rep: Report) -> str:
+    """The findings, repeated ones folded: a row with a count, the list behind it in a
+    ``<details>``."""
+    e = html.escape
+    grouped = rep.grouped_findings
+    total = len(rep.findings)
+    folded = int((grouped["count"] > 1).sum()) if len(grouped) else 0
+    intro = (
+        '<h2 id="findings">Findings</h2><p class="hint">Most urgent first; within a severity, '
+        "findings that stand alone before repeated ones. The metric is the number behind "
+        "each finding: a fraction, a ratio, days or bytes."
+        + (
+            f" {total} findings in {len(grouped)} rows: {folded} rows fold repeated findings "
+            "of one kind in one cluster (open one for the list)."
+            if folded
+            else ""
+        )
+        + "</p>"
+    )
+    if grouped.empty:
+        return intro + '<p class="empty">nothing to show</p>'
+    cols = ["severity", "profile", "category", "object", "message", "metric"]
+    body = []
+    for _, r in grouped.iterrows():
+        sev = e(str(r["severity"]))
+        count = int(r["count"])
+        if count > 1:
+            listed: pd.DataFrame = r["items"]
+            items = "".join(
+                f"<li>{e(str(msg))}"
+                + ("" if pd.isna(v) else f" <span class='hint'>({e(_metric_cell(v, u))})</span>")
+                + "</li>"
+                for msg, v, u in zip(
+                    listed["message"], listed["metric"], listed["unit"], strict=True
+                )
+            )
+            message = (
+                f'<details class="group"><summary>{e(str(r["message"]))}</summary>'
+                f"<ul>{items}</ul></details>"
+            )
+        else:
+            message = e(str(r["message"]))
+        cells = [
+            f'<td class="sev-{sev}">{sev}</td>',
+            f"<td>{e(str(r['profile']))}</td>",
+            f"<td>{e(str(r['category']))}</td>",
+            f"<td>{e(str(r['object']))}</td>",
+            f'<td class="msg">{message}</td>',
+            f'<td class="num">{e(_metric_cell(r["metric"], r["unit"]))}</td>',
+        ]
+        body.append(f'<tr data-count="{count}">' + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{c}</th>" for c in cols)
+    return (
+        f'{intro}<div class="table-wrap findings-wrap"><table class="findings">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _plotlyjs_tag(mode: str) -> str:
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    if mode == "cdn":
+        url = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
+        return f"<script src='{url}' charset='utf-8'></script>"
+    if mode == "directory":
+        return f"<script src='{PLOTLYJS_FILE}' charset='utf-8'></script>"
+    # once, inline: the page must open with no network
+    return f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+
+
+def _render(rep: Report, plotlyjs: str = "inline") -> str:
     import plotly.io as pio
-    from plotly.offline import get_plotlyjs
 
     e = html.escape
     parts: list[str] = []
@@ -895,25 +1028,8 @@ def _render(rep: Report) -> str:
     )
     for w in rep.warnings:
         parts.append(f'<div class="warn-box">Partial report: {e(w)}</div>')
-    parts.append('<h2 id="summary">Summary</h2><div class="cards">')
-    for label, value, hint in rep._headlines():
-        parts.append(
-            f'<div class="card"><div class="label">{e(label)}</div>'
-            f'<div class="value">{e(value)}</div><div class="hint">{e(hint)}</div>'
-            "</div>"
-        )
-    parts.append("</div>")
-    parts.append(
-        '<h2 id="findings">Findings</h2><p class="hint">Most urgent first. The metric '
-        "is the number behind each finding: a fraction, a ratio, days or bytes.</p>"
-    )
-    parts.append(
-        _table(
-            rep.findings,
-            ["severity", "profile", "category", "object", "message", "metric"],
-            cls="findings",
-        )
-    )
+    parts.append('<div class="top">' + "".join(_top_blocks(rep)) + "</div>")
+    parts.append(_findings_block(rep))
     tables = _chart_tables(rep)
     for i, (name, fig) in enumerate(rep.figures.items()):
         heading, text = _CHART_TEXT.get(name, (name, ""))
@@ -985,8 +1101,7 @@ def _render(rep: Report) -> str:
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{e(rep.title)}</title><style>{_CSS}</style>"
-        # plotly.js, once, inline: the page must open with no network
-        f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+        f"{_plotlyjs_tag(plotlyjs)}"
         f"</head><body><main>{body}</main><script>{_DARK_JS}</script></body></html>\n"
     )
 
@@ -1013,6 +1128,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", required=True, help="HTML file to write")
     parser.add_argument(
         "--png", metavar="DIR", help="also write every chart as PNG into DIR (kaleido + Chromium)"
+    )
+    parser.add_argument(
+        "--plotlyjs",
+        default="inline",
+        choices=PLOTLYJS,
+        help="inline: plotly.js embedded, the file opens with no network (default, ~5 MB); "
+        "cdn: loaded from cdn.plot.ly; directory: plotly.min.js written beside the report",
     )
     parser.add_argument(
         "--threshold",
@@ -1061,8 +1183,12 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         source.close()
-    rep.to_html(out)
-    say(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    plotlyjs = getattr(args, "plotlyjs", "inline")
+    rep.to_html(out, plotlyjs=plotlyjs)
+    say(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)"
+        + (f" and {out.parent / PLOTLYJS_FILE}" if plotlyjs == "directory" else "")
+    )
     if args.png:
         say(f"rendering {len(rep.figures)} PNG files into {args.png} ...")
         paths = rep.write_png(args.png)
