@@ -266,7 +266,7 @@ class Model:
             if col not in nodes.columns:
                 raise InvalidInputError(f"nodes frame lacks column {col!r}")
         for col in ("profile", "vmid", "node", "status", "cores", "mem_total"):
-            if col not in guests.columns:
+            if len(guests) and col not in guests.columns:
                 raise InvalidInputError(f"guests frame lacks column {col!r}")
         for r in records(nodes):
             profile = str(r["profile"])
@@ -292,7 +292,8 @@ class Model:
             site.nodes[name] = n
         if storage is not None and len(storage):
             self._storage(storage)
-        self._guests(guests)
+        if len(guests):
+            self._guests(guests)
         if ha_rules is not None and len(ha_rules) and policy.honour_ha:
             self._ha(ha_rules)
 
