@@ -28,6 +28,7 @@ from ._errors import (
     NotImplementedByServerError,
     ParameterError,
     PermissionDeniedError,
+    PlanInvalidatedError,
     PVEError,
     ServerError,
     TaskError,
@@ -40,7 +41,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import capacity, charts, frames, report, sim, widgets
+    from . import capacity, charts, frames, planning, report, sim, widgets
     from ._cluster import Cluster, IncompleteDataWarning
     from ._config import Profile, load_config
     from ._connect import connect, connect_group, demo
@@ -84,7 +85,7 @@ _LAZY: dict[str, str] = {
     "safe_bool": "._format",
     "first_non_loopback_ip": "._format",
 }
-_SUBMODULES = ("capacity", "charts", "frames", "report", "sim", "widgets")
+_SUBMODULES = ("capacity", "charts", "frames", "planning", "report", "sim", "widgets")
 
 __all__ = [
     "UPID",
@@ -107,6 +108,7 @@ __all__ = [
     "ParameterError",
     "PartialResultWarning",
     "PermissionDeniedError",
+    "PlanInvalidatedError",
     "Profile",
     "ServerError",
     "TLSError",
@@ -130,6 +132,7 @@ __all__ = [
     "load_config",
     "parse_upid",
     "parse_vmid",
+    "planning",
     "report",
     "safe_bool",
     "safe_float",

@@ -695,3 +695,22 @@ class Cluster(ApiClient):
             ["/cluster/resources", "/cluster/status", "/version"], fresh
         )
         return frames.summary_frame(self.profile, resources, status, version)
+
+    def ha_rules(self, *, fresh: bool = False) -> pd.DataFrame:
+        """HA placement rules as a frame (columns: ``pvekit._ha.HA_RULE_COLUMNS``).
+
+        PVE 9: ``GET /cluster/ha/rules`` (node and resource affinity). PVE 8 answers that
+        path with 501: then ``GET /cluster/ha/groups`` and ``GET /cluster/ha/resources``
+        (which guest is in which group) give the same rows, one per group.
+        """
+        from ._errors import NotImplementedByServerError
+        from ._ha import ha_rules_frame
+
+        try:
+            rules = self.get("/cluster/ha/rules", fresh=fresh)
+        except NotImplementedByServerError:
+            groups, resources = self._get_all(
+                ["/cluster/ha/groups", "/cluster/ha/resources"], fresh
+            )
+            return ha_rules_frame(self.profile, groups=groups or [], resources=resources or [])
+        return ha_rules_frame(self.profile, rules=rules or [])

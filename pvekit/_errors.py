@@ -23,6 +23,8 @@ Every error pvekit raises on purpose is a :class:`PVEError`. The tree::
     │   ├── TaskFailedError      ended with an exit status other than OK / WARNINGS
     │   └── TaskTimeoutError     still running when the wait gave up (``.task`` is intact)
     ├── GuestAgentError          the QEMU guest agent answered with an error inside HTTP 200
+    ├── PlanInvalidatedError     a planning.Plan no longer holds (the cluster changed), or
+    │                            was applied already: nothing of it was sent
     └── AmbiguousGuestError      a VMID exists in several clusters of a group
 
 Messages say what was asked (method and path), of which profile, and what Proxmox answered.
@@ -55,6 +57,7 @@ __all__ = [
     "PVEError",
     "ParameterError",
     "PermissionDeniedError",
+    "PlanInvalidatedError",
     "ServerError",
     "TLSError",
     "TaskError",
@@ -258,6 +261,14 @@ class GuestAgentError(PVEError):
 
     def __init__(self, message: str, *, agent_class: str | None = None, **context: Any) -> None:
         self.agent_class = agent_class
+        super().__init__(message, **context)
+
+
+class PlanInvalidatedError(PVEError):
+    """A :class:`~pvekit.planning.Plan` was not applied: ``problems`` lists what changed."""
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, **context: Any) -> None:
+        self.problems = list(problems or [])
         super().__init__(message, **context)
 
 

@@ -283,6 +283,28 @@ class Group:
         """One summary row per cluster that answered."""
         return self._gather("summary", lambda c: c.summary(**kwargs))
 
+    def ha_rules(self, **kwargs: Any) -> pd.DataFrame:
+        """HA rules of every cluster (see :meth:`pvekit.Cluster.ha_rules`)."""
+        import pandas as pd
+
+        from ._ha import HA_RULE_COLUMNS, ha_rules_frame
+
+        good = []
+        for profile, result in self.map(lambda c: c.ha_rules(**kwargs)).items():
+            if isinstance(result, BaseException):
+                if not isinstance(result, PVEError):
+                    raise result
+                warnings.warn(
+                    f"profile {profile!r} is missing from this ha_rules frame: {result}",
+                    PartialResultWarning,
+                    stacklevel=2,
+                )
+            elif len(result):
+                good.append(result)
+        if not good:
+            return ha_rules_frame("")
+        return pd.concat(good, ignore_index=True)[list(HA_RULE_COLUMNS)]
+
     # -- handles ------------------------------------------------------------------------------
 
     def guest(self, vmid: int | str, profile: str | None = None) -> Guest:

@@ -46,10 +46,12 @@ __all__ = [
     "cluster_usage",
     "findings",
     "forecast",
+    "group_findings",
     "group_usage",
     "headroom",
     "hygiene",
     "node_usage",
+    "pool_name",
     "rightsizing",
     "storage_pools",
     "theil_sen",
@@ -146,6 +148,18 @@ def _guest_flags(guests: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 def _rows(df: pd.DataFrame) -> Iterator[Any]:
     """Rows as namedtuples; typed loosely because cells are of any type."""
     return iter(df.itertuples(index=False))
+
+
+def pool_name(profile: Any, storage: Any, node: Any = None, *, shared: bool = False) -> str:
+    """The one name of a storage pool in every frame, chart, table and finding.
+
+    A shared pool is one pool whichever node reports it: ``profile/storage`` (``prod/ceph-vm``).
+    A node's local pool is ``profile/node/storage`` (``prod/pve1/local-lvm``): ``local`` exists
+    on every node and VMIDs, node and pool names repeat across clusters.
+    """
+    if shared or node is None or (not isinstance(node, str) and pd.isna(node)):
+        return f"{profile}/{storage}"
+    return f"{profile}/{node}/{storage}"
 
 
 def _empty(columns: Mapping[str, str]) -> pd.DataFrame:
@@ -251,7 +265,7 @@ def storage_pools(storage: pd.DataFrame, guests: pd.DataFrame | None = None) -> 
         rows.append(
             {
                 "profile": profile,
-                "pool": f"{profile}/{name}",
+                "pool": pool_name(profile, name, shared=True),
                 "node": pd.NA,
                 "storage": name,
                 "type": first["_type"],
@@ -267,7 +281,7 @@ def storage_pools(storage: pd.DataFrame, guests: pd.DataFrame | None = None) -> 
         rows.append(
             {
                 "profile": r["profile"],
-                "pool": f"{r['profile']}/{r['node']}/{r['storage']}",
+                "pool": pool_name(r["profile"], r["storage"], r["node"]),
                 "node": r["node"],
                 "storage": r["storage"],
                 "type": r["_type"],
@@ -318,11 +332,7 @@ def storage_pools(storage: pd.DataFrame, guests: pd.DataFrame | None = None) -> 
                     size_f = float("nan")
                 if not name or math.isnan(size_f) or size_f <= 0:
                     continue  # CD-ROMs, passthrough and "none" carry no size on a pool
-                key = (
-                    f"{g.profile}/{name}"
-                    if (g.profile, name) in shared_keys
-                    else f"{g.profile}/{g.node}/{name}"
-                )
+                key = pool_name(g.profile, name, g.node, shared=(g.profile, name) in shared_keys)
                 prov[key] = prov.get(key, 0.0) + size_f
                 count[key] = count.get(key, 0) + 1
         out["provisioned"] = out["pool"].map(lambda k: prov.get(k, 0.0))
@@ -672,6 +682,7 @@ _FORECAST_COLUMNS: dict[str, str] = {
     "resource": "string",
     "target": "string",
     "node": "string",
+    "pool": "string",
     "points": "int64",
     "first_time": "datetime64[ns, UTC]",
     "last_time": "datetime64[ns, UTC]",
@@ -771,7 +782,9 @@ def forecast(
     (``days_high`` is inf when the slow end is flat). ``eta`` = ``now`` (default: last sample)
     + ``days_until``.
 
-    With the ``storage`` frame, a shared pool reported by every node is forecast once.
+    With the ``storage`` frame, a shared pool reported by every node is forecast once, and
+    ``pool`` names it as :func:`storage_pools` does (:func:`pool_name`: ``prod/ceph-vm``, not
+    one node's view ``pve1/ceph-vm``); NA for node memory rows.
     """
     if not 0 < threshold <= 1:
         raise InvalidInputError(f"threshold must be a fraction in (0, 1], got {threshold!r}")
@@ -786,15 +799,17 @@ def forecast(
     rows: list[dict[str, Any]] = []
     for kind in ("node", "storage"):
         for (profile, target, node), grp in _series(metrics, kind):
+            pool: str | None = None
             if kind == "storage":
                 name = str(target).split("/", 1)[-1]
-                if (str(profile), name) in shared_names:
+                shared = (str(profile), name) in shared_names
+                if shared:
                     if (str(profile), name) in shared_seen:
                         continue
                     shared_seen.add((str(profile), name))
-            rows.append(
-                _fit_one(grp, profile, kind, target, node, threshold, confidence, min_points, now)
-            )
+                pool = pool_name(profile, name, node or None, shared=shared)
+            row = _fit_one(grp, profile, kind, target, node, threshold, confidence, min_points, now)
+            rows.append({**row, "pool": pool})
     if not rows:
         return _empty(_FORECAST_COLUMNS)
     out = pd.DataFrame(rows)
@@ -1228,14 +1243,18 @@ def findings(
     """One prioritised frame of findings from the analysis frames given.
 
     Columns: severity (ordered category critical > warning > info), profile, category,
-    object, message, metric (the number behind the finding) and unit (what metric measures:
-    ``fraction``, ``ratio``, ``days``, ``bytes`` or empty).
+    object, message, metric (the number behind the finding), unit (what metric measures:
+    ``fraction``, ``ratio``, ``days``, ``bytes`` or empty) and kind (what exactly was found
+    within the category: ``no backup``, ``cpu oversized``, ``memory usage``...; findings of
+    one kind in one cluster are what :func:`group_findings` folds into one row).
     Sorted by severity, then cluster and object.
     """
     th = thresholds or Thresholds()
     rows: list[dict[str, Any]] = []
 
-    def add(sev: str, profile: Any, cat: str, obj: Any, msg: str, metric: Any) -> None:
+    def add(
+        sev: str, profile: Any, cat: str, obj: Any, msg: str, metric: Any, kind: str = ""
+    ) -> None:
         rows.append(
             dict(
                 severity=sev,
@@ -1245,6 +1264,7 @@ def findings(
                 message=msg,
                 metric=metric,
                 unit=_unit(cat, msg),
+                kind=kind or _kind(cat, msg),
             )
         )
 
@@ -1393,10 +1413,9 @@ def findings(
             )
     if forecast is not None:
         for r in _rows(forecast):
-            what = (
-                f"node {r.target} memory" if r.kind == "node" else f"storage {r.profile}/{r.target}"
-            )
-            obj = f"node {r.target}" if r.kind == "node" else f"storage {r.profile}/{r.target}"
+            pool = _forecast_pool(r)
+            what = f"node {r.target} memory" if r.kind == "node" else f"storage {pool}"
+            obj = f"node {r.target}" if r.kind == "node" else f"storage {pool}"
             if r.status == "above threshold":
                 continue  # usage findings already say so
             if r.status != "growing" or pd.isna(r.days_until):
@@ -1441,6 +1460,7 @@ def findings(
                 f"guest {r.vmid}",
                 r.message,
                 float(_nz(metric)),
+                kind=str(r.category),
             )
         for profile, grp in tmpl.groupby("profile"):
             disk = _f(grp["disk_total"]).sum()
@@ -1451,6 +1471,7 @@ def findings(
                 f"{len(grp)} templates",
                 f"{len(grp)} template(s) hold {_fmt_bytes(disk)} of disk",
                 float(disk),
+                kind="templates",
             )
     if hygiene is not None:
         sev_h = {
@@ -1467,14 +1488,149 @@ def findings(
                 f"guest {r.vmid}",
                 r.message,
                 float(r.age_days) if pd.notna(r.age_days) else np.nan,
+                kind=str(r.category),
             )
-    out = pd.DataFrame(rows, columns=[*FINDING_COLUMNS, "unit"])
+    out = pd.DataFrame(rows, columns=[*FINDING_COLUMNS, "unit", "kind"])
     out["severity"] = pd.Categorical(out["severity"], categories=list(SEVERITIES), ordered=True)
-    for c in ("profile", "category", "object", "message", "unit"):
+    for c in ("profile", "category", "object", "message", "unit", "kind"):
         out[c] = out[c].astype("string")
     out["metric"] = _f(out["metric"])
     out = out.sort_values(["severity", "profile", "category", "object"], kind="stable")
     return out.reset_index(drop=True)
+
+
+def _kind(category: str, message: str) -> str:
+    """What a finding is within its category, for findings that do not name it."""
+    if category == "usage":
+        for what in ("memory", "CPU", "local storage"):
+            if f" {what} at " in message:
+                return f"{what} usage"
+    if category == "overcommit":
+        if "vCPUs per core" in message:
+            return "vCPU overcommit"
+        all_guests = "all its guests" in message
+        return "memory overcommit (all guests)" if all_guests else "memory overcommit"
+    if category == "failover":
+        if message.startswith("weakest link"):
+            return "weakest link"
+        return "single node" if "single online node" in message else "does not fit"
+    return {"node": "node offline", "cluster": "quorum lost", "storage": "storage full"}.get(
+        category, category
+    )
+
+
+# how a group of findings of one kind reads ({n}: how many, {obj}: "9 guests", {total}: bytes)
+_GROUP_MESSAGES: dict[str, str] = {
+    "no backup": "{obj} have no backup",
+    "backup overdue": "{obj} have no recent backup",
+    "locked": "{obj} are locked (a lock often outlives a failed task)",
+    "old snapshot": "{obj} keep old snapshots",
+    "cpu oversized": "{obj} use a small share of their vCPUs",
+    "memory oversized": "{obj} use a small share of their memory",
+    "cpu pinned": "{obj} run at their CPU limit",
+    "memory pinned": "{obj} run at their memory limit",
+    "stopped with disk": "{n} stopped guests hold {total} of disk",
+}
+
+
+_GROUP_COLUMNS: dict[str, str] = {
+    "severity": "category",
+    "profile": "string",
+    "category": "string",
+    "kind": "string",
+    "count": "int64",
+    "object": "string",
+    "message": "string",
+    "metric": "float64",
+    "unit": "string",
+    "items": "object",
+}
+
+
+def group_findings(findings_frame: pd.DataFrame, min_count: int = 2) -> pd.DataFrame:
+    """Fold repeated findings: one row per (severity, cluster, category, kind) that occurs at
+    least ``min_count`` times, so the critical and the few distinct findings are read first.
+
+    Columns: severity, profile, category, kind, count, object (``"9 guests"``), message
+    (``"no backup: 9 guests"``), metric (bytes are added up; forecast days give the soonest,
+    anything else the highest), unit, and items: the findings behind the row (a frame with
+    object, message, metric and unit; one row for a finding that stands alone). Sorted by
+    severity, single findings before groups, then cluster, category and object.
+    """
+    _require(findings_frame, "findings", [*FINDING_COLUMNS, "unit"])
+    if min_count < 2:
+        raise InvalidInputError(f"min_count must be at least 2, got {min_count!r}")
+    f = findings_frame.copy()
+    if "kind" not in f:
+        pairs = zip(f["category"], f["message"], strict=True)
+        f["kind"] = [_kind(str(c), str(m)) for c, m in pairs]
+    item_cols = ["object", "message", "metric", "unit"]
+    rows: list[dict[str, Any]] = []
+    keys = ["severity", "profile", "category", "kind"]
+    for key, grp in f.groupby(keys, sort=False, observed=True, dropna=False):
+        sev, profile, category, kind = key
+        items = grp[item_cols].reset_index(drop=True)
+        if len(grp) < min_count:
+            for i in range(len(grp)):
+                r = grp.iloc[i]
+                rows.append(
+                    {
+                        **{c: r[c] for c in (*keys, *item_cols)},
+                        "count": 1,
+                        "items": items.iloc[i : i + 1].reset_index(drop=True),
+                    }
+                )
+            continue
+        words = {str(o).split(" ", 1)[0] for o in grp["object"]}
+        noun = words.pop() if len(words) == 1 else "finding"
+        obj = f"{len(grp)} {noun}{'' if noun.endswith('s') else 's'}"
+        metric = _f(grp["metric"])
+        unit = str(grp["unit"].iloc[0]) if grp["unit"].nunique() == 1 else ""
+        value = (
+            metric.sum(min_count=1)
+            if unit == "bytes" and kind != "weakest link"
+            else metric.min()
+            if category == "forecast"
+            else metric.max()
+        )
+        rows.append(
+            {
+                "severity": sev,
+                "profile": profile,
+                "category": category,
+                "kind": kind,
+                "count": len(grp),
+                "object": obj,
+                "message": _GROUP_MESSAGES.get(str(kind), "{kind}: {obj}").format(
+                    n=len(grp), obj=obj, kind=kind, total=_fmt_bytes(metric.sum())
+                ),
+                "metric": value,
+                "unit": unit,
+                "items": items,
+            }
+        )
+    if not rows:
+        return _empty(_GROUP_COLUMNS)
+    out = pd.DataFrame(rows)
+    items_col = out["items"]
+    out = _typed(out.drop(columns="items").assign(items=None), _GROUP_COLUMNS)
+    out["items"] = list(items_col)
+    out["severity"] = pd.Categorical(
+        out["severity"].astype(str), categories=list(SEVERITIES), ordered=True
+    )
+    out["_single"] = out["count"] > 1
+    out = out.sort_values(["severity", "_single", "profile", "category", "object"], kind="stable")
+    return out.drop(columns="_single").reset_index(drop=True)
+
+
+def _forecast_pool(r: Any) -> str:
+    """The pool name of a storage forecast row (frames from before ``pool`` existed: from
+    ``target``, which is ``node/storage``)."""
+    pool = getattr(r, "pool", None)
+    if isinstance(pool, str) and pool:
+        return pool
+    node, _, name = str(r.target).rpartition("/")
+    return pool_name(r.profile, name, node or None)
 
 
 def _unit(category: str, message: str) -> str:

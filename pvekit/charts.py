@@ -30,7 +30,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ._errors import InvalidInputError
-from .capacity import _USED_TOTAL, _by_metric, _finite, _fmt_bytes, _require
+from .capacity import _USED_TOTAL, _by_metric, _finite, _fmt_bytes, _require, pool_name
 
 __all__ = [
     "COLORS",
@@ -384,11 +384,13 @@ def storage_pools(pools: pd.DataFrame, *, title: str = "Storage pools") -> go.Fi
     provisioning: beyond the bar end means more promised than exists).
     """
     _require(pools, "storage pools", ["pool", "used", "avail", "total", "used_fraction"])
-    y = [
-        str(p) + (" (shared)" if bool(s) else "")
-        for p, s in zip(
-            pools["pool"], pools.get("shared", pd.Series([False] * len(pools))), strict=True
-        )
+    # the pool's one name (capacity.pool_name); "shared" goes in the hover, not the name
+    y = [str(p) for p in pools["pool"]]
+    shared = pools.get("shared", pd.Series([False] * len(pools), index=pools.index))
+    seen_by = pools.get("nodes", pd.Series([1] * len(pools), index=pools.index))
+    where = [
+        f"shared by {int(n)} nodes" if bool(sh) else "local"
+        for sh, n in zip(shared, seen_by, strict=True)
     ]
     used, avail, total = _num(pools["used"]), _num(pools["avail"]), _num(pools["total"])
     frac = _num(pools["used_fraction"])
@@ -401,10 +403,11 @@ def storage_pools(pools: pd.DataFrame, *, title: str = "Storage pools") -> go.Fi
             name="used",
             marker_color=COLORS["used"],
             customdata=[
-                [_fmt(u), _fmt(t), _pct(f)] for u, t, f in zip(used, total, frac, strict=True)
+                [_fmt(u), _fmt(t), _pct(f), w]
+                for u, t, f, w in zip(used, total, frac, where, strict=True)
             ],
-            hovertemplate="%{y}<br>used %{customdata[0]} of %{customdata[1]} (%{customdata[2]})"
-            "<extra></extra>",
+            hovertemplate="%{y} (%{customdata[3]})<br>used %{customdata[0]} of "
+            "%{customdata[1]} (%{customdata[2]})<extra></extra>",
         )
     )
     fig.add_trace(
@@ -561,6 +564,10 @@ def metrics_history(
     or flat target of ``forecast`` it adds the median trend (dashed) and the confidence band
     out to the horizon the history covers, and a line at ``threshold`` (default: the
     forecast's). With ``metric`` (e.g. ``"cpu"``, ``"netin"``) it plots that raw value.
+
+    A storage line is named like its pool everywhere else (:func:`capacity.pool_name`:
+    ``prod/ceph-vm`` for a shared pool, from the forecast's ``pool``; ``prod/pve1/local``).
+    Where samples are missing (a node was down) the line breaks instead of bridging the gap.
     """
     _require(metrics, "metrics", ["profile", "kind", "target", "time", "metric", "value"])
     if kind not in ("node", "storage", "guest"):
@@ -595,11 +602,11 @@ def metrics_history(
     )
     traces: list[go.Scatter] = []
     fc_rows: dict[tuple[str, str], Any] = {}
-    if forecast is not None and metric is None:
+    if forecast is not None:
         fc = forecast[forecast["kind"].astype("string") == kind]
         fc_rows = {(str(r.profile), str(r.target)): r for r in fc.itertuples(index=False)}
     for i, ((p, t), grp) in enumerate(data.groupby(["profile", "target"], sort=True)):
-        name = f"{p}/{t}" if many else str(t)
+        name = _series_name(p, t, kind, many, fc_rows.get((str(p), str(t))))
         color = _COLORWAY[i % len(_COLORWAY)]
         y = _num(grp["value"])
         hover = (
@@ -611,11 +618,13 @@ def metrics_history(
                 else [f"{v:,.1f}" if v is not None else "-" for v in y]
             )
         )
+        x, y, hover = _break_gaps(list(grp["time"]), y, hover)
         traces.append(
             go.Scatter(
-                x=list(grp["time"]),
+                x=x,
                 y=y,
                 mode="lines",
+                connectgaps=False,
                 name=name,
                 legendgroup=name,
                 line=dict(color=color, width=2),
@@ -623,7 +632,7 @@ def metrics_history(
                 hovertemplate=f"{name}<br>%{{x}}<br>{what}: %{{customdata}}<extra></extra>",
             )
         )
-        if (str(p), str(t)) in fc_rows:
+        if metric is None and (str(p), str(t)) in fc_rows:
             traces.extend(_band(fc_rows[(str(p), str(t))], grp, name, color))
     # one Figure(data=...) instead of add_trace per line: plotly re-validates on every add
     fig = go.Figure(data=traces)
@@ -650,6 +659,44 @@ def metrics_history(
         legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"), margin=dict(t=60)
     )
     return fig
+
+
+def _series_name(profile: Any, target: Any, kind: str, many: bool, fc_row: Any) -> str:
+    """A storage series is named as its pool is everywhere (capacity.pool_name; the
+    forecast knows whether it is shared); a node or guest series by its target."""
+    if kind != "storage":
+        return f"{profile}/{target}" if many else str(target)
+    pool = getattr(fc_row, "pool", None)
+    if isinstance(pool, str) and pool:
+        return pool
+    node, _, name = str(target).rpartition("/")
+    return pool_name(profile, name, node or None)
+
+
+def _break_gaps(
+    x: list[Any], y: list[float | None], hover: list[str]
+) -> tuple[list[Any], list[float | None], list[str]]:
+    """Insert a null point where samples are missing, so the line breaks instead of
+    bridging the gap (a node that was down has no RRD rows for that time).
+
+    A gap is a step more than 1.5 times the series' usual (median) step."""
+    if len(x) < 3:
+        return x, y, hover
+    times = pd.DatetimeIndex(x)
+    steps = pd.to_timedelta(np.diff(times.asi8), unit="ns")
+    usual = pd.Timedelta(float(np.median(steps.asi8)), unit="ns")
+    xs: list[Any] = [x[0]]
+    ys: list[float | None] = [y[0]]
+    hs: list[str] = [hover[0]]
+    for i in range(1, len(x)):
+        if steps[i - 1] > usual * 1.5:
+            xs.append((times[i - 1] + steps[i - 1] / 2).floor("s"))
+            ys.append(None)
+            hs.append("")
+        xs.append(x[i])
+        ys.append(y[i])
+        hs.append(hover[i])
+    return xs, ys, hs
 
 
 def _band(r: Any, history: pd.DataFrame, name: str, color: str) -> list[go.Scatter]:

@@ -86,6 +86,13 @@ class Report:
         return self.analysis.findings
 
     @property
+    def grouped_findings(self) -> pd.DataFrame:
+        """The findings as the page lists them: repeated findings of one kind in one cluster
+        folded into one row with a count and the list behind it (``items``); see
+        :func:`pvekit.capacity.group_findings`."""
+        return cap.group_findings(self.analysis.findings)
+
+    @property
     def profiles(self) -> list[str]:
         """The clusters the report covers."""
         return [str(p) for p in self.analysis.cluster_usage["profile"]]
@@ -713,8 +720,10 @@ h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 32px 0 8p
 .meta, .empty, .hint { color: var(--muted); }
 .warn-box { border-left: 4px solid var(--warn); background: var(--card); padding: 8px 12px;
             margin: 12px 0; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr));
-         gap: 10px; margin: 16px 0; }
+.top { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr));
+       gap: 0 24px; align-items: start; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr));
+         gap: 10px; margin: 8px 0 16px; }
 .card { background: var(--card); border-radius: 8px; padding: 10px 12px; }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; }
 .card .value { font-size: 22px; font-weight: 600; }
@@ -730,6 +739,9 @@ td.sev-warning { color: var(--warn); font-weight: 600; }
 td.sev-info { color: var(--info); }
 section.chart { margin: 24px 0; }
 details { margin: 6px 0 0; } summary { cursor: pointer; color: var(--muted); }
+table.findings td.msg { white-space: normal; min-width: 360px; }
+details.group { margin: 0; } details.group summary { color: var(--fg); }
+details.group ul { margin: 4px 0 2px; padding-left: 18px; color: var(--muted); }
 nav a { color: var(--info); margin-right: 12px; }
 """
 
@@ -869,10 +881,88 @@ def _chart_tables(rep: Report) -> dict[str, str]:
         ),
         "headroom": _table(a.headroom),
         "storage_pools": _table(a.storage_pools),
-        "storage_forecast": _table(a.forecast[a.forecast["kind"] == "storage"], fc_cols),
+        # a pool by its one name (capacity.pool_name), not the node whose rrddata was read
+        "storage_forecast": _table(
+            a.forecast[a.forecast["kind"] == "storage"],
+            ["pool" if c == "target" else c for c in fc_cols],
+        ),
         "memory_forecast": _table(a.forecast[a.forecast["kind"] == "node"], fc_cols),
         "guests": _table(rep.frames["guests"], guest_cols),
     }
+
+
+def _top_blocks(rep: Report) -> list[str]:
+    """The blocks of the report's top row, side by side on a wide screen (stacked on a narrow
+    one): the summary cards first. A section that belongs beside the summary (such as time
+    remaining per cluster and resource) is one more ``<section class="top-block">`` here."""
+    e = html.escape
+    cards = "".join(
+        f'<div class="card"><div class="label">{e(label)}</div>'
+        f'<div class="value">{e(value)}</div><div class="hint">{e(hint)}</div></div>'
+        for label, value, hint in rep._headlines()
+    )
+    return [
+        '<section class="top-block" id="summary"><h2>Summary</h2>'
+        f'<div class="cards">{cards}</div></section>'
+    ]
+
+
+def _findings_block(rep: Report) -> str:
+    """The findings, repeated ones folded: a row with a count, the list behind it in a
+    ``<details>``."""
+    e = html.escape
+    grouped = rep.grouped_findings
+    total = len(rep.findings)
+    folded = int((grouped["count"] > 1).sum()) if len(grouped) else 0
+    intro = (
+        '<h2 id="findings">Findings</h2><p class="hint">Most urgent first; within a severity, '
+        "findings that stand alone before repeated ones. The metric is the number behind "
+        "each finding: a fraction, a ratio, days or bytes."
+        + (
+            f" {total} findings in {len(grouped)} rows: {folded} rows fold repeated findings "
+            "of one kind in one cluster (open one for the list)."
+            if folded
+            else ""
+        )
+        + "</p>"
+    )
+    if grouped.empty:
+        return intro + '<p class="empty">nothing to show</p>'
+    cols = ["severity", "profile", "category", "object", "message", "metric"]
+    body = []
+    for _, r in grouped.iterrows():
+        sev = e(str(r["severity"]))
+        count = int(r["count"])
+        if count > 1:
+            listed: pd.DataFrame = r["items"]
+            items = "".join(
+                f"<li>{e(str(msg))}"
+                + ("" if pd.isna(v) else f" <span class='hint'>({e(_metric_cell(v, u))})</span>")
+                + "</li>"
+                for msg, v, u in zip(
+                    listed["message"], listed["metric"], listed["unit"], strict=True
+                )
+            )
+            message = (
+                f'<details class="group"><summary>{e(str(r["message"]))}</summary>'
+                f"<ul>{items}</ul></details>"
+            )
+        else:
+            message = e(str(r["message"]))
+        cells = [
+            f'<td class="sev-{sev}">{sev}</td>',
+            f"<td>{e(str(r['profile']))}</td>",
+            f"<td>{e(str(r['category']))}</td>",
+            f"<td>{e(str(r['object']))}</td>",
+            f'<td class="msg">{message}</td>',
+            f'<td class="num">{e(_metric_cell(r["metric"], r["unit"]))}</td>',
+        ]
+        body.append(f'<tr data-count="{count}">' + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{c}</th>" for c in cols)
+    return (
+        f'{intro}<div class="table-wrap"><table class="findings"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _render(rep: Report) -> str:
@@ -895,25 +985,8 @@ def _render(rep: Report) -> str:
     )
     for w in rep.warnings:
         parts.append(f'<div class="warn-box">Partial report: {e(w)}</div>')
-    parts.append('<h2 id="summary">Summary</h2><div class="cards">')
-    for label, value, hint in rep._headlines():
-        parts.append(
-            f'<div class="card"><div class="label">{e(label)}</div>'
-            f'<div class="value">{e(value)}</div><div class="hint">{e(hint)}</div>'
-            "</div>"
-        )
-    parts.append("</div>")
-    parts.append(
-        '<h2 id="findings">Findings</h2><p class="hint">Most urgent first. The metric '
-        "is the number behind each finding: a fraction, a ratio, days or bytes.</p>"
-    )
-    parts.append(
-        _table(
-            rep.findings,
-            ["severity", "profile", "category", "object", "message", "metric"],
-            cls="findings",
-        )
-    )
+    parts.append('<div class="top">' + "".join(_top_blocks(rep)) + "</div>")
+    parts.append(_findings_block(rep))
     tables = _chart_tables(rep)
     for i, (name, fig) in enumerate(rep.figures.items()):
         heading, text = _CHART_TEXT.get(name, (name, ""))

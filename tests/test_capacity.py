@@ -435,7 +435,16 @@ def test_forecast_shared_pool_once_and_bad_input(storage) -> None:
         }
     )
     assert len(capacity.forecast(m)) == 2
-    assert len(capacity.forecast(m, storage=storage)) == 1
+    once = capacity.forecast(m, storage=storage)
+    assert len(once) == 1
+    # one name for the pool, as storage_pools and the findings give it, not a node's view
+    pools = capacity.storage_pools(storage)
+    assert once["pool"].tolist() == ["prod/ceph"]
+    assert "prod/ceph" in set(pools["pool"])
+    found = capacity.findings(forecast=once.assign(days_until=5.0))
+    assert found["object"].tolist() == ["storage prod/ceph"]
+    assert found["message"].str.startswith("storage prod/ceph reaches").all()
+    assert capacity.forecast(m)["pool"].tolist() == ["prod/pve1/ceph", "prod/pve2/ceph"]
     with pytest.raises(InvalidInputError, match="threshold"):
         capacity.forecast(m, threshold=90)
     with pytest.raises(InvalidInputError, match="lacks column"):
@@ -592,7 +601,7 @@ def test_findings_prioritised(nodes, guests, storage) -> None:
         summary=pd.DataFrame({"profile": ["prod", "lab"], "quorate": [True, False]}),
     )
     f = a.findings
-    assert list(f.columns) == [*capacity.FINDING_COLUMNS, "unit"]
+    assert list(f.columns) == [*capacity.FINDING_COLUMNS, "unit", "kind"]
     assert f["severity"].is_monotonic_increasing  # ordered: critical first
     crit = f[f.severity == "critical"]
     objs = set(zip(crit["profile"], crit["category"], crit["object"], strict=True))
@@ -611,6 +620,57 @@ def test_findings_prioritised(nodes, guests, storage) -> None:
     assert list(info["object"]) == ["node pve1"]
     # right-sizing: the template summary and the stopped guest holding disk
     assert ((f.category == "right-sizing") & (f.object == "guest 103")).any()
+
+
+def _finding(sev: str, profile: str, category: str, kind: str, obj: str, metric: float) -> dict:
+    return dict(
+        severity=sev,
+        profile=profile,
+        category=category,
+        object=obj,
+        message=f"{obj}: {kind}",
+        metric=metric,
+        unit="bytes" if kind == "stopped with disk" else "days",
+        kind=kind,
+    )
+
+
+def test_group_findings_folds_repeats_per_cluster_and_kind() -> None:
+    rows = [
+        *[
+            _finding("warning", "prod", "hygiene", "no backup", f"guest {v}", 0.0)
+            for v in (1, 2, 3)
+        ],
+        _finding("warning", "lab", "hygiene", "no backup", "guest 7", 0.0),  # other cluster
+        _finding("warning", "prod", "hygiene", "locked", "guest 4", 2.0),
+        *[
+            _finding("info", "prod", "right-sizing", "stopped with disk", f"guest {v}", 10.0 * v)
+            for v in (5, 6)
+        ],
+        _finding("critical", "prod", "node", "node offline", "node pve3", float("nan")),
+    ]
+    f = pd.DataFrame(rows)
+    f["severity"] = pd.Categorical(f["severity"], categories=capacity.SEVERITIES, ordered=True)
+    g = capacity.group_findings(f)
+    assert g["count"].sum() == len(f)
+    # critical first; then the warnings that stand alone; the folded row after them
+    assert g["severity"].tolist() == ["critical", "warning", "warning", "warning", "info"]
+    assert g["count"].tolist() == [1, 1, 1, 3, 2]
+    assert g.iloc[0]["object"] == "node pve3"
+    folded = g.iloc[3]
+    assert (folded["profile"], folded["kind"], folded["object"]) == (
+        "prod",
+        "no backup",
+        "3 guests",
+    )
+    assert folded["message"] == "3 guests have no backup"
+    assert folded["items"]["object"].tolist() == ["guest 1", "guest 2", "guest 3"]
+    disk = g.iloc[4]
+    assert disk["metric"] == 110.0 and disk["message"].startswith("2 stopped guests hold")
+    # nothing folds below min_count
+    assert capacity.group_findings(f, min_count=4)["count"].max() == 1
+    with pytest.raises(InvalidInputError, match="min_count"):
+        capacity.group_findings(f, min_count=1)
 
 
 def test_findings_from_forecast_days() -> None:

@@ -160,7 +160,9 @@ def test_storage_pools_chart(frames) -> None:
     guests = frames["guests"].assign(disks=[[{"storage": "ceph", "size": 1200 * GIB}], [], [], []])
     pools = capacity.storage_pools(frames["storage"], guests)
     fig = charts.storage_pools(pools)
-    assert list(fig.data[0].y) == ["prod/ceph (shared)", "lab/lab1/local", "prod/pve1/local"]
+    # the pool's one name (as in the forecast, the tables and the findings); shared: in the hover
+    assert list(fig.data[0].y) == ["prod/ceph", "lab/lab1/local", "prod/pve1/local"]
+    assert [c[3] for c in fig.data[0].customdata] == ["shared by 2 nodes", "local", "local"]
     assert same(fig.data[0].x, pools["used"]) and same(fig.data[1].x, pools["avail"])
     assert fig.data[2].name == "provisioned"
     # markers where guests have disks; pools without any get none (not a marker at 0)
@@ -204,12 +206,12 @@ def test_metrics_history_with_forecast_band() -> None:
     fc = capacity.forecast(m, threshold=0.9)
     fig = charts.metrics_history(m, fc)
     lines = [t for t in fig.data if t.mode == "lines" and t.showlegend is not False]
-    assert [t.name for t in lines] == ["pve1/local", "pve2/local"]
+    assert [t.name for t in lines] == ["prod/pve1/local", "prod/pve2/local"]  # pool names
     assert same(lines[0].y, pd.Series(used) / 100)
     assert list(lines[0].x)[-1] == NOW
     band = [t for t in fig.data if t.fill == "toself"]
     assert len(band) == 2  # a band for the growing pool and one for the flat one
-    trend = next(t for t in fig.data if t.name == "pve1/local trend")
+    trend = next(t for t in fig.data if t.name == "prod/pve1/local trend")
     assert trend.y[0] == pytest.approx(fc.set_index("target").loc["pve1/local", "current"])
     assert trend.x[0] == NOW
     assert any(s.y0 == 0.9 for s in fig.layout.shapes)  # the threshold line
@@ -251,3 +253,29 @@ def test_charts_reject_wrong_frames(frames) -> None:
     with pytest.raises(InvalidInputError, match="lacks column"):
         charts.headroom(frames["guests"])
     assert isinstance(charts.guests_treemap(frames["guests"].iloc[0:0]), go.Figure)
+
+
+def test_metrics_history_draws_a_gap_where_rows_are_missing() -> None:
+    # a node down for days 10..13: RRD leaves those rows empty (the frame has none of them)
+    used: list[float | None] = [20.0 + 0.1 * i for i in range(30)]
+    for i in range(10, 14):
+        used[i] = None
+    m = metrics_frame({"pve2": ("node", "pve2", used, [64.0] * 30)})
+    m = m.dropna(subset=["value"])
+    fc = capacity.forecast(m, threshold=0.9)
+    fig = charts.metrics_history(m, fc, kind="node")
+    line = next(t for t in fig.data if t.name == "pve2")
+    assert line.connectgaps is False
+    ys = list(line.y)
+    xs = list(line.x)
+    # one break, between the last sample before the outage and the first after it
+    assert ys.count(None) == 1
+    cut = ys.index(None)
+    assert xs[cut - 1] == NOW - pd.Timedelta(days=20)
+    assert xs[cut + 1] == NOW - pd.Timedelta(days=15)
+    drawn = [y for y in ys if y is not None]
+    assert drawn == pytest.approx([v / 64 for v in used if v is not None])
+    assert len(line.customdata) == len(ys)
+    # the forecast reads the real times: the gap does not bend the trend
+    assert fc.iloc[0]["slope_per_day"] == pytest.approx(0.1 / 64, rel=1e-6)
+    assert fc.iloc[0]["points"] == 26

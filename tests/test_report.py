@@ -137,11 +137,13 @@ def test_shared_pool_drawn_once_in_storage_history(built) -> None:
     rep, _ = built
     fig = rep.figures["storage_forecast"]
     names = [t.name for t in fig.data if t.showlegend is not False]
-    assert sorted(names) == ["pve1/ceph", "pve1/local"]
-    assert sorted(rep.analysis.forecast.query("kind == 'storage'")["target"]) == [
-        "pve1/ceph",
-        "pve1/local",
-    ]
+    # named as the pools chart and table name them: the shared pool is no node's view
+    assert sorted(names) == ["prod/ceph", "prod/pve1/local"]
+    fc = rep.analysis.forecast.query("kind == 'storage'")
+    assert sorted(fc["target"]) == ["pve1/ceph", "pve1/local"]  # what rrddata was read
+    assert sorted(fc["pool"]) == ["prod/ceph", "prod/pve1/local"]
+    assert set(fc["pool"]) <= set(rep.analysis.storage_pools["pool"])
+    assert list(rep.figures["storage_pools"].data[0].y).count("prod/ceph") == 1
 
 
 def test_summary_and_repr(built) -> None:
@@ -289,6 +291,17 @@ def test_cli_report_demo(tmp_path, capsys, monkeypatch) -> None:
     assert len(running) and (running["basis"] == "period").all()
     for msg in rep.findings["message"]:
         assert html.escape(msg) in page
+    # repeated findings are folded into one row each, with the list behind a <details>
+    table = page[page.index('<table class="findings">') :]
+    table = table[: table.index("</table>")]
+    counts = [int(c) for c in re.findall(r'<tr data-count="(\d+)">', table)]
+    assert sum(counts) == len(rep.findings) and len(counts) < len(rep.findings) / 2
+    assert table.count('<details class="group">') == sum(c > 1 for c in counts)
+    no_backup = rep.findings[rep.findings["message"].str.endswith("has no backup")]
+    for profile, grp in no_backup.groupby("profile"):
+        assert html.escape(f"{len(grp)} guests have no backup") in table, profile
+    severities = re.findall(r'<td class="sev-(\w+)">', table)
+    assert severities == sorted(severities, key=["critical", "warning", "info"].index)
 
 
 def test_cli_errors(tmp_path, capsys) -> None:

@@ -953,7 +953,7 @@ def storage_rrddata(ctx: Ctx) -> Any:
     node = ctx.node().name
     _, use = ctx.state.storage(node, ctx.vars["storage"])
     tf, cf = _timeframe(ctx)
-    return _rrd.storage_rrd(use, ctx.state.clock.now(), tf, cf)
+    return _rrd.storage_rrd(use, ctx.state.clock.now(), tf, cf, ctx.node().outages)
 
 
 def _content_rows(ctx: Ctx, node: str, storage: str) -> list[dict[str, Any]]:
@@ -1650,7 +1650,9 @@ def guest_delete(ctx: Ctx) -> Any:
 @route("GET", "/nodes/{node}/qemu/{vmid}/rrddata", "/nodes/{node}/lxc/{vmid}/rrddata")
 def guest_rrddata(ctx: Ctx) -> Any:
     tf, cf = _timeframe(ctx)
-    return _rrd.guest_rrd(_guest(ctx), ctx.state.clock.now(), tf, cf, ctx.major)
+    return _rrd.guest_rrd(
+        _guest(ctx), ctx.state.clock.now(), tf, cf, ctx.major, ctx.node().outages
+    )
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/snapshot", "/nodes/{node}/lxc/{vmid}/snapshot")

@@ -104,6 +104,9 @@ class Node:
     kversion: str = ""
     kernel_release: str = ""
     fingerprint: str = ""
+    # (down, up) periods the node was off; up None while it still is. RRD files outlive
+    # reboots, so history spans them: only these periods leave null rows.
+    outages: list[tuple[float, float | None]] = field(default_factory=list)
 
     @property
     def cores(self) -> int:

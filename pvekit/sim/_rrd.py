@@ -5,17 +5,23 @@ Rows follow PVE's classic RRA layout: ~70 rows per timeframe at 1 min (hour), 30
 profiles as the live numbers (daily and weekly cycles, noise, slow growth), averaged per step;
 ``MAX`` rows sit above the averages by the step's peak. The newest row may be empty (PVE's
 last bucket is still being filled), as real servers answer.
+
+RRD files live in pmxcfs and outlive reboots: a node's history spans the whole timeframe, and
+only the time it was down (its ``outages``) leaves empty rows (``{"time": t}``), in its own
+series and in the series of its guests and storages, which nobody recorded meanwhile.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._model import Guest, Node, StorageUse, noise
 
-__all__ = ["TIMEFRAMES", "guest_rrd", "node_rrd", "rows_times", "storage_rrd"]
+__all__ = ["TIMEFRAMES", "down", "guest_rrd", "node_rrd", "rows_times", "storage_rrd"]
+
+Outages = Sequence[tuple[float, float | None]]
 
 TIMEFRAMES: dict[str, int] = {
     "hour": 60,
@@ -32,6 +38,17 @@ def rows_times(now: float, timeframe: str) -> list[int]:
     step = TIMEFRAMES[timeframe]
     last = int(now // step) * step
     return [last - (ROWS - 1 - i) * step for i in range(ROWS)]
+
+
+def down(outages: Outages, t: int, step: int, now: float) -> bool:
+    """Whether the row at ``t`` (the step ``(t - step, t]``) is empty: like RRD's default
+    xfiles factor, a step more than half unknown is unknown."""
+    start = t - step
+    lost = 0.0
+    for began, ended in outages:
+        end = now if ended is None else ended
+        lost += max(0.0, min(end, t) - max(began, start))
+    return lost > step / 2
 
 
 def _peak(key: int, t: int, step: int) -> float:
@@ -85,7 +102,7 @@ def node_rrd(
     mems = _series(times, step, cf, node.load.key + 1, mem, float(node.maxmem))
     rows: list[dict[str, Any]] = []
     for i, t in enumerate(times):
-        if not node.online or t < node.boot_time - 60:
+        if down(node.outages, t, step, now):
             rows.append({"time": t})
             continue
         c = cpus[i]
@@ -114,10 +131,20 @@ def node_rrd(
     return rows
 
 
-def guest_rrd(g: Guest, now: float, timeframe: str, cf: str, major: int) -> list[dict[str, Any]]:
+def guest_rrd(
+    g: Guest, now: float, timeframe: str, cf: str, major: int, outages: Outages = ()
+) -> list[dict[str, Any]]:
+    """``outages``: those of the guest's node (nothing records while it is down)."""
     step = TIMEFRAMES[timeframe]
     times = rows_times(now, timeframe)
     base = {"maxcpu": g.maxcpu, "maxmem": g.maxmem, "maxdisk": g.maxdisk}
+    rows = _guest_rows(g, now, times, step, cf, major, base)
+    return [{"time": r["time"]} if down(outages, r["time"], step, now) else r for r in rows]
+
+
+def _guest_rows(
+    g: Guest, now: float, times: list[int], step: int, cf: str, major: int, base: dict[str, Any]
+) -> list[dict[str, Any]]:
     # A stopped guest (and a template) records only its limits and disk, as real RRDs do.
     active_since = g.started_at if g.running and g.started_at is not None else None
     if g.template or active_since is None:
@@ -160,7 +187,10 @@ def guest_rrd(g: Guest, now: float, timeframe: str, cf: str, major: int) -> list
     return rows
 
 
-def storage_rrd(use: StorageUse, now: float, timeframe: str, cf: str) -> list[dict[str, Any]]:
+def storage_rrd(
+    use: StorageUse, now: float, timeframe: str, cf: str, outages: Outages = ()
+) -> list[dict[str, Any]]:
+    """``outages``: those of the node asked (a shared pool's series is that node's view)."""
     step = TIMEFRAMES[timeframe]
     times = rows_times(now, timeframe)
     if use.status != "available":
@@ -172,4 +202,7 @@ def storage_rrd(use: StorageUse, now: float, timeframe: str, cf: str) -> list[di
             min(float(use.total), u * (1.0005 + 0.002 * noise(use.key, t // step)))
             for u, t in zip(used, times, strict=True)
         ]
-    return [{"time": t, "total": use.total, "used": used[i]} for i, t in enumerate(times)]
+    return [
+        {"time": t} if down(outages, t, step, now) else {"time": t, "total": use.total, "used": u}
+        for t, u in zip(times, used, strict=True)
+    ]

@@ -67,7 +67,7 @@ def _node(
 ) -> Node:
     release, kversion = _kernel(state.major)
     now = state.clock.now()
-    return Node(
+    node = Node(
         name=name,
         nodeid=nodeid,
         ip=ip,
@@ -92,6 +92,10 @@ def _node(
         kernel_release=release,
         fingerprint=":".join(f"{(stable_key(name, i, state.seed) & 0xFF):02X}" for i in range(32)),
     )
+    # The last reboot took a few minutes (from a hash: the rng stream stays as it was).
+    reboot = 120 + stable_key(state.name, name, "reboot") % 480
+    node.outages.append((node.boot_time - reboot, node.boot_time))
+    return node
 
 
 def _storage(
@@ -405,6 +409,9 @@ def _demo_prod(
             root_gib=100,
             model=i % 2,
         )
+    # pve2 came back from a day and a half of hardware maintenance: a gap in its history
+    pve2 = state.nodes["pve2"]
+    pve2.outages[-1] = (pve2.boot_time - 1.5 * DAY, pve2.boot_time)
     _storage(
         state,
         StorageDef(
@@ -671,6 +678,7 @@ def _demo_prod(
             _backups(state, g, "nfs-backup", None, rng, now, 2, verified=False)
     for n in offline:
         state.nodes[n].online = False
+        state.nodes[n].outages.append((now - 3 * 3600, None))
         for g in state.guests.values():
             if g.node == n:
                 g.status, g.started_at = "stopped", None

@@ -444,7 +444,10 @@ class SimCluster:
             now = self.state.clock.now()
             if online:
                 n.boot_time = now
+                if n.outages and n.outages[-1][1] is None:
+                    n.outages[-1] = (n.outages[-1][0], now)
             else:
+                n.outages.append((now, None))
                 for g in self.state.guests.values():
                     if g.node == node and g.running:
                         g.status, g.started_at, g.paused, g.pid = "stopped", None, False, 0
