@@ -35,15 +35,19 @@ from .capacity import _USED_TOTAL, _by_metric, _finite, _fmt_bytes, _require, po
 __all__ = [
     "COLORS",
     "TEMPLATE",
+    "capacity_remaining",
     "guests_treemap",
     "headroom",
+    "maintenance",
     "metrics_history",
     "node_utilisation",
     "overcommit",
     "overview",
+    "reclaimable",
     "register_template",
     "set_theme",
     "storage_pools",
+    "time_remaining",
 ]
 
 TEMPLATE = "pvekit"
@@ -885,3 +889,244 @@ def headroom(headroom: pd.DataFrame, *, title: str = "Failure headroom (N+1)") -
     fig.update_layout(barmode="group")
     _bytes_axis(fig, need + room, row=1, col=1)
     return _layout(fig, title, 400)
+
+
+# --------------------------------------------------------------------------------------------
+# planning charts (frames of pvekit.planning)
+
+_HORIZON_DAYS = 3650.0  # ten years: anything later reads as "not soon" on the time axis
+
+
+def _days_text(status: str, days: float | None) -> str:
+    if status == "above threshold":
+        return "now"
+    if status != "growing" or days is None:
+        return status
+    if days > _HORIZON_DAYS:
+        return "> 10 years"
+    return f"{days:.0f} days" if days >= 1 else "< 1 day"
+
+
+def time_remaining(
+    frame: pd.DataFrame, *, title: str = "Time remaining", horizon: float = _HORIZON_DAYS
+) -> go.Figure:
+    """Days until each cluster's resources reach their threshold, one bar per resource.
+
+    Input: :func:`pvekit.planning.time_remaining`, rows in its order (per cluster, the
+    binding resource first, marked ★). ``x`` is ``days_until`` on a log axis from one day to
+    ``horizon`` (later dates are drawn at the horizon); a resource that is ``not growing``
+    (or lacks data) has no date and is drawn as a grey bar at the horizon labelled so, one
+    already ``above threshold`` as a red bar labelled "now". The error bar spans
+    ``days_low``..``days_high`` (the trend's confidence range).
+    """
+    _require(frame, "time_remaining", ["profile", "resource", "status", "days_until", "binding"])
+    many = frame["profile"].nunique() > 1
+    labels = [
+        (f"{p} · {r}" if many else str(r)) + (" ★" if bool(b) else "")
+        for p, r, b in zip(frame["profile"], frame["resource"], frame["binding"], strict=True)
+    ]
+    days = _num(frame["days_until"])
+    low = _num(frame["days_low"]) if "days_low" in frame else [None] * len(frame)
+    high = _num(frame["days_high"]) if "days_high" in frame else [None] * len(frame)
+    status = [str(s) for s in frame["status"]]
+    x: list[float] = []
+    colors: list[str] = []
+    err_plus: list[float] = []
+    err_minus: list[float] = []
+    for d, lo, hi, s in zip(days, low, high, status, strict=True):
+        if s == "above threshold":
+            value, color = 1.0, COLORS["bad"]
+        elif s == "growing" and d is not None:
+            value = min(max(d, 1.0), horizon)
+            color = COLORS["bad"] if d < 30 else COLORS["allocated"] if d < 90 else COLORS["good"]
+        else:
+            value, color = horizon, COLORS["capacity"]
+        x.append(value)
+        colors.append(color)
+        ok = s == "growing" and d is not None and d <= horizon
+        err_plus.append(max(0.0, min(hi, horizon) - value) if ok and hi is not None else 0.0)
+        err_minus.append(max(0.0, value - max(lo, 1.0)) if ok and lo is not None else 0.0)
+    text = [_days_text(s, d) for s, d in zip(status, days, strict=True)]
+    current = _num(frame["current"]) if "current" in frame else [None] * len(frame)
+    threshold = _num(frame["threshold"]) if "threshold" in frame else [None] * len(frame)
+    fig = go.Figure(
+        go.Bar(
+            x=x,
+            y=labels,
+            orientation="h",
+            marker_color=colors,
+            marker_pattern_shape=["/" if c == COLORS["capacity"] else "" for c in colors],
+            text=text,
+            textposition="auto",
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=err_plus,
+                arrayminus=err_minus,
+                color="rgba(128,128,128,0.8)",
+                thickness=1,
+            ),
+            customdata=[
+                [t, _pct(c), _pct(th), s]
+                for t, c, th, s in zip(text, current, threshold, status, strict=True)
+            ],
+            hovertemplate="%{y}: %{customdata[0]}<br>now %{customdata[1]} of capacity, "
+            "threshold %{customdata[2]}<br>%{customdata[3]}<extra></extra>",
+            name="time remaining",
+            showlegend=False,
+        )
+    )
+    ticks = [t for t in (1, 7, 30, 90, 365, 1825, 3650) if t <= horizon]
+    fig.update_xaxes(
+        type="log",
+        range=[0, math.log10(horizon) * 1.02],
+        tickvals=ticks,
+        ticktext=[
+            {1: "1 d", 7: "1 w", 30: "1 m", 90: "3 m", 365: "1 y", 1825: "5 y"}.get(t, "10 y")
+            for t in ticks
+        ],
+        title_text="days until the threshold",
+    )
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, max(260, 90 + 26 * len(frame)))
+
+
+def capacity_remaining(frame: pd.DataFrame, *, title: str = "Capacity remaining") -> go.Figure:
+    """How many more guests of a reference size fit, per cluster: at all, and keeping N+1.
+
+    Input: the ``summary`` of :func:`pvekit.planning.what_if` / :func:`max_count`. Two bars
+    per cluster and shape (``max_count``, ``max_count_n_plus_1``); the hover says what stops
+    the next one (``stopped_by`` on ``stopped_node``).
+    """
+    _require(
+        frame,
+        "capacity_remaining",
+        ["profile", "shape", "max_count", "max_count_n_plus_1", "stopped_by", "stopped_node"],
+    )
+    shapes = frame["shape"].nunique() > 1
+    x = [
+        f"{p} · {s}" if shapes else str(p)
+        for p, s in zip(frame["profile"], frame["shape"], strict=True)
+    ]
+    why = [
+        f"next one stopped by {b} on {n}" if isinstance(b, str) and b else ""
+        for b, n in zip(frame["stopped_by"], frame["stopped_node"], strict=True)
+    ]
+    fig = go.Figure()
+    for col, name, color in (
+        ("max_count", "fit now", COLORS["used"]),
+        ("max_count_n_plus_1", "fit keeping N+1 headroom", COLORS["good"]),
+    ):
+        y = _num(frame[col])
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=y,
+                name=name,
+                marker_color=color,
+                text=[None if v is None else f"{v:.0f}" for v in y],
+                textposition="outside",
+                customdata=why,
+                hovertemplate="%{x}: %{y:.0f} more (" + name + ")<br>%{customdata}<extra></extra>",
+            )
+        )
+    label = ", ".join(dict.fromkeys(str(s) for s in frame["shape"]))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text=f"guests of {label}", rangemode="tozero")
+    return _layout(fig, title, 360)
+
+
+def maintenance(frame: pd.DataFrame, *, title: str = "Maintenance readiness") -> go.Figure:
+    """Per node: can it be emptied now? Stacked bars of its guests that would move, that stay
+    without blocking (templates, stopped guests allowed to stay) and that block it.
+
+    Input: the ``maintenance`` frame of the report's planning section (one
+    :func:`pvekit.planning.evacuate` per node: ``moves``, ``staying``, ``blocking``,
+    ``can_evacuate``, ``reason``). A node that cannot be emptied is labelled ✗.
+    """
+    _require(
+        frame,
+        "maintenance",
+        ["profile", "node", "moves", "staying", "blocking", "can_evacuate", "reason"],
+    )
+    x = [
+        f"{lbl} {'✓' if bool(ok) else '✗'}"
+        for lbl, ok in zip(_labels(frame), frame["can_evacuate"], strict=True)
+    ]
+    reason = [str(r) if isinstance(r, str) and r else "" for r in frame["reason"]]
+    fig = go.Figure()
+    for col, name, color in (
+        ("moves", "would move", COLORS["good"]),
+        ("staying", "stay (not blocking)", COLORS["capacity"]),
+        ("blocking", "block the evacuation", COLORS["bad"]),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=_num(frame[col]),
+                name=name,
+                marker_color=color,
+                customdata=reason,
+                hovertemplate="%{x}: %{y:.0f} guest(s) " + name + "<br>%{customdata}"
+                "<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title_text="guests", rangemode="tozero")
+    return _layout(fig, title, 360)
+
+
+def reclaimable(totals: pd.DataFrame, *, title: str = "Reclaimable capacity") -> go.Figure:
+    """What could be given back, by kind: disk and memory (left, bytes) and vCPUs (right).
+
+    Input: per-kind totals (columns ``profile``, ``kind``, ``items``, ``bytes``, ``memory``,
+    ``vcpus``), such as the report's ``reclaimable_totals``; labels read ``profile · kind``
+    when there are several clusters. Missing sizes (snapshots: Proxmox does not report them)
+    are drawn as 0; the hover gives the item count.
+    """
+    _require(totals, "reclaimable", ["profile", "kind", "items", "bytes", "memory", "vcpus"])
+    many = totals["profile"].nunique() > 1
+    x = [
+        f"{p} · {k}" if many else str(k)
+        for p, k in zip(totals["profile"], totals["kind"], strict=True)
+    ]
+    items = [int(n) for n in totals["items"]]
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=("Disk and memory", "vCPUs")
+    )
+    all_bytes: list[float | None] = []
+    for col, name, color in (
+        ("bytes", "disk", COLORS["used"]),
+        ("memory", "memory", COLORS["allocated"]),
+    ):
+        y = [0.0 if v is None else v for v in _num(totals[col])]
+        all_bytes += y
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=y,
+                name=name,
+                marker_color=color,
+                customdata=[[_fmt(v), n] for v, n in zip(y, items, strict=True)],
+                hovertemplate="%{x}: %{customdata[0]} of "
+                + name
+                + " (%{customdata[1]} item(s))<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=[0.0 if v is None else v for v in _num(totals["vcpus"])],
+            name="vCPUs",
+            marker_color=COLORS["all"],
+            customdata=items,
+            hovertemplate="%{x}: %{y:.0f} vCPUs (%{customdata} item(s))<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    fig.update_layout(barmode="group")
+    _bytes_axis(fig, all_bytes, row=1, col=1)
+    return _layout(fig, title, 420)

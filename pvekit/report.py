@@ -45,7 +45,22 @@ from ._errors import InvalidInputError, PVEError
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
-__all__ = ["ExportError", "Report", "add_arguments", "capacity", "export_png", "from_frames", "run"]
+__all__ = [
+    "DEFAULT_REFERENCE",
+    "MAINTENANCE_COLUMNS",
+    "ExportError",
+    "PlanningSection",
+    "Report",
+    "add_arguments",
+    "capacity",
+    "export_png",
+    "from_frames",
+    "maintenance_readiness",
+    "parse_reference",
+    "planning_section",
+    "reclaimable_totals",
+    "run",
+]
 
 TIMEFRAMES = ("hour", "day", "week", "month", "year")
 # how the page gets plotly.js: embedded (opens with no network), from the plotly CDN, or from a
@@ -73,7 +88,8 @@ class Report:
     summary and, for a group, status); ``analysis`` every :mod:`pvekit.capacity` frame;
     ``figures`` the plotly figures by name, in report order. ``warnings`` lists what could not
     be read (a cluster down, no permission for backups...): the report is then partial, and
-    says so.
+    says so. ``planning`` is the planning section (:class:`PlanningSection`: time remaining,
+    capacity remaining, maintenance readiness, reclaimable capacity), None when left out.
     """
 
     title: str
@@ -83,6 +99,7 @@ class Report:
     analysis: cap.Analysis
     figures: dict[str, go.Figure]
     warnings: list[str] = field(default_factory=list)
+    planning: PlanningSection | None = None
 
     @property
     def findings(self) -> pd.DataFrame:
@@ -244,8 +261,9 @@ class Report:
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        paths = [out / f"{name}.png" for name in self.figures]
-        export_png(list(self.figures.values()), paths, width=width, scale=scale, browser=browser)
+        figures = {**self.figures, **(self.planning.figures if self.planning else {})}
+        paths = [out / f"{name}.png" for name in figures]
+        export_png(list(figures.values()), paths, width=width, scale=scale, browser=browser)
         return paths
 
     def __repr__(self) -> str:
@@ -337,12 +355,20 @@ def from_frames(
     max_vcpu_ratio: float = 4.0,
     now: pd.Timestamp | None = None,
     warnings: Iterable[str] = (),
+    planning: bool = True,
+    reference: Any = None,
+    planning_input: Any = None,
 ) -> Report:
     """Build a :class:`Report` from inventory frames (no Proxmox access).
 
     ``metrics`` may combine node, storage and guest rows (``pd.concat`` of several
     ``metrics()`` calls). ``status`` is a Group's ``status()`` frame, shown as a connection
     table. See :func:`pvekit.capacity.analyse` for the analysis parameters.
+
+    ``planning`` adds the planning section (:func:`planning_section`) computed on these
+    frames, or on ``planning_input`` (a :class:`pvekit.planning.PlanningInput`, which may
+    carry HA rules, CPU models and task history the inventory frames lack); ``reference``
+    is the guest size capacity remaining is counted in (:data:`DEFAULT_REFERENCE`).
     """
     from . import charts
 
@@ -423,6 +449,17 @@ def from_frames(
         "status": status if status is not None else pd.DataFrame(),
     }
     profiles = [str(p) for p in cu["profile"]]
+    section = None
+    if planning:
+        section = planning_section(
+            planning_input
+            if planning_input is not None
+            else _frames_input(nodes, guests, storage, metrics, backups, snapshots),
+            reference=reference,
+            threshold=threshold,
+            snapshot_days=snapshot_days,
+            now=now,
+        )
     return Report(
         title=title or f"Capacity report: {', '.join(profiles) or 'no clusters'}",
         timeframe=timeframe,
@@ -431,6 +468,7 @@ def from_frames(
         analysis=analysis,
         figures=figures,
         warnings=list(warnings),
+        planning=section,
     )
 
 
@@ -446,6 +484,8 @@ def capacity(
     guest_metrics: bool = True,
     title: str | None = None,
     progress: Progress | None = None,
+    planning: bool = True,
+    reference: Any = None,
 ) -> Report:
     """Read a :class:`~pvekit.Cluster` or :class:`~pvekit.Group` and build its report.
 
@@ -457,6 +497,12 @@ def capacity(
 
     Nodes, guests and storage must be readable; backups, snapshots, metrics and summary are
     optional: if one fails the report is built without it and says so in ``warnings``.
+
+    ``planning`` adds the planning section (``rep.planning``, :class:`PlanningSection`);
+    ``reference`` is the guest size capacity remaining is counted in: a
+    :func:`pvekit.planning.guest_spec` frame, a dict of its arguments or ``"2,4G,32G"``
+    (default :data:`DEFAULT_REFERENCE`). It reads a little more: the HA rules, each node's
+    CPU model, the task log and the guest volumes of each storage.
     """
     if timeframe not in TIMEFRAMES:
         raise InvalidInputError(
@@ -534,6 +580,12 @@ def capacity(
                     f"cluster {r.profile} is not connected: "
                     f"{getattr(r, 'error', '') or getattr(r, 'state', '')}"
                 )
+    ref = _reference(reference) if planning else None  # a bad size fails before any drawing
+    planning_input = None
+    if planning:
+        planning_input = _read_planning_input(
+            source, step, nodes, guests, storage, metrics, backups, snapshots
+        )
     warnings = _condense(warnings)
     say("analysing and drawing ...")
     rep = from_frames(
@@ -552,6 +604,9 @@ def capacity(
         snapshot_days=snapshot_days,
         max_vcpu_ratio=max_vcpu_ratio,
         warnings=warnings,
+        planning=planning,
+        reference=ref,
+        planning_input=planning_input,
     )
     say(f"report built in {time.monotonic() - t0:.1f} s: {len(rep.findings)} findings")
     return rep
@@ -936,7 +991,7 @@ def _top_blocks(rep: Report) -> list[str]:
     return [
         '<section class="top-block" id="summary"><h2>Summary</h2>'
         f'<div class="cards">{cards}</div></section>'
-    ]
+    ] + ([_time_remaining_block(rep)] if rep.planning is not None else [])
 
 
 def _findings_block(rep: Report) -> str:
@@ -1021,15 +1076,21 @@ def _render(rep: Report, plotlyjs: str = "inline") -> str:
         f"{e(rep.generated.strftime('%Y-%m-%d %H:%M UTC'))} by pvekit</p></header>"
     )
     nav = ["summary", "findings", *rep.figures, "rightsizing", "hygiene"]
+    if rep.planning is not None:
+        nav[1:1] = ["time-remaining"]
+        nav[3:3] = ["planning"]
     parts.append(
         "<nav>"
-        + "".join(f'<a href="#{n}">{e(_CHART_TEXT.get(n, (n, ""))[0])}</a>' for n in nav)
+        + "".join(
+            f'<a href="#{n}">{e(_CHART_TEXT.get(n, (_NAV_TEXT.get(n, n), ""))[0])}</a>' for n in nav
+        )
         + "</nav>"
     )
     for w in rep.warnings:
         parts.append(f'<div class="warn-box">Partial report: {e(w)}</div>')
     parts.append('<div class="top">' + "".join(_top_blocks(rep)) + "</div>")
     parts.append(_findings_block(rep))
+    parts.append(_planning_block(rep))
     tables = _chart_tables(rep)
     for i, (name, fig) in enumerate(rep.figures.items()):
         heading, text = _CHART_TEXT.get(name, (name, ""))
@@ -1147,6 +1208,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip per-guest rrddata (faster on large clusters)",
     )
+    parser.add_argument(
+        "--reference",
+        default=",".join(str(v) for v in DEFAULT_REFERENCE.values()),
+        metavar="CORES,MEMORY[,DISK]",
+        help="guest size that capacity remaining is counted in (default: 2,4G,32G)",
+    )
+    parser.add_argument(
+        "--no-planning",
+        action="store_true",
+        help="leave out the planning section (time remaining, capacity remaining, "
+        "maintenance readiness, reclaimable capacity)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 
@@ -1157,6 +1230,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"cannot write {out}: directory {out.parent} does not exist")
     if not 0 < args.threshold <= 1:
         raise InvalidInputError(f"--threshold must be a fraction in (0, 1], got {args.threshold}")
+    planning = not getattr(args, "no_planning", False)
+    reference = parse_reference(args.reference) if planning else None
 
     def say(msg: str) -> None:
         if not args.quiet:
@@ -1180,6 +1255,8 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             guest_metrics=not args.no_guest_metrics,
             progress=say,
+            planning=planning,
+            reference=reference,
         )
     finally:
         source.close()
@@ -1199,3 +1276,524 @@ def run(args: argparse.Namespace) -> int:
         f"{counts.get('info', 0)} info findings"
     )
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# planning section: time remaining, capacity remaining, maintenance readiness, reclaimable
+
+#: The guest size capacity remaining is counted in unless ``reference=`` says otherwise.
+DEFAULT_REFERENCE: dict[str, Any] = {"cores": 2, "memory": "4G", "disk": "32G"}
+
+MAINTENANCE_COLUMNS: dict[str, str] = {
+    "profile": "string",
+    "node": "string",
+    "online": "bool",
+    "guests": "int64",  # guests on the node, templates included
+    "running": "int64",
+    "moves": "int64",  # guests the evacuation plan moves
+    "memory_moved": "int64",
+    "staying": "int64",  # not moved and not blocking (templates, stopped guests that may stay)
+    "blocking": "int64",  # not moved and keeping the node from being emptied
+    "can_evacuate": "bool",
+    "reason": "string",  # why not (the blocking guests, grouped by reason); empty when it can
+}
+
+
+@dataclass
+class PlanningSection:
+    """The planning part of a :class:`Report` (``rep.planning``), computed by
+    :mod:`pvekit.planning` on the report's own frames (``input``, a
+    :class:`pvekit.planning.PlanningInput`: run any planner on it to look closer).
+
+    - ``time_remaining``: :func:`pvekit.planning.time_remaining` (per cluster and resource,
+      the binding one first; ``not growing`` where there is no trend).
+    - ``capacity_remaining``: :func:`pvekit.planning.max_count` of ``reference`` (a
+      :func:`pvekit.planning.guest_spec` frame): how many more guests of that size fit, at
+      all and keeping N+1 headroom, and what stops the next one.
+    - ``maintenance``: one :func:`pvekit.planning.evacuate` per node
+      (:data:`MAINTENANCE_COLUMNS`): can it be emptied now, and if not why.
+    - ``reclaimable``: :func:`pvekit.planning.reclaimable`; ``reclaimable_totals`` the sums
+      per cluster and kind (``items``, ``bytes``, ``memory``, ``vcpus``).
+    - ``figures``: one chart for each (:mod:`pvekit.charts`); ``warnings``: a part that could
+      not be computed, and why (the rest of the section is still there).
+    """
+
+    input: Any
+    reference: pd.DataFrame
+    time_remaining: pd.DataFrame
+    capacity_remaining: pd.DataFrame
+    maintenance: pd.DataFrame
+    reclaimable: pd.DataFrame
+    reclaimable_totals: pd.DataFrame
+    figures: dict[str, go.Figure]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _reference(reference: Any) -> pd.DataFrame:
+    from . import planning
+
+    if reference is None:
+        return planning.guest_spec(**DEFAULT_REFERENCE)
+    if isinstance(reference, str):
+        return parse_reference(reference)
+    if isinstance(reference, dict):
+        return planning.guest_spec(**reference)
+    if isinstance(reference, pd.DataFrame):
+        if len(reference) != 1:
+            raise InvalidInputError(
+                f"reference must be one guest shape (a one-row guest_spec frame), got "
+                f"{len(reference)} rows"
+            )
+        return reference
+    raise InvalidInputError(
+        f"reference must be a planning.guest_spec(...) frame, a dict of its arguments or a "
+        f"string like '2,4G,32G', got {type(reference).__name__}"
+    )
+
+
+def parse_reference(text: str) -> pd.DataFrame:
+    """``"CORES,MEMORY[,DISK]"`` (``"2,4G,32G"``) as a :func:`pvekit.planning.guest_spec`."""
+    from . import planning
+
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) not in (2, 3) or not parts[0].isdigit() or not all(parts):
+        raise InvalidInputError(
+            f"reference size must read CORES,MEMORY[,DISK] (e.g. 2,4G,32G), got {text!r}"
+        )
+    return planning.guest_spec(int(parts[0]), parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def _blocking_reason(unplaced: pd.DataFrame) -> str:
+    """The blocking guests of an evacuation, one clause per distinct reason."""
+    block = unplaced[unplaced["blocking"].astype(bool)]
+    clauses = []
+    for why, grp in block.groupby(block["reason"].astype(str), sort=False):
+        names = [f"{n} ({v})" for n, v in zip(grp["name"], grp["vmid"], strict=True)]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        clauses.append(f"{shown}: {why}")
+    return "; ".join(clauses)
+
+
+def maintenance_readiness(source: Any, *, policy: Any = None) -> pd.DataFrame:
+    """For each node of ``source`` (a Cluster, Group or :class:`~pvekit.planning.
+    PlanningInput`): can it be evacuated now, and if not why (:data:`MAINTENANCE_COLUMNS`).
+
+    One :func:`pvekit.planning.evacuate` per node, each on the cluster as it is now (the
+    nodes are not emptied one after the other)."""
+    from . import planning
+    from .planning._input import as_input
+    from .planning._plan import _typed
+
+    inp = as_input(source)
+    rows: list[dict[str, Any]] = []
+    nd = inp.nodes
+    online = nd["online"].astype("boolean").fillna(False).astype(bool)
+    for profile, node, up in zip(
+        nd["profile"].astype(str), nd["node"].astype(str), online, strict=True
+    ):
+        on = inp.guests[
+            (inp.guests["profile"].astype(str) == profile)
+            & (inp.guests["node"].astype(str) == node)
+        ]
+        row: dict[str, Any] = {
+            "profile": profile,
+            "node": node,
+            "online": bool(up),
+            "guests": len(on),
+            "running": int((on["status"].astype(str) == "running").sum()),
+        }
+        try:
+            plan = planning.evacuate(inp, node, profile=profile, policy=policy)
+        except PVEError as exc:
+            row.update(
+                moves=0,
+                memory_moved=0,
+                staying=0,
+                blocking=row["running"],
+                can_evacuate=False,
+                reason=f"not planned: {exc}",
+            )
+            rows.append(row)
+            continue
+        unplaced = plan.unplaced
+        blocking = int(unplaced["blocking"].sum()) if len(unplaced) else 0
+        reason = _blocking_reason(unplaced) if blocking else ""
+        if not row["online"]:
+            reason = "node is offline" + (f"; {reason}" if reason else "")
+        row.update(
+            moves=len(plan.moves),
+            memory_moved=int(plan.moves["memory"].sum()) if len(plan.moves) else 0,
+            staying=len(unplaced) - blocking,
+            blocking=blocking,
+            can_evacuate=plan.can_empty and row["online"],
+            reason=reason,
+        )
+        rows.append(row)
+    return _typed(rows, MAINTENANCE_COLUMNS)
+
+
+def reclaimable_totals(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sums of :func:`pvekit.planning.reclaimable` per cluster and kind (kinds in the
+    planner's order): ``items``, ``bytes``, ``memory``, ``vcpus`` (NA where no row of the
+    kind has a size, e.g. snapshots)."""
+    from .planning import RECLAIM_KINDS
+
+    cols = ["profile", "kind", "items", "bytes", "memory", "vcpus"]
+    if frame.empty:
+        return pd.DataFrame(columns=cols).astype(
+            {"items": "int64", "bytes": "Int64", "memory": "Int64", "vcpus": "Int64"}
+        )
+    order = {k: i for i, k in enumerate(RECLAIM_KINDS)}
+    out = (
+        frame.assign(profile=frame["profile"].astype(str), kind=frame["kind"].astype(str))
+        .groupby(["profile", "kind"], sort=False)
+        .agg(
+            items=("kind", "size"),
+            bytes=("bytes", lambda s: s.sum(min_count=1)),
+            memory=("memory", lambda s: s.sum(min_count=1)),
+            vcpus=("vcpus", lambda s: s.sum(min_count=1)),
+        )
+        .reset_index()
+    )
+    out["_o"] = [order.get(k, len(order)) for k in out["kind"]]
+    out = out.sort_values(["profile", "_o"], kind="stable").drop(columns="_o")
+    for c in ("bytes", "memory", "vcpus"):
+        out[c] = pd.to_numeric(out[c], errors="coerce").round().astype("Int64")
+    out["items"] = out["items"].astype("int64")
+    return out.reset_index(drop=True)[cols]
+
+
+def planning_section(
+    source: Any,
+    *,
+    reference: Any = None,
+    threshold: float = 0.9,
+    snapshot_days: float = 30,
+    policy: Any = None,
+    now: pd.Timestamp | None = None,
+) -> PlanningSection:
+    """Compute the report's planning section (:class:`PlanningSection`) for ``source``: a
+    Cluster, a Group or a :class:`pvekit.planning.PlanningInput` (then nothing is read).
+
+    Each part is computed on its own: one that fails (frames missing, a planner refusing)
+    leaves an empty frame and a line in ``warnings``, never the whole report."""
+    from . import charts, planning
+    from .planning._input import as_input
+
+    ref = _reference(reference)
+    inp = as_input(source, metrics="month", history=True)
+    notes: list[str] = []
+
+    def part(label: str, fn: Callable[[], pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
+        try:
+            return fn()
+        except Exception as exc:  # one part must not cost the whole report
+            what = str(exc) if isinstance(exc, PVEError) else f"{type(exc).__name__}: {exc}"
+            notes.append(f"{label}: not computed ({what})")
+            return empty
+
+    def empty(cols: dict[str, str]) -> pd.DataFrame:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+
+    tr = part(
+        "time remaining",
+        lambda: planning.time_remaining(inp, threshold=threshold, now=now, policy=policy),
+        empty(planning.TIME_COLUMNS),
+    )
+    cr = part(
+        "capacity remaining",
+        lambda: planning.max_count(inp, ref, policy=policy),
+        empty(planning.WHATIF_COLUMNS),
+    )
+    mt = part(
+        "maintenance readiness",
+        lambda: maintenance_readiness(inp, policy=policy),
+        empty(MAINTENANCE_COLUMNS),
+    )
+    rc = part(
+        "reclaimable capacity",
+        lambda: planning.reclaimable(inp, snapshot_days=snapshot_days, now=now),
+        empty(planning.RECLAIM_COLUMNS),
+    )
+    totals = reclaimable_totals(rc)
+    figures = {
+        "time_remaining": charts.time_remaining(tr),
+        "capacity_remaining": charts.capacity_remaining(
+            cr, title=f"Capacity remaining in guests of {ref['shape'].iloc[0]}"
+        ),
+        "maintenance": charts.maintenance(mt),
+        "reclaimable": charts.reclaimable(totals),
+    }
+    return PlanningSection(
+        input=inp,
+        reference=ref,
+        time_remaining=tr,
+        capacity_remaining=cr,
+        maintenance=mt,
+        reclaimable=rc,
+        reclaimable_totals=totals,
+        figures=figures,
+        warnings=notes,
+    )
+
+
+_PLANNING_TEXT: dict[str, tuple[str, str]] = {
+    "time_remaining": (
+        "Time remaining",
+        "Days until each cluster's CPU, memory and storage pools reach the threshold at the "
+        "current trend, the binding resource (★) first. Not growing: no trend, no date.",
+    ),
+    "capacity_remaining": (
+        "Capacity remaining",
+        "How many more guests of the reference size fit, on the nodes as they are now: at "
+        "all, and while keeping room to restart a failed node's guests (N+1).",
+    ),
+    "maintenance": (
+        "Maintenance readiness",
+        "For each node: could it be emptied for maintenance now (✓), and if not, which "
+        "guests keep it from being emptied and why.",
+    ),
+    "reclaimable": (
+        "Reclaimable capacity",
+        "What could be given back, by kind: oversized and idle guests, long-stopped guests "
+        "and their disks, old snapshots, backups beyond retention, unused disks and "
+        "templates. Each row of the table behind it carries its evidence.",
+    ),
+}
+
+
+def _days_cell(status: Any, days: Any) -> str:
+    s = str(status)
+    if s == "above threshold":
+        return "now"
+    if s != "growing" or days is None or pd.isna(days):
+        return s
+    return f"{float(days):.0f}"
+
+
+def _chart_div(name: str, fig: go.Figure) -> str:
+    import plotly.io as pio
+
+    return str(
+        pio.to_html(
+            fig,
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=f"chart-{name}",
+            config={"displaylogo": False, "responsive": True},
+            default_width="100%",
+        )
+    )
+
+
+def _time_remaining_table(tr: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "profile": tr["profile"].astype(str),
+            "resource": [
+                f"{r} ★" if bool(b) else str(r)
+                for r, b in zip(tr["resource"], tr["binding"], strict=True)
+            ],
+            "used now": [_pct(v) for v in tr["current"]],
+            "days left": [
+                _days_cell(s, d) for s, d in zip(tr["status"], tr["days_until"], strict=True)
+            ],
+            "range": [
+                f"{lo:.0f}-{hi:.0f}"
+                if str(s) == "growing" and pd.notna(lo) and pd.notna(hi)
+                else ""
+                for s, lo, hi in zip(tr["status"], tr["days_low"], tr["days_high"], strict=True)
+            ],
+            "date": [
+                t.strftime("%Y-%m-%d") if isinstance(t, pd.Timestamp) and pd.notna(t) else ""
+                for t in tr["eta"]
+            ],
+        }
+    )
+
+
+def _time_remaining_block(rep: Report) -> str:
+    """The top-row block beside the summary: time remaining per cluster and resource."""
+    sec = rep.planning
+    if sec is None:
+        return ""
+    e = html.escape
+    heading, text = _PLANNING_TEXT["time_remaining"]
+    tr = sec.time_remaining
+    th = tr["threshold"].dropna()
+    text += f" Threshold: {_pct(th.iloc[0])}." if len(th) else ""
+    return (
+        f'<section class="top-block" id="time-remaining"><h2>{e(heading)}</h2>'
+        f'<p class="hint">{e(text)}</p>'
+        + _table(_time_remaining_table(tr), cls="time-remaining")
+        + _chart_div("time_remaining", sec.figures["time_remaining"])
+        + "</section>"
+    )
+
+
+def _planning_block(rep: Report) -> str:
+    """The planning section below the findings: capacity remaining, maintenance readiness,
+    reclaimable capacity, each a chart with its table."""
+    sec = rep.planning
+    if sec is None:
+        return ""
+    e = html.escape
+    ref = sec.reference.iloc[0]
+    ref_text = f"{int(ref['cores'])} vCPU / {_b(ref['memory'])}" + (
+        f" / {_b(ref['disk'])} disk" if int(ref["disk"]) else ""
+    )
+    cr = sec.capacity_remaining
+    mt = sec.maintenance
+    totals = sec.reclaimable_totals
+    tables = {
+        "capacity_remaining": _table(
+            pd.DataFrame(
+                {
+                    "profile": cr["profile"].astype(str),
+                    "reference": cr["shape"].astype(str),
+                    "fit now": cr["max_count"],
+                    "keeping N+1": cr["max_count_n_plus_1"],
+                    "next one stopped by": [
+                        f"{b} on {n}" if isinstance(b, str) and b else ""
+                        for b, n in zip(cr["stopped_by"], cr["stopped_node"], strict=True)
+                    ],
+                    "why": cr["stopped_reason"].astype(str),
+                }
+            )
+        ),
+        "maintenance": _table(
+            pd.DataFrame(
+                {
+                    "profile": mt["profile"].astype(str),
+                    "node": mt["node"].astype(str),
+                    "can evacuate": ["yes" if ok else "no" for ok in mt["can_evacuate"]],
+                    "guests": mt["guests"],
+                    "moves": mt["moves"],
+                    "memory moved": [_b(v) for v in mt["memory_moved"]],
+                    "stay": mt["staying"],
+                    "blocking": mt["blocking"],
+                    "why not": mt["reason"].astype(str),
+                }
+            ),
+            cls="maintenance",
+        ),
+        "reclaimable": _table(
+            pd.DataFrame(
+                {
+                    "profile": totals["profile"],
+                    "kind": totals["kind"],
+                    "items": totals["items"],
+                    "disk": ["unknown" if pd.isna(v) else _b(v) for v in totals["bytes"]],
+                    "memory": ["" if pd.isna(v) else _b(v) for v in totals["memory"]],
+                    "vCPUs": ["" if pd.isna(v) else str(int(v)) for v in totals["vcpus"]],
+                }
+            )
+        )
+        + "<details><summary>Every reclaimable item, with its evidence</summary>"
+        + _table(
+            sec.reclaimable,
+            [
+                "profile",
+                "kind",
+                "vmid",
+                "name",
+                "node",
+                "storage",
+                "bytes",
+                "memory",
+                "vcpus",
+                "age_days",
+                "evidence",
+            ],
+        )
+        + "</details>",
+    }
+    parts = [
+        '<h2 id="planning">Planning</h2><p class="hint">What the planners of pvekit.planning '
+        f"answer on these frames. Reference size for capacity remaining: {e(ref_text)}.</p>"
+    ]
+    for w in sec.warnings:
+        parts.append(f'<div class="warn-box">Planning: {e(w)}</div>')
+    for name in ("capacity_remaining", "maintenance", "reclaimable"):
+        heading, text = _PLANNING_TEXT[name]
+        parts.append(
+            f'<section class="chart planning" id="{name.replace("_", "-")}"><h3>{e(heading)}'
+            f'</h3><p class="hint">{e(text)}</p>{_chart_div(name, sec.figures[name])}'
+            f"<details open><summary>Table behind this chart</summary>{tables[name]}</details>"
+            "</section>"
+        )
+    return "".join(parts)
+
+
+_NAV_TEXT = {"time-remaining": "Time remaining", "planning": "Planning"}
+
+
+def _frames_input(
+    nodes: pd.DataFrame,
+    guests: pd.DataFrame,
+    storage: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    backups: pd.DataFrame | None,
+    snapshots: pd.DataFrame | None,
+) -> Any:
+    from .planning import PlanningInput
+
+    return PlanningInput(
+        nodes=nodes,
+        guests=guests,
+        storage=storage,
+        metrics=metrics,
+        backups=backups,
+        snapshots=snapshots,
+    )
+
+
+def _read_planning_input(
+    source: Any,
+    step: Callable[[str, Callable[[], pd.DataFrame], bool], pd.DataFrame | None],
+    nodes: pd.DataFrame,
+    guests: pd.DataFrame,
+    storage: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    backups: pd.DataFrame | None,
+    snapshots: pd.DataFrame | None,
+) -> Any:
+    """The planners' frames for the report: the report's own reads (nodes, guests, storage,
+    metrics, backups, snapshots) plus what only planning needs (HA rules, CPU models, host
+    devices and unused disks from the configs already read, the task log, guest volumes).
+    When those cannot be read, the planners work on the report's frames alone."""
+    from .planning import PlanningInput
+
+    base = _frames_input(nodes, guests, storage, metrics, backups, snapshots)
+    got: dict[str, Any] = {}
+
+    def read() -> pd.DataFrame:
+        # warm reads: nodes, guests(details=True), storage and the configs are cached answers
+        got["input"] = PlanningInput.read(source, history=True)
+        return got["input"].nodes
+
+    if step("planning inputs (HA rules, CPU models, tasks, volumes)", read, True) is None:
+        return base.copy(source=source)
+    extra = got["input"]
+    # keep the report's frames where both have them, so the section describes what the rest
+    # of the report shows; take the planning-only columns and frames from the read
+    g = guests.merge(
+        extra.guests[["profile", "vmid", "local_resources", "unused"]],
+        on=["profile", "vmid"],
+        how="left",
+    )
+    for col in ("local_resources", "unused"):
+        g[col] = [v if isinstance(v, list) else [] for v in g[col]]
+    n = nodes.merge(
+        extra.nodes[["profile", "node", "cpu_model"]], on=["profile", "node"], how="left"
+    )
+    return base.copy(
+        nodes=n,
+        guests=g,
+        ha_rules=extra.ha_rules,
+        tasks=extra.tasks,
+        volumes=extra.volumes,
+        backups=backups if backups is not None else extra.backups,
+        snapshots=snapshots if snapshots is not None else extra.snapshots,
+        source=source,
+    )

@@ -125,12 +125,12 @@ def test_report_contains_every_chart_and_finding(built) -> None:
 
 
 def test_report_is_self_contained(built) -> None:
-    _, page = built
+    rep, page = built
     # plotly.js embedded exactly once, and no external script, stylesheet or CDN
     assert page.count("plotly.js v") == 1
     assert not re.search(r"<script[^>]+src=", page)
     assert not re.search(r"<link[^>]+href=['\"]?https?:", page)
-    assert page.count("Plotly.newPlot(") == len(CHARTS)
+    assert page.count("Plotly.newPlot(") == len(CHARTS) + len(rep.planning.figures)
 
 
 def test_shared_pool_drawn_once_in_storage_history(built) -> None:

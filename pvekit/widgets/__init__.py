@@ -4,6 +4,9 @@
   reboot, reset, suspend, resume, snapshots, backup, migrate), enabled only where the action
   fits the selection and the identity's privileges; destructive actions ask for a
   confirmation; tasks run in the background with progress bars and log tails.
+- :class:`PlanPanel`: pick nodes for maintenance (or a rebalance), review the plan of
+  :mod:`pvekit.planning`, apply it after a confirmation bound to that plan, with a progress
+  bar per migration; permission-aware like the guest panel.
 - :class:`Dashboard`: the capacity charts as live plotly FigureWidgets, the connection status
   of every profile, a refresh button and a non-stacking auto-refresh.
 
@@ -16,5 +19,15 @@ from ._actions import ACTIONS, Action
 from ._common import Permissions
 from ._dashboard import CHARTS, Dashboard
 from ._panel import GuestPanel, TaskView
+from ._plan import PlanPanel
 
-__all__ = ["ACTIONS", "CHARTS", "Action", "Dashboard", "GuestPanel", "Permissions", "TaskView"]
+__all__ = [
+    "ACTIONS",
+    "CHARTS",
+    "Action",
+    "Dashboard",
+    "GuestPanel",
+    "Permissions",
+    "PlanPanel",
+    "TaskView",
+]
