@@ -1576,3 +1576,11 @@ def analyse(
         thresholds=th,
     )
     return Analysis(nu, cu, gu, sp, hr, fc, rs, hy, fi, th)
+
+
+# --------------------------------------------------------------------------------------------
+# growth of allocation over a history of snapshots (pvekit.history): its own module
+
+from ._growth import GROWTH_COLUMNS, growth, growth_trend  # noqa: E402
+
+__all__ += ["GROWTH_COLUMNS", "growth", "growth_trend"]

@@ -33,8 +33,27 @@ def _read_cluster(cluster: Any, details: bool, fresh: bool) -> dict[str, pd.Data
     }
 
 
+def _concat(dfs: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate one kind's frames; categories become the union, sorted, like a live one."""
+    import pandas as pd
+
+    df = pd.concat(dfs, ignore_index=True)
+    for name, dtype in dfs[0].dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype) and not isinstance(
+            df[name].dtype, pd.CategoricalDtype
+        ):
+            col = df[name].astype("category")
+            df[name] = col.cat.reorder_categories(sorted(col.cat.categories))
+    return df
+
+
 def read_snapshot(
-    source: Any, *, details: bool = True, analyse: bool = True, fresh: bool = True
+    source: Any,
+    *,
+    details: bool = True,
+    analyse: bool = True,
+    fresh: bool = True,
+    collected_at: Any = None,
 ) -> Snapshot:
     """Read nodes, guests, storage and summary of every cluster of ``source``.
 
@@ -47,7 +66,13 @@ def read_snapshot(
         raise InvalidInputError(
             f"collect() needs a pvekit Cluster or Group, got {type(source).__name__}"
         )
-    collected_at = pd.Timestamp.now(tz="UTC").floor("s")
+    if collected_at is None:
+        when = pd.Timestamp.now(tz="UTC")
+    elif isinstance(collected_at, int | float):
+        when = pd.Timestamp(collected_at, unit="s", tz="UTC")
+    else:
+        when = pd.Timestamp(collected_at)
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
     if callable(getattr(source, "map", None)) and callable(getattr(source, "status", None)):
         results: dict[str, Any] = source.map(lambda c: _read_cluster(c, details, fresh))
         status = source.status()
@@ -88,8 +113,10 @@ def read_snapshot(
     out: dict[str, pd.DataFrame] = {}
     for k, dfs in parts.items():
         spec = {"details": details} if k == "guests" else {}
-        if dfs:
-            out[k] = _frames.apply_dtypes(pd.concat(dfs, ignore_index=True), k)
+        if len(dfs) == 1:
+            out[k] = dfs[0]
+        elif dfs:
+            out[k] = _concat(dfs)
         else:
             out[k] = _frames.empty_frame(k, **spec)
     status = status.copy()
@@ -109,4 +136,4 @@ def read_snapshot(
             summary=out["summary"],
         )
     profiles = sorted(str(p) for p in status["profile"])
-    return Snapshot(collected_at=collected_at, profiles=profiles, frames=out)
+    return Snapshot(collected_at=when.floor("s"), profiles=profiles, frames=out)

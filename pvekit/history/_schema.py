@@ -79,6 +79,7 @@ _STRING_LISTS = frozenset({"tags", "content"})
 # A dict that lacks some fields of the fixed struct lists them here, so a read gives back
 # the same keys (an entry without "error" must not come back with "error": None).
 _ABSENT = "__absent__"
+_TIME = "datetime64[ns, UTC]"
 
 
 def column_dtypes(kind: str) -> dict[str, str]:
@@ -176,22 +177,24 @@ def to_arrow(kind: str, df: pd.DataFrame) -> pa.Table:
         elif pa.types.is_list(field.type):
             arrays.append(pa.array(_string_list(col), type=field.type))
         elif pa.types.is_dictionary(field.type):
-            text = col.astype("string")
+            text = col if isinstance(col.dtype, pd.StringDtype) else col.astype("string")
             arrays.append(
-                pa.array(text.to_numpy(dtype=object, na_value=None), type=pa.string())
+                pa.array(text, type=pa.string(), from_pandas=True)
                 .dictionary_encode()
                 .cast(field.type)
             )
         elif pa.types.is_timestamp(field.type):
-            times = pd.to_datetime(col, utc=True).astype("datetime64[ns, UTC]")
+            times = col if str(col.dtype) == _TIME else pd.to_datetime(col, utc=True).astype(_TIME)
             arrays.append(pa.array(times, type=field.type))
         elif pa.types.is_string(field.type):
-            text = col.astype("string")
-            arrays.append(pa.array(text.to_numpy(dtype=object, na_value=None), type=field.type))
+            text = col if isinstance(col.dtype, pd.StringDtype) else col.astype("string")
+            arrays.append(pa.array(text, type=field.type, from_pandas=True))
         elif pa.types.is_boolean(field.type):
-            arrays.append(pa.array(col.astype("boolean"), type=field.type))
+            flags = col if str(col.dtype) == "boolean" else col.astype("boolean")
+            arrays.append(pa.array(flags, type=field.type))
         elif pa.types.is_integer(field.type):
-            arrays.append(pa.array(col.astype("Int64"), type=field.type))
+            ints = col if str(col.dtype) == "Int64" else col.astype("Int64")
+            arrays.append(pa.array(ints, type=field.type))
         else:
             arrays.append(pa.array(col.astype("float64"), type=field.type, from_pandas=True))
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -228,17 +228,28 @@ class Store:
     def _written(self, kind: str, path: str) -> None:
         """Hook between data files (tests inject a crash here)."""
 
-    def collect(self, source: Any, *, details: bool = True, analyse: bool = True) -> str:
+    def collect(
+        self,
+        source: Any,
+        *,
+        details: bool = True,
+        analyse: bool = True,
+        collected_at: Any = None,
+        fresh: bool = True,
+    ) -> str:
         """Read one snapshot of a Cluster or Group and store it; returns the snapshot id.
 
         A cluster of a Group that does not answer is recorded in the ``status`` table (state
         ``failed`` and its error) and the others are stored. ``details`` reads every guest's
         config (disks, networks, configured memory); ``analyse`` stores the capacity
-        findings of the snapshot.
+        findings of the snapshot. ``collected_at`` (default: now) stamps the rows;
+        ``fresh=False`` lets the client answer from its cache.
         """
         from ._collect import read_snapshot
 
-        snap = read_snapshot(source, details=details, analyse=analyse)
+        snap = read_snapshot(
+            source, details=details, analyse=analyse, fresh=fresh, collected_at=collected_at
+        )
         return self.write(snap.frames, collected_at=snap.collected_at, profiles=snap.profiles)
 
     # -- reading ------------------------------------------------------------------------------
