@@ -109,7 +109,8 @@ class Store:
         text = os.fspath(location) if not isinstance(location, str) else location
         if not text:
             raise InvalidInputError("history store location must not be empty")
-        self.location = text
+        # user:secret@ in a URL must not reach a repr, log line or error message
+        self.location = re.sub(r"^([a-zA-Z][\w+.-]*://)[^/@]*@", r"\1***@", text)
         fs, path = fsspec.core.url_to_fs(text, **storage_options)
         self._fs = fs
         self._root = path.rstrip("/") or "/"
@@ -256,8 +257,10 @@ class Store:
 
     def _committed(self) -> list[str]:
         self._check_format(create=False)
+        commits = self._path(_COMMITS)
+        self._fs.invalidate_cache(commits)  # s3fs keeps listings: another writer may have added
         try:
-            names = self._fs.ls(self._path(_COMMITS), detail=False)
+            names = self._fs.ls(commits, detail=False)
         except FileNotFoundError:
             return []
         out = []
@@ -392,13 +395,17 @@ class Store:
 
     # -- retention ----------------------------------------------------------------------------
 
-    def prune(self, keep: Any = None, *, keep_last: int | None = None) -> list[str]:
+    def prune(
+        self, keep: Any = None, *, keep_last: int | None = None, orphan_grace: float = 3600.0
+    ) -> list[str]:
         """Delete old snapshots; returns the ids deleted.
 
         ``keep`` is how long to keep (a ``pd.Timedelta``, ``"90D"``, or days as a number),
         counted back from the newest snapshot; ``keep_last`` keeps that many snapshots.
         The marker goes first, so a reader never sees a snapshot with missing files. Files of
-        snapshots that were never committed (a collector that died) are removed too.
+        snapshots that were never committed (a collector that died) are removed too once
+        they are ``orphan_grace`` seconds old (younger ones may belong to a collector that is
+        still writing).
         """
         import pandas as pd
 
@@ -427,12 +434,15 @@ class Store:
                 path = self._data_path(kind, sid)
                 if self._fs.exists(path):
                     self._fs.rm_file(path)
-        self._remove_orphans(set(sids) - drop)
+        self._remove_orphans(set(sids) - drop, orphan_grace)
         if drop:
             log.info("pruned %d snapshot(s) from %s", len(drop), self.location)
         return sorted(drop)
 
-    def _remove_orphans(self, committed: set[str]) -> None:
+    def _remove_orphans(self, committed: set[str], grace: float) -> None:
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC)
         for kind in KINDS:
             try:
                 found = self._fs.find(self._path(kind))
@@ -441,7 +451,15 @@ class Store:
             for path in found:
                 base = posixpath.basename(str(path))
                 sid = base.split(".parquet", 1)[0]
-                if sid not in committed and (".tmp-" in base or _SID.match(sid)):
+                if sid in committed or not (".tmp-" in base or _SID.match(sid)):
+                    continue
+                try:
+                    modified = self._fs.modified(path)
+                except (NotImplementedError, FileNotFoundError):
+                    continue
+                if modified.tzinfo is None:
+                    modified = modified.replace(tzinfo=dt.UTC)
+                if (now - modified).total_seconds() >= grace:
                     self._fs.rm_file(path)
 
     def files(self, kind: str) -> list[str]:

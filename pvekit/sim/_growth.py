@@ -113,7 +113,9 @@ class GrowthModel:
         src = self._pick(st)
         if src is None:
             return None
-        vmid = st.next_vmid()
+        # Above every VMID so far: a removed guest's VMID is not handed out again, so each
+        # VMID in the history is one guest's life.
+        vmid = max(st.guests, default=99) + 1
         online = sorted(n for n, node in st.nodes.items() if node.online)
         node = self._rng.choice(online)
         disks: dict[str, Disk] = {}
