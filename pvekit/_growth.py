@@ -17,7 +17,7 @@ import pandas as pd
 
 from ._errors import InvalidInputError
 
-__all__ = ["GROWTH_COLUMNS", "growth", "growth_trend"]
+__all__ = ["GROWTH_COLUMNS", "allocation", "growth", "growth_trend", "guest_changes"]
 
 # The guests columns growth needs: read only these from a long history
 # (``store.read("guests", columns=GROWTH_COLUMNS)``), the lists of dicts are the slow part.
@@ -141,6 +141,58 @@ def _per_snapshot(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         keep = [(p, t) in seen for p, t in zip(full["profile"], full["collected_at"], strict=True)]
         return full[keep].reset_index(drop=True)
     return agg.reset_index()
+
+
+def allocation(history: Any, by: Sequence[str] | str = ("profile",)) -> pd.DataFrame:
+    """Allocation at every snapshot: the ``by`` keys, ``collected_at``, ``guests``, ``vcpus``,
+    ``mem_alloc``, ``disk_provisioned`` (templates not counted)."""
+    guests, _ = _split(history, None)
+    keys, tag = _keys(by)
+    out = _per_snapshot(_prepared(guests, keys, tag), keys)
+    for m in ("guests", "vcpus"):
+        out[m] = out[m].round().astype("int64")
+    for m in ("mem_alloc", "disk_provisioned"):
+        out[m] = out[m].round().astype("Int64")
+    for k in keys:
+        out[k] = out[k].astype("string")
+    return out
+
+
+def guest_changes(history: Any, since: Any = None, until: Any = None) -> pd.DataFrame:
+    """Guests created and removed: one row per guest that appeared after the first snapshot
+    of its cluster or disappeared before the last one (within ``since``..``until`` if given).
+
+    Columns: profile, vmid, name, change (``created``/``removed``), when (the first or last
+    snapshot it was seen in), cores, mem_alloc.
+    """
+    guests, _ = _split(history, None)
+    g = guests.sort_values("collected_at", kind="stable")
+    cols = ["profile", "vmid", "name", "change", "when", "cores", "mem_alloc"]
+    if g.empty:
+        return pd.DataFrame({c: [] for c in cols})
+    g = g.assign(collected_at=pd.to_datetime(g["collected_at"], utc=True))
+    if "template" in g:
+        g = g[~g["template"].astype("boolean").fillna(False).astype(bool)]
+    per = g.groupby(["profile", "vmid"], observed=True, sort=False)
+    bounds = g.groupby("profile", observed=True)["collected_at"].agg(["min", "max"])
+    first = per.head(1)
+    last = per.tail(1)
+    born = first[first["collected_at"] > first["profile"].map(bounds["min"])].assign(
+        change="created"
+    )
+    gone = last[last["collected_at"] < last["profile"].map(bounds["max"])].assign(change="removed")
+    out = pd.concat([born, gone], ignore_index=True)
+    out = out.rename(columns={"collected_at": "when", "mem_total": "mem_alloc"})
+    if since is not None:
+        out = out[out["when"] >= pd.Timestamp(since, tz="UTC")]
+    if until is not None:
+        out = out[out["when"] <= pd.Timestamp(until, tz="UTC")]
+    for c in cols:
+        if c not in out:
+            out[c] = pd.NA
+    out = out[cols].sort_values(["when", "profile", "vmid"], ignore_index=True)
+    out["change"] = out["change"].astype("string")
+    return out
 
 
 def _period_start(times: pd.Series, period: str) -> pd.Series:

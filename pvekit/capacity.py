@@ -1581,6 +1581,12 @@ def analyse(
 # --------------------------------------------------------------------------------------------
 # growth of allocation over a history of snapshots (pvekit.history): its own module
 
-from ._growth import GROWTH_COLUMNS, growth, growth_trend  # noqa: E402
+from ._growth import (  # noqa: E402
+    GROWTH_COLUMNS,
+    allocation,
+    growth,
+    growth_trend,
+    guest_changes,
+)
 
-__all__ += ["GROWTH_COLUMNS", "growth", "growth_trend"]
+__all__ += ["GROWTH_COLUMNS", "allocation", "growth", "growth_trend", "guest_changes"]

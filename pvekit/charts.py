@@ -838,3 +838,11 @@ def headroom(headroom: pd.DataFrame, *, title: str = "Failure headroom (N+1)") -
     fig.update_layout(barmode="group")
     _bytes_axis(fig, need + room, row=1, col=1)
     return _layout(fig, title, 400)
+
+
+# --------------------------------------------------------------------------------------------
+# allocation over time (history store): its own module
+
+from ._growth_charts import allocation_history  # noqa: E402
+
+__all__ += ["allocation_history"]
