@@ -49,6 +49,7 @@ def build_demo_history(
     if not isinstance(days, int) or days < 1:
         raise InvalidInputError(f"history days must be a whole number >= 1, got {days!r}")
     model = GrowthModel(sim.clock, [c.state for c in sim.clusters.values()], seed=seed)
+    group.simulator_growth = model
     for cluster in group:
         cluster._demo_nodes = sorted(sim[cluster.profile].state.nodes)
     say = progress or (lambda _msg: None)
