@@ -40,7 +40,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import capacity, charts, frames, report, sim, widgets
+    from . import capacity, charts, frames, history, report, sim, widgets
     from ._cluster import Cluster, IncompleteDataWarning
     from ._config import Profile, load_config
     from ._connect import connect, connect_group, demo
@@ -84,7 +84,7 @@ _LAZY: dict[str, str] = {
     "safe_bool": "._format",
     "first_non_loopback_ip": "._format",
 }
-_SUBMODULES = ("capacity", "charts", "frames", "report", "sim", "widgets")
+_SUBMODULES = ("capacity", "charts", "frames", "history", "report", "sim", "widgets")
 
 __all__ = [
     "UPID",
@@ -127,6 +127,7 @@ __all__ = [
     "format_bytes",
     "format_uptime",
     "frames",
+    "history",
     "load_config",
     "parse_upid",
     "parse_vmid",
