@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidInputError
@@ -42,6 +43,7 @@ def build_demo_history(
     """Collect ``days`` daily snapshots of a demo Group whose simulator clock starts ``days``
     ago; between snapshots the seeded growth model changes the clusters. Returns timings."""
     from ..sim._growth import GrowthModel
+    from ._collect import read_snapshot
 
     sim = getattr(group, "simulator", None)
     if sim is None:
@@ -56,22 +58,35 @@ def build_demo_history(
     t0 = time.perf_counter()
     collect_s = 0.0
     changed: dict[str, list[str]] = {}
-    for day in range(days):
-        if day:
-            events = model.step(1.0)
-            changed = {}
-            for ev in events:
-                changed.setdefault(ev.cluster, []).append(ev.config_path)
-            _invalidate_day(group, changed)
-        start = time.perf_counter()
-        # The capacity analysis costs more than the reads: findings weekly and on the last day.
-        analyse = day % 7 == 0 or day == days - 1
-        store.collect(
-            group, details=True, analyse=analyse, collected_at=sim.clock.now(), fresh=False
-        )
-        collect_s += time.perf_counter() - start
-        if (day + 1) % 30 == 0 or day + 1 == days:
-            say(f"  day {day + 1}/{days}: {time.perf_counter() - t0:.1f} s")
+    # Parquet encoding releases the GIL: day N is written while day N+1 is read over HTTP.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pvekit-history") as writer:
+        pending: list[Future[str]] = []
+        for day in range(days):
+            if day:
+                events = model.step(1.0)
+                changed = {}
+                for ev in events:
+                    changed.setdefault(ev.cluster, []).append(ev.config_path)
+                _invalidate_day(group, changed)
+            start = time.perf_counter()
+            # The capacity analysis costs more than the reads (~0.7 s against ~0.3 s a day):
+            # findings every 30 days and on the last day.
+            analyse = day % 30 == 0 or day == days - 1
+            snap = read_snapshot(
+                group, details=True, analyse=analyse, fresh=False, collected_at=sim.clock.now()
+            )
+            collect_s += time.perf_counter() - start
+            pending.append(
+                writer.submit(
+                    store.write, snap.frames, collected_at=snap.collected_at, profiles=snap.profiles
+                )
+            )
+            if pending[0].done():
+                pending.pop(0).result()  # a failed write stops the build here
+            if (day + 1) % 30 == 0 or day + 1 == days:
+                say(f"  day {day + 1}/{days}: {time.perf_counter() - t0:.1f} s")
+        for f in pending:
+            f.result()
     return {"days": days, "seconds": time.perf_counter() - t0, "collect_seconds": collect_s}
 
 

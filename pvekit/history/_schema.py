@@ -158,16 +158,50 @@ def _string_list(values: Iterable[Any]) -> list[Any]:
     ]
 
 
+def _plain(pd: Any, dtype: Any, arrow_type: Any) -> bool:
+    """The pandas dtype converts to ``arrow_type`` as is (no cast, no inference)."""
+    import pyarrow as pa
+
+    text = str(dtype)
+    if pa.types.is_timestamp(arrow_type):
+        return text == _TIME
+    if pa.types.is_string(arrow_type):
+        return isinstance(dtype, pd.StringDtype)
+    if pa.types.is_boolean(arrow_type):
+        return text == "boolean"
+    if pa.types.is_integer(arrow_type):
+        return text == "Int64"
+    return text == "float64"
+
+
 def to_arrow(kind: str, df: pd.DataFrame) -> pa.Table:
     """The table of one kind as stored: every documented column (missing ones null)."""
     import pandas as pd
     import pyarrow as pa
 
     schema = arrow_schema(kind)
-    arrays = []
     n = len(df)
+    # Columns already in their documented dtype convert in one call (C++); the rest
+    # (lists, dicts, categories, anything a caller built loosely) one by one below.
+    plain = [
+        f
+        for f in schema
+        if f.name in df.columns
+        and not (pa.types.is_list(f.type) or pa.types.is_dictionary(f.type))
+        and _plain(pd, df[f.name].dtype, f.type)
+    ]
+    fast: dict[str, Any] = {}
+    if plain:
+        sub = pa.Table.from_pandas(
+            df[[f.name for f in plain]], schema=pa.schema(plain), preserve_index=False
+        )
+        fast = {name: sub.column(name) for name in sub.column_names}
+    arrays = []
     for field in schema:
         name = field.name
+        if name in fast:
+            arrays.append(fast[name])
+            continue
         if name not in df.columns:
             arrays.append(pa.nulls(n, field.type))
             continue
