@@ -263,3 +263,25 @@ def test_collect_days_needs_demo(tmp_path: Path) -> None:
     from pvekit.cli import main
 
     assert main(["collect", "--store", str(tmp_path), "--days", "3"]) == 1
+
+
+def test_parallel_demo_build_gives_the_same_history(tmp_path: Path) -> None:
+    """Worker processes replay the seeded model: the same guests, sizes and disks per day."""
+    from pvekit.history._demo import build_demo_history, past_clock
+
+    def build(workers: int) -> pd.DataFrame:
+        group = pvekit.demo(clock=past_clock(6))
+        try:
+            store = history.Store(tmp_path / f"w{workers}")
+            info = build_demo_history(group, store, 6, workers=workers)
+            assert info["workers"] == workers
+        finally:
+            group.close()
+        cols = ["profile", "vmid", "name", "cores", "mem_total", "disk_provisioned"]
+        g = store.read("guests", columns=[*cols, "collected_at"])
+        day = g["collected_at"].rank(method="dense").astype(int)
+        return g.assign(day=day).drop(columns="collected_at").sort_values(["day", *cols[:2]])
+
+    one, two = build(1), build(2)
+    assert one["day"].max() == 6
+    pd.testing.assert_frame_equal(one.reset_index(drop=True), two.reset_index(drop=True))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing as mp
+import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidInputError
@@ -32,40 +35,31 @@ def _invalidate_day(group: Any, changed: dict[str, list[str]]) -> None:
         cluster.invalidate(*prefixes, exact=changed.get(cluster.profile, []))
 
 
-def build_demo_history(
+def _collect_days(
     group: Any,
     store: Store,
+    model: Any,
+    first: int,
+    last: int,
     days: int,
-    *,
-    seed: int = 0,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, float]:
-    """Collect ``days`` daily snapshots of a demo Group whose simulator clock starts ``days``
-    ago; between snapshots the seeded growth model changes the clusters. Returns timings."""
-    from ..sim._growth import GrowthModel
+    say: Callable[[str], None],
+) -> float:
+    """Collect days ``first``..``last - 1`` (stepping the model before each but day 0);
+    returns the seconds spent reading."""
     from ._collect import read_snapshot
 
-    sim = getattr(group, "simulator", None)
-    if sim is None:
-        raise InvalidInputError("demo history needs the Group returned by pvekit.demo()")
-    if not isinstance(days, int) or days < 1:
-        raise InvalidInputError(f"history days must be a whole number >= 1, got {days!r}")
-    model = GrowthModel(sim.clock, [c.state for c in sim.clusters.values()], seed=seed)
-    group.simulator_growth = model
+    sim = group.simulator
     for cluster in group:
         cluster._demo_nodes = sorted(sim[cluster.profile].state.nodes)
-    say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     collect_s = 0.0
-    changed: dict[str, list[str]] = {}
     # Parquet encoding releases the GIL: day N is written while day N+1 is read over HTTP.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pvekit-history") as writer:
         pending: list[Future[str]] = []
-        for day in range(days):
+        for day in range(first, last):
             if day:
-                events = model.step(1.0)
-                changed = {}
-                for ev in events:
+                changed: dict[str, list[str]] = {}
+                for ev in model.step(1.0):
                     changed.setdefault(ev.cluster, []).append(ev.config_path)
                 _invalidate_day(group, changed)
             start = time.perf_counter()
@@ -83,11 +77,97 @@ def build_demo_history(
             )
             if pending[0].done():
                 pending.pop(0).result()  # a failed write stops the build here
-            if (day + 1) % 30 == 0 or day + 1 == days:
+            if (day + 1) % 30 == 0 or day + 1 == last:
                 say(f"  day {day + 1}/{days}: {time.perf_counter() - t0:.1f} s")
         for f in pending:
             f.result()
-    return {"days": days, "seconds": time.perf_counter() - t0, "collect_seconds": collect_s}
+    return collect_s
+
+
+def _chunk_worker(
+    url: str, options: dict[str, Any], start: float, seed: int, first: int, last: int, days: int
+) -> float:
+    """In a worker process: the same demo (same seed, same clock start), the growth model
+    replayed to ``first`` (no HTTP: state changes only), then days ``first``..``last - 1``
+    collected over HTTP into the same store."""
+    from .._connect import demo
+    from ..sim import SimClock
+    from ..sim._growth import GrowthModel
+    from ._store import Store
+
+    group: Any = demo(seed=seed, clock=SimClock(start=start))
+    try:
+        sim = group.simulator
+        model = GrowthModel(sim.clock, [c.state for c in sim.clusters.values()], seed=seed)
+        for _ in range(1, first):
+            model.step(1.0)
+        return _collect_days(group, Store(url, **options), model, first, last, days, _quiet)
+    finally:
+        group.close()
+
+
+def _quiet(_msg: str) -> None:
+    return None
+
+
+def build_demo_history(
+    group: Any,
+    store: Store,
+    days: int,
+    *,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
+) -> dict[str, float]:
+    """Collect ``days`` daily snapshots of a demo Group whose simulator clock starts ``days``
+    ago; between snapshots the seeded growth model changes the clusters. Returns timings.
+
+    With ``workers`` > 1 (default: one per CPU, up to 4, for 60 days or more) the earlier
+    days are collected by worker processes, each with its own simulator of the same seed and
+    clock start and the model replayed to its first day; this process takes the last days,
+    so the group ends in the final state.
+    """
+    from ..sim._growth import GrowthModel
+
+    sim = getattr(group, "simulator", None)
+    if sim is None:
+        raise InvalidInputError("demo history needs the Group returned by pvekit.demo()")
+    if not isinstance(days, int) or days < 1:
+        raise InvalidInputError(f"history days must be a whole number >= 1, got {days!r}")
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4) if days >= 60 else 1
+    workers = max(1, min(workers, days))
+    start = sim.clock.now()
+    model = GrowthModel(sim.clock, [c.state for c in sim.clusters.values()], seed=seed)
+    group.simulator_growth = model
+    say = progress or _quiet
+    t0 = time.perf_counter()
+    bounds = [round(i * days / workers) for i in range(workers + 1)]
+    chunks = list(itertools.pairwise(bounds))
+    first, last = chunks[-1]
+    futures: list[Future[float]] = []
+    pool = None
+    if len(chunks) > 1:
+        # spawn, not fork: this process runs server threads
+        pool = ProcessPoolExecutor(len(chunks) - 1, mp_context=mp.get_context("spawn"))
+        futures = [
+            pool.submit(_chunk_worker, store._url, store._options, start, seed, lo, hi, days)
+            for lo, hi in chunks[:-1]
+        ]
+    try:
+        for _ in range(1, first):
+            model.step(1.0)
+        collect_s = _collect_days(group, store, model, first, last, days, say)
+        collect_s += sum(f.result() for f in futures)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return {
+        "days": days,
+        "workers": len(chunks),
+        "seconds": time.perf_counter() - t0,
+        "collect_seconds": collect_s,
+    }
 
 
 def past_clock(days: int) -> Any:

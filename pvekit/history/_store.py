@@ -111,6 +111,9 @@ class Store:
             raise InvalidInputError("history store location must not be empty")
         # user:secret@ in a URL must not reach a repr, log line or error message
         self.location = re.sub(r"^([a-zA-Z][\w+.-]*://)[^/@]*@", r"\1***@", text)
+        # kept private for a demo-build worker process to open the same store; never shown
+        self._url = text
+        self._options = dict(storage_options)
         fs, path = fsspec.core.url_to_fs(text, **storage_options)
         self._fs = fs
         self._root = path.rstrip("/") or "/"
