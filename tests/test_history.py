@@ -384,3 +384,19 @@ def test_import_pvekit_and_history_stay_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_missing_pyarrow_names_the_extra(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['pyarrow'] = None\n"
+        "from pvekit import history\n"
+        "try:\n"
+        f"    history.Store({str(tmp_path)!r})\n"
+        "except history.HistoryError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert "pyarrow" in out.stdout and "pip install 'pvekit[history]'" in out.stdout

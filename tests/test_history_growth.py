@@ -285,3 +285,14 @@ def test_parallel_demo_build_gives_the_same_history(tmp_path: Path) -> None:
     one, two = build(1), build(2)
     assert one["day"].max() == 6
     pd.testing.assert_frame_equal(one.reset_index(drop=True), two.reset_index(drop=True))
+
+
+def test_report_command_with_history(demo_history: Any, tmp_path: Path) -> None:
+    from pvekit.cli import main
+
+    out = tmp_path / "report.html"
+    location = str(demo_history.history._url)
+    args = ["report", "--demo", "--no-guest-metrics", "--history", location, "-o", str(out), "-q"]
+    assert main(args) == 0
+    text = out.read_text()
+    assert 'id="growth"' in text and "Guests created and removed" in text
