@@ -299,6 +299,8 @@ def test_bad_input_is_named(store: Store, snapshot: Any) -> None:
         store.read("vms")
     with pytest.raises(pvekit.InvalidInputError, match="no column"):
         store.read("guests", columns=["vmid", "colour"])
+    with pytest.raises(pvekit.InvalidInputError, match="no column"):
+        store.read("nodes", columns=["disk_provisioned"])
     with pytest.raises(pvekit.InvalidInputError, match="collected_at"):
         store.write(snapshot.frames, collected_at="not a time")
 

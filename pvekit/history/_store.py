@@ -307,12 +307,13 @@ class Store:
         if isinstance(profiles, str):
             profiles = [profiles]
         wanted = list(columns) if columns is not None else [c for c in dtypes]
-        bad = [c for c in wanted if c not in dtypes and c not in DERIVED]
+        derivable = DERIVED if kind == "guests" else {}
+        bad = [c for c in wanted if c not in dtypes and c not in derivable]
         if bad:
             raise InvalidInputError(
                 f"{kind} history has no column(s) {', '.join(bad)}; it has {', '.join(dtypes)}"
             )
-        derived = [c for c in wanted if c in DERIVED]
+        derived = [c for c in wanted if c in derivable]
         stored = [c for c in wanted if c in dtypes]
         needed = list(dict.fromkeys([*stored, *(s for d in derived for s in DERIVED[d])]))
         if profiles is not None and "profile" in dtypes and "profile" not in needed:
