@@ -231,7 +231,7 @@ def demo(
     ``history_days=180`` starts the simulator's clock 180 days ago and collects one snapshot
     a day into a history store while a seeded growth model changes the clusters; the store
     is ``group.history`` (a :class:`pvekit.history.Store` at ``history``, default a temporary
-    folder removed when the group is closed).
+    folder removed when the group is garbage-collected or at exit).
     """
     from ._group import Group
     from .sim import Simulator
