@@ -41,7 +41,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import capacity, charts, frames, planning, report, sim, widgets
+    from . import capacity, charts, frames, history, planning, report, sim, widgets
     from ._cluster import Cluster, IncompleteDataWarning
     from ._config import Profile, load_config
     from ._connect import connect, connect_group, demo
@@ -90,7 +90,7 @@ _LAZY: dict[str, str] = {
     "safe_bool": "._format",
     "first_non_loopback_ip": "._format",
 }
-_SUBMODULES = ("capacity", "charts", "frames", "planning", "report", "sim", "widgets")
+_SUBMODULES = ("capacity", "charts", "frames", "history", "planning", "report", "sim", "widgets")
 
 __all__ = [
     "UPID",
@@ -137,6 +137,7 @@ __all__ = [
     "format_bytes",
     "format_uptime",
     "frames",
+    "history",
     "load_config",
     "parse_upid",
     "parse_vmid",

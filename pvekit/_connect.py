@@ -286,6 +286,8 @@ def demo(
     identity: str = "root",
     seed: int = 0,
     cache: bool | str = "memory",
+    history_days: int = 0,
+    history: str | None = None,
     **sim_kwargs: Any,
 ) -> Group:
     """Start the embedded Proxmox VE simulator and return a connected :class:`~pvekit.Group`.
@@ -294,10 +296,19 @@ def demo(
     the simulator: ``group.close()`` stops it. ``https=True`` serves TLS with a self-signed
     certificate (pinned by fingerprint); ``identity`` picks the simulated user (``root``,
     ``token``, ``auditor``, ``tfa``).
+
+    ``history_days=180`` starts the simulator's clock 180 days ago and collects one snapshot
+    a day into a history store while a seeded growth model changes the clusters; the store
+    is ``group.history`` (a :class:`pvekit.history.Store` at ``history``, default a temporary
+    folder removed when the group is garbage-collected or at exit).
     """
     from ._group import Group
     from .sim import Simulator
 
+    if history_days:
+        from .history._demo import past_clock
+
+        sim_kwargs.setdefault("clock", past_clock(history_days))
     sim = Simulator(scenario, https=https, seed=seed, **sim_kwargs)
     sim.start()
     clusters: list[Any] = []
@@ -314,4 +325,12 @@ def demo(
         sim.stop()
         raise
     group.simulator = sim
+    if history_days:
+        from .history._demo import attach_history
+
+        try:
+            attach_history(group, history_days, history, seed=seed)
+        except BaseException:
+            group.close()
+            raise
     return group

@@ -1732,3 +1732,17 @@ def analyse(
         thresholds=th,
     )
     return Analysis(nu, cu, gu, sp, hr, fc, rs, hy, fi, th)
+
+
+# --------------------------------------------------------------------------------------------
+# growth of allocation over a history of snapshots (pvekit.history): its own module
+
+from ._growth import (  # noqa: E402
+    GROWTH_COLUMNS,
+    allocation,
+    growth,
+    growth_trend,
+    guest_changes,
+)
+
+__all__ += ["GROWTH_COLUMNS", "allocation", "growth", "growth_trend", "guest_changes"]

@@ -1130,3 +1130,8 @@ def reclaimable(totals: pd.DataFrame, *, title: str = "Reclaimable capacity") ->
     fig.update_layout(barmode="group")
     _bytes_axis(fig, all_bytes, row=1, col=1)
     return _layout(fig, title, 420)
+# allocation over time (history store): its own module
+
+from ._growth_charts import allocation_history  # noqa: E402
+
+__all__ += ["allocation_history"]

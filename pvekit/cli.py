@@ -1,4 +1,4 @@
-"""The ``pvekit`` command: ``pvekit report ...`` and ``pvekit sim ...``.
+"""The ``pvekit`` command: ``pvekit report ...``, ``pvekit collect ...`` and ``pvekit sim ...``.
 
 Each subcommand lives with the module it drives: that module provides
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches, so importing it
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # subcommand -> (module, one-line help)
 _COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("pvekit.report", "build the HTML capacity report"),
+    "collect": ("pvekit.history._cli", "collect inventory snapshots into a history store"),
     "sim": ("pvekit.sim", "serve the embedded Proxmox VE simulator"),
 }
 

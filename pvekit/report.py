@@ -486,6 +486,7 @@ def capacity(
     progress: Progress | None = None,
     planning: bool = True,
     reference: Any = None,
+    history: Any = None,
 ) -> Report:
     """Read a :class:`~pvekit.Cluster` or :class:`~pvekit.Group` and build its report.
 
@@ -503,6 +504,9 @@ def capacity(
     :func:`pvekit.planning.guest_spec` frame, a dict of its arguments or ``"2,4G,32G"``
     (default :data:`DEFAULT_REFERENCE`). It reads a little more: the HA rules, each node's
     CPU model, the task log and the guest volumes of each storage.
+    ``history`` (a :class:`pvekit.history.Store` or its location) adds the growth section:
+    allocation over time per cluster, month over month, guests created and removed
+    (see :func:`add_growth`).
     """
     if timeframe not in TIMEFRAMES:
         raise InvalidInputError(
@@ -608,6 +612,9 @@ def capacity(
         reference=ref,
         planning_input=planning_input,
     )
+    if history is not None:
+        say("reading the history store ...")
+        add_growth(rep, history)
     say(f"report built in {time.monotonic() - t0:.1f} s: {len(rep.findings)} findings")
     return rep
 
@@ -975,6 +982,7 @@ def _chart_tables(rep: Report) -> dict[str, str]:
         ),
         "memory_forecast": _table(a.forecast[a.forecast["kind"] == "node"], fc_cols),
         "guests": _table(rep.frames["guests"], guest_cols),
+        **_growth_tables(rep),
     }
 
 
@@ -1154,6 +1162,7 @@ def _render(rep: Report, plotlyjs: str = "inline") -> str:
             ],
         )
     )
+    parts.extend(_growth_parts(rep))
     status = rep.frames.get("status")
     if status is not None and len(status):
         parts.append("<h2>Connections</h2>" + _table(status))
@@ -1165,6 +1174,91 @@ def _render(rep: Report, plotlyjs: str = "inline") -> str:
         f"{_plotlyjs_tag(plotlyjs)}"
         f"</head><body><main>{body}</main><script>{_DARK_JS}</script></body></html>\n"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# growth section (history store)
+
+_GROWTH_TEXT = (
+    "Allocation over time",
+    "vCPUs, memory and disk allocated to guests (templates excluded) at every snapshot of "
+    "the history store, per cluster. The table behind it is month over month: the value at "
+    "the end of each month and its change since the previous month.",
+)
+_CHART_TEXT["growth"] = _GROWTH_TEXT
+_GROWTH_COLS = [
+    "profile",
+    "period",
+    "snapshots",
+    "guests",
+    "guests_change",
+    "vcpus",
+    "vcpus_change",
+    "mem_alloc",
+    "mem_alloc_change",
+    "disk_provisioned",
+    "disk_provisioned_change",
+    "storage_used",
+    "storage_used_change",
+    "created",
+    "removed",
+]
+_BYTES_COLS.update(
+    {
+        "mem_alloc",
+        "mem_alloc_change",
+        "disk_provisioned",
+        "disk_provisioned_change",
+        "storage_used_change",
+    }
+)
+
+
+def add_growth(rep: Report, history: Any, *, since: Any = None) -> Report:
+    """Add the growth section to ``rep`` from a history store (or its location).
+
+    Sets ``rep.figures["growth"]`` (:func:`pvekit.charts.allocation_history`),
+    ``rep.frames["growth"]`` (:func:`pvekit.capacity.growth` by cluster and month),
+    ``rep.frames["allocation"]`` and ``rep.frames["guest_changes"]``. Only the columns the
+    section needs are read.
+    """
+    from . import charts
+    from .history import Store
+
+    store = history if isinstance(history, Store) else Store(history)
+    cols = [*cap.GROWTH_COLUMNS, "name"]
+    guests = store.read("guests", since=since, columns=cols)
+    summary = store.read(
+        "summary", since=since, columns=["profile", "storage_used", "collected_at"]
+    )
+    alloc = cap.allocation(guests)
+    rep.frames["growth"] = cap.growth({"guests": guests, "summary": summary}, period="month")
+    rep.frames["allocation"] = alloc
+    rep.frames["guest_changes"] = cap.guest_changes(guests)
+    rep.figures["growth"] = charts.allocation_history(alloc)
+    return rep
+
+
+def _growth_tables(rep: Report) -> dict[str, str]:
+    growth = rep.frames.get("growth")
+    if growth is None:
+        return {}
+    g = growth.assign(period=growth["period"].dt.strftime("%Y-%m")) if len(growth) else growth
+    return {"growth": _table(g, _GROWTH_COLS)}
+
+
+def _growth_parts(rep: Report) -> list[str]:
+    changes = rep.frames.get("guest_changes")
+    if changes is None:
+        return []
+    created = int((changes["change"] == "created").sum()) if len(changes) else 0
+    removed = int((changes["change"] == "removed").sum()) if len(changes) else 0
+    return [
+        f'<h2 id="guest_changes">Guests created and removed</h2><p class="hint">{created} '
+        f"created and {removed} removed over the history (first or last snapshot each guest "
+        "was seen in).</p>",
+        _table(changes, ["when", "profile", "vmid", "name", "change", "cores", "mem_alloc"]),
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1220,6 +1314,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave out the planning section (time remaining, capacity remaining, "
         "maintenance readiness, reclaimable capacity)",
     )
+    parser.add_argument(
+        "--history",
+        metavar="LOCATION",
+        help="add the growth section from a history store (folder or fsspec URL)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 
@@ -1257,6 +1356,7 @@ def run(args: argparse.Namespace) -> int:
             progress=say,
             planning=planning,
             reference=reference,
+            history=getattr(args, "history", None),
         )
     finally:
         source.close()

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Benchmark the history store (``pvekit.history``) and ``capacity.growth``.
+
+1. One snapshot of the simulator's ``large`` scenario (20 nodes, 5,000 guests, details):
+   time to read it over HTTP (plus the capacity analysis), time to write it, bytes on disk.
+2. A year of daily snapshots of 10,000 guests (3.65 M guest rows), generated from that real
+   snapshot (guests doubled to 10,000, then a few created, resized and removed each day, usage
+   values moved) and written through :class:`~pvekit.history.Store`: store size, time to read
+   it all, time to read the growth columns, time of ``capacity.growth`` and
+   ``growth_trend``, and how read and growth times grow with days (90, 180, 365) and guests
+   (2,500, 5,000, 10,000 over 90 days).
+
+Run: ``python benchmarks/bench_history.py [--days 365] [--guests 10000] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import pandas as pd
+
+import pvekit
+from pvekit import capacity, history
+from pvekit.history import Store
+from pvekit.history._collect import read_snapshot
+from pvekit.sim import Simulator
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _timed(fn: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def large_snapshot(root: Path) -> tuple[dict[str, Any], Any]:
+    with Simulator("large", nodes=20, guests=5000) as sim:
+        cluster = pvekit.connect(**sim["large"].connect_kwargs(identity="token"), cache="memory")
+        try:
+            read_s, snap = _timed(lambda: read_snapshot(cluster, details=True, analyse=False))
+            analyse_s, _ = _timed(lambda: read_snapshot(cluster, details=True, analyse=True))
+        finally:
+            cluster.close()
+    shutil.rmtree(root / "large", ignore_errors=True)  # one snapshot, not one per run
+    store = Store(root / "large")
+    write_s, _ = _timed(lambda: store.write(snap.frames, collected_at=snap.collected_at))
+    back_s, back = _timed(lambda: store.read("guests"))
+    assert len(back) == len(snap.frames["guests"])
+    return {
+        "guests": len(snap.frames["guests"]),
+        "read_http_s": read_s,
+        "read_http_and_analyse_s": analyse_s,
+        "write_s": write_s,
+        "bytes": _du(root / "large"),
+        "guests_bytes": _du(root / "large" / "guests"),
+        "read_back_s": back_s,
+    }, snap
+
+
+def _grow(base: pd.DataFrame, guests: int) -> pd.DataFrame:
+    """``guests`` rows from the real snapshot (copies get new VMIDs)."""
+    reps = -(-guests // len(base))
+    parts = []
+    for i in range(reps):
+        part = base.copy()
+        part["vmid"] = part["vmid"] + i * 100_000
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True).head(guests)
+
+
+def synthetic_year(
+    snap: Any, root: Path, name: str, days: int, guests: int, seed: int = 0
+) -> dict[str, Any]:
+    """``days`` daily snapshots of ~``guests`` guests written through the Store."""
+    store = Store(root / name)
+    done = len(store.snapshots())
+    rng = np.random.default_rng(seed + done)
+    nodes, storage, summary = (snap.frames[k] for k in ("nodes", "storage", "summary"))
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    if done:  # --keep: go on from the last stored day (its guests frame, read back)
+        g = store.at(start + pd.Timedelta(days=done))["guests"].drop(columns="collected_at")
+    else:
+        g = _grow(snap.frames["guests"], guests)
+    next_vmid = int(g["vmid"].max()) + 1
+    write_s = 0.0
+    for day in range(done, days):
+        # churn: ~0.2 % created, ~0.1 % removed, ~0.1 % resized per day
+        born = g.sample(max(1, guests // 500), random_state=int(rng.integers(1 << 31)))
+        born = born.assign(vmid=range(next_vmid, next_vmid + len(born)))
+        next_vmid += len(born)
+        gone = rng.choice(len(g), size=max(1, guests // 1000), replace=False)
+        g = pd.concat([g.drop(index=g.index[gone]), born], ignore_index=True)
+        idx = rng.choice(len(g), size=max(1, guests // 1000), replace=False)
+        g.loc[idx, "mem_total"] = g.loc[idx, "mem_total"] * 2
+        g["cpu"] = rng.random(len(g))
+        st = storage.assign(used=(storage["used"] * (1 + day / 1000)).astype("Int64"))
+        frames = {"nodes": nodes, "guests": g, "storage": st, "summary": summary}
+        t, _ = _timed(
+            lambda frames=frames, day=day: store.write(
+                frames, collected_at=start + pd.Timedelta(days=day)
+            )
+        )
+        write_s += t
+    return {"store": store, "write_s": write_s, "bytes": _du(root / name), "days": days}
+
+
+def read_and_growth(store: Store, since: Any = None, *, full: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if full:
+        # Every column of every row, a month at a time: 3.65 M rows of Python dicts (disks,
+        # networks) at once would need ~8 GB on a shared machine.
+        times = store.snapshots()["collected_at"]
+        edges = pd.date_range(
+            times.min().floor("D"), times.max() + pd.Timedelta(days=31), freq="MS"
+        )
+        edges = [times.min(), *[e for e in edges if e > times.min()]]
+        total, rows = 0.0, 0
+        for lo, hi in itertools.pairwise(edges):
+            t, part = _timed(
+                lambda lo=lo, hi=hi: store.read(
+                    "guests", since=lo, until=hi - pd.Timedelta(seconds=1)
+                )
+            )
+            total += t
+            rows += len(part)
+            del part
+        out["read_all_columns_s"] = total
+        out["read_all_rows"] = rows
+        out["read_no_dicts_s"], nod = _timed(
+            lambda: store.read(
+                "guests",
+                columns=[
+                    c for c in history.column_dtypes("guests") if c not in ("disks", "networks")
+                ],
+            )
+        )
+        del nod
+    cols = list(capacity.GROWTH_COLUMNS)
+    out["read_growth_cols_s"], g = _timed(lambda: store.read("guests", since=since, columns=cols))
+    out["rows"] = len(g)
+    summ = store.read("summary", since=since, columns=["profile", "storage_used", "collected_at"])
+    out["growth_s"], _ = _timed(
+        lambda: capacity.growth({"guests": g, "summary": summ}, period="month")
+    )
+    out["growth_pool_s"], _ = _timed(lambda: capacity.growth(g, by=("profile", "pool")))
+    out["growth_trend_s"], _ = _timed(lambda: capacity.growth_trend(g))
+    out["read_plus_growth_s"] = out["read_growth_cols_s"] + out["growth_s"]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--guests", type=int, default=10_000)
+    ap.add_argument("--json", help="write the figures here too")
+    ap.add_argument("--keep", help="keep the stores in this folder")
+    args = ap.parse_args()
+    root = Path(args.keep or tempfile.mkdtemp(prefix="pvekit-bench-history-"))
+    # large: a snapshot of the simulator each run; the synthetic stores go on where they are
+    root.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"cpus": os.cpu_count()}
+    print("1. large scenario snapshot (20 nodes, 5,000 guests, details) ...", flush=True)
+    results["large"], snap = large_snapshot(root)
+    print(json.dumps(results["large"], indent=1), flush=True)
+
+    print(f"2. {args.days} daily snapshots of {args.guests} guests ...", flush=True)
+    year = synthetic_year(snap, root, "year", args.days, args.guests)
+    store = year.pop("store")
+    results["year"] = {**year, **read_and_growth(store, full=True)}
+    print(json.dumps(results["year"], indent=1), flush=True)
+
+    print("3. scaling with days (same store, since=) ...", flush=True)
+    last = pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(days=args.days - 1)
+    results["by_days"] = {}
+    for d in (90, 180, args.days):
+        since = last - pd.Timedelta(days=d - 1)
+        results["by_days"][d] = read_and_growth(store, since, full=False)
+        print(d, "days:", json.dumps(results["by_days"][d]), flush=True)
+
+    print("4. scaling with guests (90 days) ...", flush=True)
+    results["by_guests"] = {}
+    for n in (2_500, 5_000, args.guests):
+        s = synthetic_year(snap, root, f"g{n}", 90, n)
+        st = s.pop("store")
+        results["by_guests"][n] = {**s, **read_and_growth(st, full=False)}
+        print(n, "guests:", json.dumps(results["by_guests"][n]), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

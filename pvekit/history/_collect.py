@@ -1,0 +1,139 @@
+"""One snapshot of a Cluster or Group: its frames, its time, and how each cluster answered."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import frames as _frames
+from .._errors import InvalidInputError, PVEError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["Snapshot", "read_snapshot"]
+
+
+@dataclass
+class Snapshot:
+    """The frames of one collection run (keys: the store's kinds)."""
+
+    collected_at: pd.Timestamp
+    profiles: list[str]
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _read_cluster(cluster: Any, details: bool, fresh: bool) -> dict[str, pd.DataFrame]:
+    return {
+        "nodes": cluster.nodes(fresh=fresh),
+        "guests": cluster.guests(details=details, fresh=fresh),
+        "storage": cluster.storage(fresh=fresh),
+        "summary": cluster.summary(fresh=fresh),
+    }
+
+
+def _concat(dfs: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate one kind's frames; categories become the union, sorted, like a live one."""
+    import pandas as pd
+
+    df = pd.concat(dfs, ignore_index=True)
+    for name, dtype in dfs[0].dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype) and not isinstance(
+            df[name].dtype, pd.CategoricalDtype
+        ):
+            col = df[name].astype("category")
+            df[name] = col.cat.reorder_categories(sorted(col.cat.categories))
+    return df
+
+
+def read_snapshot(
+    source: Any,
+    *,
+    details: bool = True,
+    analyse: bool = True,
+    fresh: bool = True,
+    collected_at: Any = None,
+) -> Snapshot:
+    """Read nodes, guests, storage and summary of every cluster of ``source``.
+
+    A Group is read concurrently; a cluster that fails is left out of the data and recorded
+    in the ``status`` frame (state ``failed`` and the error), the others are kept.
+    """
+    import pandas as pd
+
+    if not all(callable(getattr(source, n, None)) for n in ("nodes", "guests", "storage")):
+        raise InvalidInputError(
+            f"collect() needs a pvekit Cluster or Group, got {type(source).__name__}"
+        )
+    if collected_at is None:
+        when = pd.Timestamp.now(tz="UTC")
+    elif isinstance(collected_at, int | float):
+        when = pd.Timestamp(collected_at, unit="s", tz="UTC")
+    else:
+        when = pd.Timestamp(collected_at)
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    if callable(getattr(source, "map", None)) and callable(getattr(source, "status", None)):
+        results: dict[str, Any] = source.map(lambda c: _read_cluster(c, details, fresh))
+        status = source.status()
+        # map() skips closed profiles; they are in status() and stay "closed" there.
+    else:
+        profile = str(getattr(source, "profile", "default"))
+        try:
+            results = {profile: _read_cluster(source, details, fresh)}
+            error: str | None = None
+        except PVEError as exc:
+            results = {profile: exc}
+            error = str(exc)
+        status = _frames.group_status_frame(
+            [
+                {
+                    "profile": profile,
+                    "host": getattr(source, "host", None),
+                    "connected": error is None,
+                    "state": "connected" if error is None else "failed",
+                    "error": error,
+                    "checked_at": time.time(),
+                }
+            ]
+        )
+    parts: dict[str, list[pd.DataFrame]] = {
+        k: [] for k in ("nodes", "guests", "storage", "summary")
+    }
+    counts: dict[str, dict[str, int]] = {}
+    for profile, result in results.items():
+        if isinstance(result, BaseException):
+            if not isinstance(result, PVEError):
+                raise result
+            continue
+        counts[profile] = {k: len(result[k]) for k in ("nodes", "guests", "storage")}
+        for k, df in result.items():
+            if len(df):
+                parts[k].append(df)
+    out: dict[str, pd.DataFrame] = {}
+    for k, dfs in parts.items():
+        spec = {"details": details} if k == "guests" else {}
+        if len(dfs) == 1:
+            out[k] = dfs[0]
+        elif dfs:
+            out[k] = _concat(dfs)
+        else:
+            out[k] = _frames.empty_frame(k, **spec)
+    status = status.copy()
+    for k in ("nodes", "guests", "storage"):
+        status[k] = pd.array(
+            [counts.get(str(p), {}).get(k) for p in status["profile"]], dtype="Int64"
+        )
+    # A profile that answered is "connected" even if the Group had marked it otherwise.
+    out["status"] = status
+    if analyse and len(out["nodes"]):
+        from .. import capacity
+
+        out["findings"] = capacity.findings(
+            node_usage=capacity.node_usage(out["nodes"], out["guests"], out["storage"]),
+            storage_pools=capacity.storage_pools(out["storage"], out["guests"]),
+            headroom=capacity.headroom(out["nodes"], out["guests"]),
+            summary=out["summary"],
+        )
+    profiles = sorted(str(p) for p in status["profile"])
+    return Snapshot(collected_at=when.floor("s"), profiles=profiles, frames=out)
