@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, redact
+from ._errors import ConfigError
 
 __all__ = [
     "Config",
@@ -162,11 +162,12 @@ def _run_secret_command(command: str | list[str], where: str) -> str:
     except OSError as exc:
         raise ConfigError(f"{where}: command {argv[0]!r} failed to start: {exc}") from None
     if proc.returncode != 0:
-        # stderr may echo what the command was handling: keep only a redacted first line
-        first = redact(proc.stderr.strip().splitlines()[0]) if proc.stderr.strip() else ""
-        detail = f": {first[:200]}" if first else ""
+        # Its error output is not shown: a decryption tool or password manager may print
+        # what it was handling (the secret, or part of it) there.
+        said = " (its error output is not shown: run the command yourself to see it)"
         raise ConfigError(
-            f"{where}: command {argv[0]!r} exited with status {proc.returncode}{detail}"
+            f"{where}: command {argv[0]!r} exited with status {proc.returncode}"
+            + (said if proc.stderr.strip() else "")
         )
     value = proc.stdout.rstrip("\r\n")
     if not value.strip():
@@ -362,6 +363,20 @@ class Profile:
         token_name = self.token_name.strip() if isinstance(self.token_name, str) else None
         if self.token_name is not None and not isinstance(self.token_name, str):
             raise self._fail("token_name", "must be a string")
+        # A token id never contains '=': one that does is the id with its secret pasted on
+        # (user@realm!name=SECRET). Say so, and never echo the value.
+        pasted_user = "!" in user and "=" in user.split("!", 1)[1]
+        for fieldname, pasted in (
+            ("token_name", bool(token_name) and "=" in (token_name or "")),
+            ("user", pasted_user),
+        ):
+            if pasted:
+                raise self._fail(
+                    fieldname,
+                    "contains '=': it looks like a token id with its secret pasted on "
+                    "(user@realm!name=SECRET); give token_name='user@realm!name' and the "
+                    "secret as token_value (value not shown)",
+                )
         token_value = self.token_value
         if isinstance(token_value, str):
             text = token_value.strip()

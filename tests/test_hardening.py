@@ -697,3 +697,75 @@ def test_10_numbers_are_validated(tmp_path: Any, field: str, value: str) -> None
         cfg.profile("p")
     text = str(info.value)
     assert str(path) in text and repr("timeout" if field == "connect_timeout" else field) in text
+
+
+# -- 11: secrets pasted in the wrong place, command stderr, traceback locals -----------------
+
+_PASTED = "7637e348-13a2-4c5e-9e1f-5b8d2c1a0f77"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"token_name": f"root@pam!nb={_PASTED}", "token_value": "x"},
+        {"token_name": f"nb={_PASTED}", "token_value": "x"},
+        {"user": f"root@pam!nb={_PASTED}", "token_value": "x"},
+        {"user": f"root@pam!nb={_PASTED}", "password": "pw"},
+    ],
+)
+def test_11_secret_pasted_with_the_token_id_is_not_echoed(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(pvekit.PVEError) as info:
+        pvekit.connect(host="pve1", **kwargs, check=False)
+    assert _PASTED not in str(info.value) and _PASTED[:8] not in str(info.value)
+    assert "token" in str(info.value) or "user" in str(info.value)
+
+
+def test_11_pasted_secret_from_env_and_file_not_echoed(tmp_path: Any) -> None:
+    from pvekit._config import load_config
+
+    environ = {
+        "PROXMOX_HOST": "pve1",
+        "PROXMOX_TOKEN_ID": f"root@pam!nb={_PASTED}",
+        "PROXMOX_TOKEN_SECRET": "x",
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"profiles:\n  p:\n    host: pve1\n    token_name: root@pam!nb={_PASTED}\n"
+        "    token_value: x\n"
+    )
+    cfg = load_config(path, pvetui_path=tmp_path / "none.yml", environ=environ)
+    for name in ("p", "env"):
+        with pytest.raises(pvekit.ConfigError) as info:
+            cfg.profile(name)
+        assert _PASTED[:8] not in str(info.value), str(info.value)
+        assert "'token_name'" in str(info.value)
+
+
+def test_11_failing_command_stderr_is_not_echoed() -> None:
+    from pvekit._config import Secret
+
+    script = f"import sys; sys.stderr.write('decrypt failed for {_PASTED}\\n'); sys.exit(3)"
+    secret = Secret(command=[sys.executable, "-c", script], where="profile 'p', field 'x'")
+    with pytest.raises(pvekit.ConfigError) as info:
+        secret.reveal()
+    assert _PASTED[:8] not in str(info.value)
+    assert "status 3" in str(info.value)
+
+
+def test_11_password_not_in_traceback_locals_of_a_failed_login(srv: PVEServer) -> None:
+    from _pveserver import ROOT_PW
+    from IPython.core.ultratb import VerboseTB
+
+    srv.script("POST", "/access/ticket", Reply(drop=True))
+    c = ApiClient(password_profile(srv, cache=False, retries=0))
+    try:
+        c.get("/version")
+    except pvekit.ConnectionError:
+        etype, value, tb = sys.exc_info()
+        text = VerboseTB(color_scheme="NoColor").text(etype, value, tb)
+    else:
+        raise AssertionError("the login should have failed")
+    finally:
+        c.close()
+    assert "_post_login" in text  # the frame is there, with its locals
+    assert ROOT_PW not in text
