@@ -71,6 +71,10 @@ def _companion(session: requests.Session, base_url: str) -> requests.Session:
     return plain
 
 
+def _revealed(form: Mapping[str, str | Secret]) -> dict[str, str]:
+    return {k: v.reveal() if isinstance(v, Secret) else v for k, v in form.items()}
+
+
 class _NoAuth(AuthBase):
     """Overrides any session-level auth for the login request itself."""
 
@@ -458,13 +462,17 @@ class ApiClient:
             note,
         )
 
-    def _post_login(self, form: Mapping[str, str]) -> Any:
-        """The raw login POST used by TicketAuth: no auth, no retry, no cache."""
+    def _post_login(self, form: Mapping[str, str | Secret]) -> Any:
+        """The raw login POST used by TicketAuth: no auth, no retry, no cache.
+
+        Secret values are revealed inside the call expression only: no local of this frame
+        holds them (see :data:`pvekit._auth.LoginPoster`).
+        """
         path = "/access/ticket"
         started = time.perf_counter()
         try:
             response = self._plain.request(
-                "POST", self.base_url + path, data=dict(form), auth=_NoAuth(), **self._options
+                "POST", self.base_url + path, data=_revealed(form), auth=_NoAuth(), **self._options
             )
         except ResponseTooLargeError as exc:
             raise self._too_large(exc, "POST", path) from None

@@ -37,8 +37,11 @@ DEFAULT_RENEW_AFTER = 3600.0
 _SAFE_MAX_AGE = TICKET_LIFETIME - 120.0
 
 #: ``poster(form) -> data``: POST /access/ticket with ``form`` and return the unwrapped data;
-#: raises pvekit errors (AuthenticationError on 401).
-LoginPoster = Callable[[Mapping[str, str]], Any]
+#: raises pvekit errors (AuthenticationError on 401). Secret values of the form (password,
+#: ticket, second factor) arrive as :class:`Secret` and are revealed only into the request
+#: body, so no frame of the login path holds them in a local variable (an IPython verbose
+#: traceback prints every local).
+LoginPoster = Callable[[Mapping[str, "str | Secret"]], Any]
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 
@@ -190,7 +193,7 @@ class TicketAuth(AuthBase):
         assert self._ticket is not None
         self._log.debug("renewing ticket of %s", self.user)
         try:
-            data = self._poster({"username": self.user, "password": self._ticket})
+            data = self._poster({"username": self.user, "password": Secret(value=self._ticket)})
         except AuthenticationError:
             # The ticket died early (server restart, key rotation): use the password.
             self._log.debug("ticket renewal for %s refused: logging in again", self.user)
@@ -205,7 +208,7 @@ class TicketAuth(AuthBase):
         self._ticket = None
         self._csrf = None
         try:
-            data = self._poster({"username": self.user, "password": self._password.reveal()})
+            data = self._poster({"username": self.user, "password": self._password})
         except AuthenticationError as exc:
             raise AuthenticationError(
                 f"login as {self.user} refused: {exc.reason or exc.message}",
@@ -254,7 +257,7 @@ class TicketAuth(AuthBase):
                 {
                     "username": self.user,
                     "tfa-challenge": str(challenge),
-                    "password": f"totp:{code}",
+                    "password": Secret(value=f"totp:{code}"),
                 }
             )
         except AuthenticationError as exc:

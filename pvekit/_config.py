@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import re
 import shlex
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, redact
+from ._errors import ConfigError
 
 __all__ = [
     "Config",
@@ -161,11 +162,12 @@ def _run_secret_command(command: str | list[str], where: str) -> str:
     except OSError as exc:
         raise ConfigError(f"{where}: command {argv[0]!r} failed to start: {exc}") from None
     if proc.returncode != 0:
-        # stderr may echo what the command was handling: keep only a redacted first line
-        first = redact(proc.stderr.strip().splitlines()[0]) if proc.stderr.strip() else ""
-        detail = f": {first[:200]}" if first else ""
+        # Its error output is not shown: a decryption tool or password manager may print
+        # what it was handling (the secret, or part of it) there.
+        said = " (its error output is not shown: run the command yourself to see it)"
         raise ConfigError(
-            f"{where}: command {argv[0]!r} exited with status {proc.returncode}{detail}"
+            f"{where}: command {argv[0]!r} exited with status {proc.returncode}"
+            + (said if proc.stderr.strip() else "")
         )
     value = proc.stdout.rstrip("\r\n")
     if not value.strip():
@@ -361,6 +363,20 @@ class Profile:
         token_name = self.token_name.strip() if isinstance(self.token_name, str) else None
         if self.token_name is not None and not isinstance(self.token_name, str):
             raise self._fail("token_name", "must be a string")
+        # A token id never contains '=': one that does is the id with its secret pasted on
+        # (user@realm!name=SECRET). Say so, and never echo the value.
+        pasted_user = "!" in user and "=" in user.split("!", 1)[1]
+        for fieldname, pasted in (
+            ("token_name", bool(token_name) and "=" in (token_name or "")),
+            ("user", pasted_user),
+        ):
+            if pasted:
+                raise self._fail(
+                    fieldname,
+                    "contains '=': it looks like a token id with its secret pasted on "
+                    "(user@realm!name=SECRET); give token_name='user@realm!name' and the "
+                    "secret as token_value (value not shown)",
+                )
         token_value = self.token_value
         if isinstance(token_value, str):
             text = token_value.strip()
@@ -457,12 +473,18 @@ class Profile:
         timeout = self.timeout
         if isinstance(timeout, list | tuple):
             if len(timeout) != 2 or not all(_is_positive_number(t) for t in timeout):
-                raise self._fail("timeout", "must be seconds or (connect, read) seconds, > 0")
+                raise self._fail(
+                    "timeout",
+                    f"must be seconds or (connect, read) seconds, > 0 and <= {MAX_SECONDS:g}",
+                )
             self._set("timeout", (float(timeout[0]), float(timeout[1])))
         elif _is_positive_number(timeout):
             self._set("timeout", float(timeout))
         else:
-            raise self._fail("timeout", f"{timeout!r} is not a positive number of seconds")
+            raise self._fail(
+                "timeout",
+                f"{_shown(timeout)} is not a number of seconds > 0 and <= {MAX_SECONDS:g}",
+            )
         cache = self.cache
         if isinstance(cache, str):
             lowered = cache.strip().lower()
@@ -476,17 +498,30 @@ class Profile:
                 "none": False,
             }
             if lowered not in mapping:
-                raise self._fail("cache", f"{cache!r} is not true, false or 'memory'")
+                raise self._fail("cache", f"{_shown(cache)} is not true, false or 'memory'")
             cache = mapping[lowered]
         if not isinstance(cache, bool) and cache != "memory":
-            raise self._fail("cache", f"{cache!r} is not true, false or 'memory'")
+            raise self._fail("cache", f"{_shown(cache)} is not true, false or 'memory'")
         self._set("cache", cache)
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise self._fail("retries", f"{self.retries!r} is not a whole number >= 0")
-        if isinstance(self.backoff, bool) or not isinstance(self.backoff, int | float):
-            raise self._fail("backoff", f"{self.backoff!r} is not a number of seconds")
-        if self.backoff < 0:
-            raise self._fail("backoff", "must not be negative")
+        retries = self.retries
+        if (
+            isinstance(retries, bool)
+            or not isinstance(retries, int)
+            or not 0 <= retries <= MAX_RETRIES
+        ):
+            raise self._fail(
+                "retries", f"{_shown(retries)} is not a whole number from 0 to {MAX_RETRIES}"
+            )
+        backoff = self.backoff
+        if (
+            isinstance(backoff, bool)
+            or not isinstance(backoff, int | float)
+            or not math.isfinite(backoff)
+            or not 0 <= backoff <= MAX_SECONDS
+        ):
+            raise self._fail(
+                "backoff", f"{_shown(backoff)} is not a number of seconds from 0 to {MAX_SECONDS:g}"
+            )
         self._set("backoff", float(self.backoff))
         cap = self.max_response_bytes
         if isinstance(cap, bool) or not isinstance(cap, int) or not 1024 <= cap <= 2**40:
@@ -556,12 +591,31 @@ class Profile:
         return dataclasses.replace(self, **changes)
 
 
+def _shown(value: Any, limit: int = 40) -> str:
+    """A short repr of a bad value for an error message (a YAML structure may be huge)."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"a {type(value).__name__}"
+
+
 def _with_realm(user: str) -> str:
     return user if "@" in user else f"{user}@pam"
 
 
+#: Longest timeout or backoff accepted, in seconds (a day): beyond it is a typo or ``.inf``.
+MAX_SECONDS = 86400.0
+#: Most read retries accepted.
+MAX_RETRIES = 100
+
+
 def _is_positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 < value <= MAX_SECONDS
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,6 +740,81 @@ _PROFILE_KEYS = {
 }
 
 
+#: Deepest nesting and most nodes (aliases expanded) a config file may have: real ones use
+#: a few levels and a few hundred nodes; a ~1 KB alias bomb expands to hundreds of millions.
+MAX_CONFIG_DEPTH = 50
+MAX_CONFIG_NODES = 100_000
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _bounded_load(text: str) -> Any:
+    """``yaml.safe_load`` with the nesting depth and the alias-expanded size bounded.
+
+    Bounds are checked on the composed node graph, before any Python object is built (a
+    shared alias costs nothing to compose; walking or printing what it expands to would).
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self.depth += 1
+            try:
+                if self.depth > MAX_CONFIG_DEPTH:
+                    mark = self.peek_event().start_mark
+                    raise _TooBig(
+                        f"nested too deep (more than {MAX_CONFIG_DEPTH} levels) at line "
+                        f"{mark.line + 1}, column {mark.column + 1}"
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    loader = Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expanded_size(root: Any) -> None:
+    import yaml
+
+    sizes: dict[int, int] = {}  # id(node) -> nodes it expands to, computed once per node
+    aliased = False
+
+    def size(node: Any) -> int:
+        nonlocal aliased
+        known = sizes.get(id(node))
+        if known is not None:
+            aliased = True  # the same node reached twice: an alias
+            return known
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        if total > MAX_CONFIG_NODES:
+            mark = node.start_mark
+            why = "YAML aliases expand it to" if aliased else "it has"
+            raise _TooBig(
+                f"refused: {why} more than {MAX_CONFIG_NODES} values (an alias bomb?), at "
+                f"line {mark.line + 1}, column {mark.column + 1}"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
 def _read_yaml(path: Path) -> Any:
     import yaml
 
@@ -696,7 +825,9 @@ def _read_yaml(path: Path) -> Any:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
     try:
-        return yaml.safe_load(text)
+        return _bounded_load(text)
+    except _TooBig as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         # Report position and problem only: PyYAML's snippet would echo file content (secrets).
         mark = getattr(exc, "problem_mark", None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -611,3 +613,159 @@ def test_09_symlink_at_the_cache_path_is_refused(srv: PVEServer, tmp_path: Any) 
         ApiClient(profile)
     assert victim.read_text() == "precious"
     assert srv.requests == []
+
+
+# -- 10: the config loader bounds aliases and depth, validates numbers -------------------------
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A flow sequence whose items anchor 9**levels strings through aliases (~1 KB)."""
+    items = ['&x0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        items.append(f"&x{i} [" + ", ".join([f"*x{i - 1}"] * 9) + "]")
+    return "[" + ", ".join(items) + "]"
+
+
+@pytest.mark.parametrize("where", ["field", "group", "default", "pvekit_groups"])
+def test_10_yaml_alias_bomb_is_refused_quickly(tmp_path: Any, where: str) -> None:
+
+    path = tmp_path / "config.yaml"
+    bomb = _alias_bomb()
+    assert len(bomb) < 1500
+    head = f"profiles:\n  q: {{host: pve1, password: pw, groups: {bomb}}}\n"
+    body = {
+        "field": "  p: {host: pve1, password: pw, cache: *x8}\n",
+        "group": "  p: {host: pve1, password: pw}\ngroups:\n  g: *x8\n",
+        "default": "  p: {host: pve1, password: pw}\ndefault: *x8\n",
+        "pvekit_groups": "  p: {host: pve1, password: pw, timeout: *x8}\n",
+    }[where]
+    path.write_text(head + body)
+
+    # In a child process with a memory limit: on a loader without bounds the expansion would
+    # eat the machine, and a thread cannot be stopped.
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from pvekit._config import load_config\n"
+        "from pvekit import ConfigError\n"
+        "try:\n"
+        f"    load_config({str(path)!r}, pvetui_path={str(tmp_path / 'none.yml')!r},"
+        " environ={}).profile('p')\n"
+        "except ConfigError as exc:\n"
+        "    print('CONFIGERROR', exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.stdout.startswith("CONFIGERROR "), (proc.stdout[-500:], proc.stderr[-500:])
+    text = proc.stdout[len("CONFIGERROR ") :].strip()
+    assert text.startswith(str(path)) and "alias" in text[len(str(path)) :]
+
+
+def test_10_deep_nesting_is_a_config_error(tmp_path: Any) -> None:
+    from pvekit._config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "profiles:\n  p: {host: pve1, password: pw, x: " + "[" * 5000 + "]" * 5000 + "}\n"
+    )
+    with pytest.raises(pvekit.ConfigError) as info:
+        load_config(path, pvetui_path=tmp_path / "none.yml", environ={})
+    text = str(info.value)
+    assert text.startswith(str(path)) and "deep" in text[len(str(path)) :]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timeout", ".inf"),
+        ("timeout", "-.inf"),
+        ("connect_timeout", ".inf"),
+        ("backoff", ".inf"),
+        ("backoff", ".nan"),
+        ("retries", "100000000"),
+        ("timeout", "1e400"),
+    ],
+)
+def test_10_numbers_are_validated(tmp_path: Any, field: str, value: str) -> None:
+    from pvekit._config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(f"profiles:\n  p:\n    host: pve1\n    password: pw\n    {field}: {value}\n")
+    cfg = load_config(path, pvetui_path=tmp_path / "none.yml", environ={})
+    with pytest.raises(pvekit.ConfigError) as info:
+        cfg.profile("p")
+    text = str(info.value)
+    assert str(path) in text and repr("timeout" if field == "connect_timeout" else field) in text
+
+
+# -- 11: secrets pasted in the wrong place, command stderr, traceback locals -----------------
+
+_PASTED = "7637e348-13a2-4c5e-9e1f-5b8d2c1a0f77"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"token_name": f"root@pam!nb={_PASTED}", "token_value": "x"},
+        {"token_name": f"nb={_PASTED}", "token_value": "x"},
+        {"user": f"root@pam!nb={_PASTED}", "token_value": "x"},
+        {"user": f"root@pam!nb={_PASTED}", "password": "pw"},
+    ],
+)
+def test_11_secret_pasted_with_the_token_id_is_not_echoed(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(pvekit.PVEError) as info:
+        pvekit.connect(host="pve1", **kwargs, check=False)
+    assert _PASTED not in str(info.value) and _PASTED[:8] not in str(info.value)
+    assert "token" in str(info.value) or "user" in str(info.value)
+
+
+def test_11_pasted_secret_from_env_and_file_not_echoed(tmp_path: Any) -> None:
+    from pvekit._config import load_config
+
+    environ = {
+        "PROXMOX_HOST": "pve1",
+        "PROXMOX_TOKEN_ID": f"root@pam!nb={_PASTED}",
+        "PROXMOX_TOKEN_SECRET": "x",
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"profiles:\n  p:\n    host: pve1\n    token_name: root@pam!nb={_PASTED}\n"
+        "    token_value: x\n"
+    )
+    cfg = load_config(path, pvetui_path=tmp_path / "none.yml", environ=environ)
+    for name in ("p", "env"):
+        with pytest.raises(pvekit.ConfigError) as info:
+            cfg.profile(name)
+        assert _PASTED[:8] not in str(info.value), str(info.value)
+        assert "'token_name'" in str(info.value)
+
+
+def test_11_failing_command_stderr_is_not_echoed() -> None:
+    from pvekit._config import Secret
+
+    script = f"import sys; sys.stderr.write('decrypt failed for {_PASTED}\\n'); sys.exit(3)"
+    secret = Secret(command=[sys.executable, "-c", script], where="profile 'p', field 'x'")
+    with pytest.raises(pvekit.ConfigError) as info:
+        secret.reveal()
+    assert _PASTED[:8] not in str(info.value)
+    assert "status 3" in str(info.value)
+
+
+def test_11_password_not_in_traceback_locals_of_a_failed_login(srv: PVEServer) -> None:
+    from _pveserver import ROOT_PW
+    from IPython.core.ultratb import VerboseTB
+
+    srv.script("POST", "/access/ticket", Reply(drop=True))
+    c = ApiClient(password_profile(srv, cache=False, retries=0))
+    try:
+        c.get("/version")
+    except pvekit.ConnectionError:
+        etype, value, tb = sys.exc_info()
+        text = VerboseTB(color_scheme="NoColor").text(etype, value, tb)
+    else:
+        raise AssertionError("the login should have failed")
+    finally:
+        c.close()
+    assert "_post_login" in text  # the frame is there, with its locals
+    assert ROOT_PW not in text
