@@ -5,13 +5,28 @@ It speaks real HTTP/1.1 (keep-alive) and does what the client core must cope wit
 with CSRF checks on writes; API tokens; the ``{"data": ...}`` envelope and Proxmox's error
 shapes. Tests script per-path answers (statuses, Retry-After, dropped connections, delays),
 count requests and inspect the headers each one carried.
+
+Why this stays a second emulator next to ``pvekit.sim`` (issue 12): the tests of the client
+core (test_api, test_auth, test_connect, test_transport) need answers that Proxmox VE never
+gives, and that the simulator, built to be indistinguishable from PVE, must not give either:
+
+- bodies without the ``{"data": ...}`` envelope (``Reply(body=...)``) and HTML bodies (a
+  captive portal, a proxy's 502 page: ``Reply(raw=...)``);
+- answers for paths that are not in the schema (``/x``, ``/raw``), which the simulator
+  routes to 501 before any handler;
+- an echo of the parsed query and form for any path, so a test sees exactly how the client
+  encoded ``None``, booleans and lists; the simulator validates parameters against the
+  schema and answers 400 first, which would hide the encoding under test;
+- a scripted answer to ``POST /access/ticket`` itself, or for a path whatever the state.
+
+What the simulator does is not duplicated: the TLS certificate comes from
+``pvekit.sim._tls``, and tests of behaviour a real server has (faults, retries over real
+endpoints, tasks, permissions, timeouts against real endpoints) use ``pvekit.sim``.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -58,44 +73,21 @@ Handler = Callable[[Recorded], Reply]
 
 
 def make_self_signed(common_name: str = "pve-test") -> tuple[bytes, bytes, str]:
-    """(cert PEM, key PEM, SHA-256 fingerprint "AA:BB:...") for 127.0.0.1/localhost."""
-    import ipaddress
+    """(cert PEM, key PEM, SHA-256 fingerprint "AA:BB:...") for 127.0.0.1/localhost: the
+    simulator's own certificate maker (pvekit.sim._tls), files read back and removed."""
+    import shutil
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from pvekit.sim._tls import make_cert
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    der = cert.public_bytes(serialization.Encoding.DER)
-    digest = hashlib.sha256(der).hexdigest().upper()
-    fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert_pem, key_pem, fingerprint
+    cert = make_cert(common_name, "127.0.0.1")
+    try:
+        with open(cert.cert_file, "rb") as fh:
+            cert_pem = fh.read()
+        with open(cert.key_file, "rb") as fh:
+            key_pem = fh.read()
+    finally:
+        shutil.rmtree(cert.directory, ignore_errors=True)
+    return cert_pem, key_pem, cert.fingerprint
 
 
 class _QuietServer(ThreadingHTTPServer):

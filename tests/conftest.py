@@ -1,7 +1,10 @@
 """Shared fixtures: simulators and clusters connected to them.
 
-Simulators are real HTTP servers on loopback; module-scoped ones are shared by the tests of one
-module, so tests that change state should use the function-scoped ``fresh_sim`` instead.
+``sim`` is a real HTTP server on loopback (for what needs a connection: TLS, timeouts,
+faults seen by the socket layer, other processes). ``fresh_sim`` and ``simx`` are served
+in-process (``Simulator(inprocess=True)``): same model and answers, no socket, thread or TLS,
+and ``connect_kwargs()`` carry the in-process ``session``. Module-scoped simulators are shared
+by the tests of one module, so tests that change state should use ``fresh_sim``.
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def fresh_sim() -> Iterator[Simulator]:
-    """A demo simulator of its own, for tests that change state or inject faults."""
-    s = _start()
+    """A demo simulator of its own (in-process), for tests that change state or inject
+    faults."""
+    s = _start(inprocess=True)
     yield s
     s.stop()
 
@@ -73,8 +77,9 @@ def cluster(fresh_sim: Simulator) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def simx() -> Iterator[Simulator]:
-    """A demo simulator of one test module whose tasks run 50 times faster than real time."""
-    s = _start(task_scale=0.02)
+    """A demo simulator (in-process) of one test module whose tasks run 50 times faster than
+    real time."""
+    s = _start(task_scale=0.02, inprocess=True)
     yield s
     s.stop()
 

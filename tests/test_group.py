@@ -17,6 +17,16 @@ if TYPE_CHECKING:
     from pvekit.sim import Simulator
 
 
+@pytest.fixture
+def fresh_sim() -> Iterator[Simulator]:
+    """A demo simulator of its own over loopback HTTP, not in-process (see conftest):
+    a cluster is taken off the network (SimCluster.stop/start) and comes back."""
+    from pvekit.sim import Simulator as _Simulator
+
+    with _Simulator("demo") as s:
+        yield s
+
+
 def at(df: pd.DataFrame, row: Any, col: str) -> Any:
     """One cell, typed loosely (pandas-stubs type ``.loc`` cells as a union of scalars)."""
     return df.at[row, col]

@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 SCHEMA = ENDPOINTS_91
 
 
+@pytest.fixture
+def fresh_sim() -> Iterator[Simulator]:
+    """A demo simulator of its own over loopback HTTP, not in-process (see conftest):
+    the tests count what pvekit's own cache (cache=) saves;
+    an injected in-process session keeps its own caching instead."""
+    from pvekit.sim import Simulator as _Simulator
+
+    with _Simulator("demo") as s:
+        yield s
+
+
 def at(df: pd.DataFrame, row: Any, col: str) -> Any:
     """One cell, typed loosely (pandas-stubs type ``.loc`` cells as a union of scalars)."""
     return df.at[row, col]

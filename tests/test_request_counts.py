@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 LOGIN = "/access/ticket"
 
 
+@pytest.fixture
+def fresh_sim() -> Iterator[Simulator]:
+    """A demo simulator of its own over loopback HTTP, not in-process (see conftest):
+    the tests count what pvekit's own cache (cache=) saves;
+    an injected in-process session keeps its own caching instead."""
+    from pvekit.sim import Simulator as _Simulator
+
+    with _Simulator("demo") as s:
+        yield s
+
+
 def _connect(sim: Simulator, name: str, cache: bool | str = "memory") -> Cluster:
     kw = dict(sim[name].connect_kwargs(identity="token"))
     kw.pop("profile", None)

@@ -359,3 +359,26 @@ def test_concurrent_starts_start_exactly_one_task() -> None:
         }
         starts = [t for t in c.state.tasks if t.type == "qmstart" and t.id == str(vmid)]
         assert len(starts) == 1
+
+
+def test_a_running_power_task_holds_the_lock_until_overruled(frozen: Simulator) -> None:
+    c = frozen["prod"]
+    api = Client(c)
+    c.faults.slow_tasks(60.0, task_type="vzshutdown")
+    g = next(
+        g
+        for g in c.state.guests.values()
+        if g.type == "lxc" and g.running and not g.lock and not g.ha_state
+    )
+    base = f"/nodes/{g.node}/lxc/{g.vmid}/status"
+    shutdown = api("POST", base + "/shutdown")
+    r = api.raw("POST", base + "/stop")
+    assert (r.status_code, r.reason) == (
+        500,
+        f"can't lock file '/run/lock/lxc/pve-config-{g.vmid}.lock' - got timeout",
+    )
+    stop = api("POST", base + "/stop", **{"overrule-shutdown": 1})
+    assert api("GET", _upid_path(g.node, shutdown) + "/status")["exitstatus"] != "OK"
+    frozen.clock.advance(30)
+    assert api("GET", _upid_path(g.node, stop) + "/status")["exitstatus"] == "OK"
+    assert api("GET", base + "/current")["status"] == "stopped"

@@ -151,20 +151,22 @@ def sim_kinds(clusters: list[tuple[SimCluster, Get]]) -> dict[str, Kinds]:
             add("GET /nodes/{node}/tasks/{upid}/log", get(base + "/log"))
         for g in st.guests.values():
             base = f"/nodes/{g.node}/{g.type}/{g.vmid}"
-            t = "/nodes/{node}/" + g.type + "/{vmid}"
-            add(f"GET {t}/status/current", get(base + "/status/current"))
-            add(f"GET {t}/config", get(base + "/config"))
-            add(f"GET {t}/rrddata", get(base + "/rrddata", timeframe="hour"))
+            tpl = "/nodes/{node}/" + g.type + "/{vmid}"
+            add(f"GET {tpl}/status/current", get(base + "/status/current"))
+            add(f"GET {tpl}/config", get(base + "/config"))
+            add(f"GET {tpl}/rrddata", get(base + "/rrddata", timeframe="hour"))
             if g.type == "lxc":
-                add(f"GET {t}/snapshot", get(base + "/snapshot"))
+                add(f"GET {tpl}/snapshot", get(base + "/snapshot"))
             if g.type == "qemu" and g.running and g.agent:
                 if get(f"{base}/agent/ping", method="POST", tolerate=True) is None:
                     continue  # an agent that does not answer (modelled on purpose)
                 for cmd in ("network-get-interfaces", "get-fsinfo"):
-                    add(f"GET {t}/agent/{cmd}", get(f"{base}/agent/{cmd}"))
+                    add(f"GET {tpl}/agent/{cmd}", get(f"{base}/agent/{cmd}"))
                 ran = get(f"{base}/agent/exec", method="POST", command=["echo", "hello"])
-                add(f"POST {t}/agent/exec", ran)
-                add(f"GET {t}/agent/exec-status", get(f"{base}/agent/exec-status", pid=ran["pid"]))
+                add(f"POST {tpl}/agent/exec", ran)
+                add(
+                    f"GET {tpl}/agent/exec-status", get(f"{base}/agent/exec-status", pid=ran["pid"])
+                )
     return out
 
 

@@ -87,6 +87,11 @@ class Simulator:
     ``task_durations`` (per task type, e.g. ``{"vzdump": 30}``), ``task_outcomes`` (per type,
     e.g. ``{"qmstart": "start failed"}``), ``task_scale`` (multiplies default durations), and
     for ``demo`` ``offline_nodes=("pve3",)``.
+
+    ``inprocess=True`` serves the clusters only through the in-process transport
+    (:class:`SimTransport`): no socket, thread or TLS; ``connect_kwargs()`` then carry the
+    ``session`` to pass to :func:`pvekit.connect`. Any simulator can also be used in-process
+    with ``connect_kwargs(identity, inprocess=True)``, started or not.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class Simulator:
         seed: int = 0,
         pve_version: str = "9.1",
         clock: SimClock | None = None,
+        inprocess: bool = False,
         **scenario_kwargs: Any,
     ) -> None:
         from ._scenarios import build_scenario
@@ -121,11 +127,12 @@ class Simulator:
         self.seed = seed
         self.pve_version = str(pve_version)
         self.clock = clock if clock is not None else SimClock()
+        self.inprocess = inprocess
         self._lock = threading.Lock()
         self._started = False
         states = build_scenario(scenario, self.clock, seed, self.pve_version, dict(scenario_kwargs))
         cert = None
-        if https:
+        if https and not inprocess:
             from ._tls import make_cert
 
             cert = make_cert("pvekit-sim", host)
@@ -144,8 +151,9 @@ class Simulator:
                 faults=Faults(seed, st.name, st.policy),
                 host_ip=host,
                 port=port + i if port else 0,
-                https=https,
+                https=https and not inprocess,
                 cert=cert,
+                inprocess=inprocess,
             )
 
     # -- lifecycle --------------------------------------------------------------------------

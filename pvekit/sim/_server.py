@@ -213,6 +213,9 @@ class SimCluster:
     port: int = 0
     https: bool = False
     cert: SelfSignedCert | None = None
+    # Served through the in-process transport only: start() opens no socket, and url,
+    # host and connect_kwargs() name the in-process address.
+    inprocess: bool = False
     _server: _Server | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _requests: list[RecordedRequest] = field(default_factory=list, repr=False)
@@ -224,6 +227,8 @@ class SimCluster:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.inprocess:
+            return
         tls = None
         if self.https:
             assert self.cert is not None
@@ -271,12 +276,17 @@ class SimCluster:
 
     @property
     def host(self) -> str:
-        """``"127.0.0.1:PORT"``."""
+        """``"127.0.0.1:PORT"`` (the in-process host in in-process mode)."""
+        if self.inprocess:
+            return self.inprocess_url.split("://", 1)[1]
         return f"{self.host_ip}:{self.port}"
 
     @property
     def url(self) -> str:
-        """``"http://127.0.0.1:PORT"`` (``https://`` in HTTPS mode)."""
+        """``"http://127.0.0.1:PORT"`` (``https://`` in HTTPS mode, :attr:`inprocess_url` in
+        in-process mode)."""
+        if self.inprocess:
+            return self.inprocess_url
         return f"{'https' if self.https else 'http'}://{self.host}"
 
     @property
@@ -308,14 +318,19 @@ class SimCluster:
         s.mount(self.inprocess_url + "/", self.transport())
         return s
 
-    def connect_kwargs(self, identity: str = "root", *, inprocess: bool = False) -> dict[str, Any]:
+    def connect_kwargs(
+        self, identity: str = "root", *, inprocess: bool | None = None
+    ) -> dict[str, Any]:
         """Keyword arguments for :func:`pvekit.connect` as one of the demo identities.
 
         ``root`` (password), ``token`` (API token ``root@pam!pvekit``), ``auditor`` (read
         only) or ``tfa`` (password plus the current TOTP code as ``otp``). With
-        ``inprocess=True`` they carry a :meth:`session` served by the in-process transport
-        and :attr:`inprocess_url` as host: the cluster need not be started.
+        ``inprocess=True`` (the default in in-process mode) they carry a :meth:`session`
+        served by the in-process transport and :attr:`inprocess_url` as host: the cluster
+        need not be started.
         """
+        if inprocess is None:
+            inprocess = self.inprocess
         kw: dict[str, Any] = {"host": self.inprocess_url if inprocess else self.url}
         if inprocess:
             kw["session"] = self.session()
@@ -345,6 +360,11 @@ class SimCluster:
         (``PROXMOX_VALIDATE_CERTS=false``), so prefer :meth:`connect_kwargs` in-process.
         Two-factor logins cannot be expressed this way (a TOTP code expires).
         """
+        if self.inprocess:
+            raise ValueError(
+                "an in-process simulator cannot be reached from another process; "
+                "use Simulator(..., inprocess=False)"
+            )
         kw = self.connect_kwargs(identity)
         if identity == "tfa":
             raise ValueError("the tfa identity needs a fresh TOTP code; use connect_kwargs()")
