@@ -3,8 +3,10 @@ simulator, each checked by its effect."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
@@ -529,3 +531,73 @@ def test_two_standalone_nodes_with_the_same_name_are_not_merged(fresh_sim: Simul
             assert group.duplicates == {}
         finally:
             group.close()
+
+
+# -- the new simulator answers have the official schema's shape ------------------------------
+
+_SCHEMA = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "pve-api" / "pve-api-schema-9.1.json"
+)
+
+
+def _returns(path: str, method: str = "GET") -> dict[str, Any]:
+    def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for node in nodes:
+            yield node
+            yield from walk(node.get("children") or [])
+
+    for node in walk(json.loads(_SCHEMA.read_text())):
+        if node["path"] == path:
+            return dict(node["info"][method].get("returns") or {})
+    raise AssertionError(f"{path} not in the schema")
+
+
+def _shape_problems(value: Any, spec: Mapping[str, Any], where: str) -> list[str]:
+    kind = spec.get("type")
+    ok = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: v in (0, 1) or isinstance(v, bool),  # PVE sends 0/1
+        "array": lambda v: isinstance(v, list) or v is None,  # osdid-list is null
+        "object": lambda v: isinstance(v, dict),
+        "null": lambda v: v is None,
+    }
+    if kind in ok and not ok[kind](value):
+        return [f"{where}: {value!r} is not {kind}"]
+    problems: list[str] = []
+    if kind == "array" and isinstance(value, list) and isinstance(spec.get("items"), Mapping):
+        for i, item in enumerate(value):
+            problems += _shape_problems(item, spec["items"], f"{where}[{i}]")
+    if kind == "object" and isinstance(value, dict):
+        for key, sub in (spec.get("properties") or {}).items():
+            if key not in value:
+                if not sub.get("optional") and "[n]" not in key:
+                    problems.append(f"{where}: required {key!r} missing")
+                continue
+            problems += _shape_problems(value[key], sub, f"{where}.{key}")
+    return problems
+
+
+@pytest.mark.skipif(not _SCHEMA.exists(), reason="the official schema is not checked out")
+def test_new_simulated_answers_match_the_schema(fast: Simulator, prod: Cluster) -> None:
+    reads = {
+        "/nodes/{node}/config": prod.get("/nodes/pve1/config"),
+        "/nodes/{node}/disks/list": prod.get("/nodes/pve1/disks/list", {"include-partitions": 1}),
+        "/nodes/{node}/disks/smart": prod.get("/nodes/pve1/disks/smart", {"disk": "/dev/sda"}),
+        "/nodes/{node}/apt/update": prod.get("/nodes/pve1/apt/update"),
+        "/nodes/{node}/aplinfo": prod.get("/nodes/pve1/aplinfo"),
+    }
+    problems: list[str] = []
+    for template, body in reads.items():
+        problems += _shape_problems(body, _returns(template), template)
+    assert problems == []
+    # the check itself catches a wrong shape
+    assert _shape_problems([{"devpath": 1}], _returns("/nodes/{node}/disks/list"), "x")
+    for template in (
+        "/nodes/{node}/storage/{storage}/download-url",
+        "/nodes/{node}/storage/{storage}/oci-registry-pull",
+        "/nodes/{node}/aplinfo",
+        "/nodes/{node}/apt/update",
+    ):
+        assert _returns(template, "POST")["type"] == "string"  # a UPID, as the sim answers
