@@ -4,6 +4,7 @@ simulator, each checked by its effect."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -601,3 +602,21 @@ def test_new_simulated_answers_match_the_schema(fast: Simulator, prod: Cluster) 
         "/nodes/{node}/apt/update",
     ):
         assert _returns(template, "POST")["type"] == "string"  # a UPID, as the sim answers
+
+
+def test_a_guest_being_created_is_locked_and_gone_if_the_task_fails(fresh_sim: Simulator) -> None:
+    c = pvekit.connect(**fresh_sim["prod"].connect_kwargs(), cache=False)
+    try:
+        fresh_sim["prod"].faults.slow_tasks(math.inf, "qmcreate")
+        task = c.node("pve1").create_vm("slow-vm")
+        row = c.guests(fresh=True).set_index("vmid").loc[task.newid]
+        assert row["lock"] == "create"  # visible while the task runs, as in Proxmox
+        task.stop()
+        fresh_sim["prod"].faults.clear()
+        fresh_sim["prod"].faults.fail_tasks("qmcreate", "unable to create VM: disk full")
+        failing = c.node("pve1").create_vm("full-vm")
+        with pytest.raises(pvekit.TaskFailedError, match="disk full"):
+            failing.wait(timeout=120, poll=0.2, progress=False)
+        assert failing.newid not in set(c.guests(fresh=True)["vmid"])
+    finally:
+        c.close()
