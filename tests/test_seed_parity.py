@@ -199,11 +199,21 @@ def test_guests_from_nodes_when_cluster_resources_is_degraded(fresh_sim: Simulat
         fresh_sim["prod"].faults.errors(statuses=(500,), pattern="/cluster/resources")
         with pytest.raises(pvekit.ServerError):
             c.guests()
+        fresh_sim["prod"].clear_requests()
         df = c.guests_from_nodes(progress=False)
         state = fresh_sim["prod"].state
         online = {n for n, node in state.nodes.items() if node.online}
         expected = sorted(g.vmid for g in state.guests.values() if g.node in online)
         assert df["vmid"].tolist() == expected
+        # /nodes once, then the two lists of each online node, nothing else
+        sent = sorted(r.path for r in fresh_sim["prod"].requests)
+        lists = [f"/nodes/{n}/{t}" for n in online for t in ("qemu", "lxc")]
+        assert sent == sorted(["/nodes", *lists])
+        down = sorted(online)[-1]
+        fresh_sim["prod"].set_node_online(down, False)
+        with pytest.warns(pvekit.IncompleteDataWarning, match=down):
+            df = c.guests_from_nodes(progress=False)
+        assert down not in set(df["node"]) and len(df)
     finally:
         c.close()
 
