@@ -3,8 +3,11 @@ simulator, each checked by its effect."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import json
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
@@ -196,11 +199,21 @@ def test_guests_from_nodes_when_cluster_resources_is_degraded(fresh_sim: Simulat
         fresh_sim["prod"].faults.errors(statuses=(500,), pattern="/cluster/resources")
         with pytest.raises(pvekit.ServerError):
             c.guests()
+        fresh_sim["prod"].clear_requests()
         df = c.guests_from_nodes(progress=False)
         state = fresh_sim["prod"].state
         online = {n for n, node in state.nodes.items() if node.online}
         expected = sorted(g.vmid for g in state.guests.values() if g.node in online)
         assert df["vmid"].tolist() == expected
+        # /nodes once, then the two lists of each online node, nothing else
+        sent = sorted(r.path for r in fresh_sim["prod"].requests)
+        lists = [f"/nodes/{n}/{t}" for n in online for t in ("qemu", "lxc")]
+        assert sent == sorted(["/nodes", *lists])
+        down = sorted(online)[-1]
+        fresh_sim["prod"].set_node_online(down, False)
+        with pytest.warns(pvekit.IncompleteDataWarning, match=down):
+            df = c.guests_from_nodes(progress=False)
+        assert down not in set(df["node"]) and len(df)
     finally:
         c.close()
 
@@ -529,3 +542,91 @@ def test_two_standalone_nodes_with_the_same_name_are_not_merged(fresh_sim: Simul
             assert group.duplicates == {}
         finally:
             group.close()
+
+
+# -- the new simulator answers have the official schema's shape ------------------------------
+
+_SCHEMA = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "pve-api" / "pve-api-schema-9.1.json"
+)
+
+
+def _returns(path: str, method: str = "GET") -> dict[str, Any]:
+    def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for node in nodes:
+            yield node
+            yield from walk(node.get("children") or [])
+
+    for node in walk(json.loads(_SCHEMA.read_text())):
+        if node["path"] == path:
+            return dict(node["info"][method].get("returns") or {})
+    raise AssertionError(f"{path} not in the schema")
+
+
+def _shape_problems(value: Any, spec: Mapping[str, Any], where: str) -> list[str]:
+    kind = spec.get("type")
+    ok = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: v in (0, 1) or isinstance(v, bool),  # PVE sends 0/1
+        "array": lambda v: isinstance(v, list) or v is None,  # osdid-list is null
+        "object": lambda v: isinstance(v, dict),
+        "null": lambda v: v is None,
+    }
+    if kind in ok and not ok[kind](value):
+        return [f"{where}: {value!r} is not {kind}"]
+    problems: list[str] = []
+    if kind == "array" and isinstance(value, list) and isinstance(spec.get("items"), Mapping):
+        for i, item in enumerate(value):
+            problems += _shape_problems(item, spec["items"], f"{where}[{i}]")
+    if kind == "object" and isinstance(value, dict):
+        for key, sub in (spec.get("properties") or {}).items():
+            if key not in value:
+                if not sub.get("optional") and "[n]" not in key:
+                    problems.append(f"{where}: required {key!r} missing")
+                continue
+            problems += _shape_problems(value[key], sub, f"{where}.{key}")
+    return problems
+
+
+@pytest.mark.skipif(not _SCHEMA.exists(), reason="the official schema is not checked out")
+def test_new_simulated_answers_match_the_schema(fast: Simulator, prod: Cluster) -> None:
+    reads = {
+        "/nodes/{node}/config": prod.get("/nodes/pve1/config"),
+        "/nodes/{node}/disks/list": prod.get("/nodes/pve1/disks/list", {"include-partitions": 1}),
+        "/nodes/{node}/disks/smart": prod.get("/nodes/pve1/disks/smart", {"disk": "/dev/sda"}),
+        "/nodes/{node}/apt/update": prod.get("/nodes/pve1/apt/update"),
+        "/nodes/{node}/aplinfo": prod.get("/nodes/pve1/aplinfo"),
+    }
+    problems: list[str] = []
+    for template, body in reads.items():
+        problems += _shape_problems(body, _returns(template), template)
+    assert problems == []
+    # the check itself catches a wrong shape
+    assert _shape_problems([{"devpath": 1}], _returns("/nodes/{node}/disks/list"), "x")
+    for template in (
+        "/nodes/{node}/storage/{storage}/download-url",
+        "/nodes/{node}/storage/{storage}/oci-registry-pull",
+        "/nodes/{node}/aplinfo",
+        "/nodes/{node}/apt/update",
+    ):
+        assert _returns(template, "POST")["type"] == "string"  # a UPID, as the sim answers
+
+
+def test_a_guest_being_created_is_locked_and_gone_if_the_task_fails(fresh_sim: Simulator) -> None:
+    c = pvekit.connect(**fresh_sim["prod"].connect_kwargs(), cache=False)
+    try:
+        fresh_sim["prod"].faults.slow_tasks(math.inf, "qmcreate")
+        task = c.node("pve1").create_vm("slow-vm")
+        row = c.guests(fresh=True).set_index("vmid").loc[task.newid]
+        assert row["lock"] == "create"  # visible while the task runs, as in Proxmox
+        task.stop()
+        fresh_sim["prod"].faults.clear()
+        fresh_sim["prod"].faults.fail_tasks("qmcreate", "unable to create VM: disk full")
+        failing = c.node("pve1").create_vm("full-vm")
+        with pytest.raises(pvekit.TaskFailedError, match="disk full"):
+            failing.wait(timeout=120, poll=0.2, progress=False)
+        assert failing.newid not in set(c.guests(fresh=True)["vmid"])
+    finally:
+        c.close()
