@@ -1030,14 +1030,8 @@ def _findings_block(rep: Report) -> str:
         count = int(r["count"])
         if count > 1:
             listed: pd.DataFrame = r["items"]
-            items = "".join(
-                f"<li>{e(str(msg))}"
-                + ("" if pd.isna(v) else f" <span class='hint'>({e(_metric_cell(v, u))})</span>")
-                + "</li>"
-                for msg, v, u in zip(
-                    listed["message"], listed["metric"], listed["unit"], strict=True
-                )
-            )
+            # each message already says its number: no metric column inside the list
+            items = "".join(f"<li>{e(str(msg))}</li>" for msg in listed["message"])
             message = (
                 f'<details class="group"><summary>{e(str(r["message"]))}</summary>'
                 f"<ul>{items}</ul></details>"
