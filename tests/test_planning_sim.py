@@ -59,7 +59,8 @@ def test_pve8_serves_node_affinity_as_groups() -> None:
         dc = rules.set_index("rule").loc["dc-nodes"]
         assert bool(dc["strict"]) and sorted(dc["vmids"]) == [114, 115]
         paths = [r.path for r in sim["prod"].requests if "/ha/" in r.path]
-        assert paths == ["/cluster/ha/rules", "/cluster/ha/groups", "/cluster/ha/resources"]
+        assert paths[0] == "/cluster/ha/rules"  # 501 on 8.x, then the two 8.x reads
+        assert sorted(paths[1:]) == ["/cluster/ha/groups", "/cluster/ha/resources"]
         c.close()
 
 
@@ -213,3 +214,24 @@ def test_planning_on_a_group(fast_sim: Simulator) -> None:
         assert r["evidence"].notna().all()
     finally:
         group.close()
+
+
+def test_simulator_refuses_what_proxmox_refuses(fast_sim: Simulator, prod: pvekit.Cluster) -> None:
+    st = fast_sim["prod"].state
+    with pytest.raises(pvekit.ServerError, match="uses local devices: hostpci0"):
+        prod.guest(111).migrate("pve1")  # search-02
+    local = next(
+        g
+        for g in st.guests.values()
+        if g.running
+        and g.type == "qemu"
+        and not g.ha_state
+        and not g.lock
+        and any(d.storage == "local-lvm" for d in g.disks.values())
+        and not any(k.startswith("hostpci") for k in g.config)
+    )
+    target = "pve1" if local.node != "pve1" else "pve2"
+    with pytest.raises(pvekit.ServerError, match="without with-local-disks"):
+        prod.guest(local.vmid).migrate(target)
+    prod.guest(local.vmid).migrate(target, with_local_disks=True).wait(poll=POLL, progress=False)
+    assert st.guests[local.vmid].node == target
