@@ -607,3 +607,17 @@ def test_reclaimable_kinds_with_evidence() -> None:
     recent = tasks.assign(starttime=[NOW - pd.Timedelta(days=3), NOW - pd.Timedelta(days=100)])
     r2 = planning.reclaimable(inp.copy(tasks=recent), keep_backups=2, now=NOW)
     assert "long stopped" not in set(r2["kind"])
+
+
+def test_readiness_per_node() -> None:
+    inp = frames(
+        nodes(("a", 64, 64), ("b", 64, 64), ("c", 64, 64)),
+        [guest(100, "a", 8), guest(101, "b", 8, local_resources=["usb0"]), guest(102, "c", 60)],
+    )
+    r = planning.readiness(inp, policy=EXACT).set_index("node")
+    assert r["can_empty"].to_dict() == {"a": True, "b": False, "c": False}
+    assert (
+        r.loc["b", "reason"] == "g101 (101): uses local device(s) usb0: Proxmox cannot migrate it"
+    )
+    assert "g102 (102): no target: a: memory" in r.loc["c", "reason"]
+    assert r.loc["a", "moves"] == 1 and r.loc["a", "reason"] == ""

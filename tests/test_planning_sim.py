@@ -78,6 +78,8 @@ def test_demo_nodes_show_what_planning_finds(prod: pvekit.Cluster) -> None:
     t = pve1.moves.set_index("name")
     assert t.loc["dc-02", "target"] == "pve3"  # strict HA node affinity: pve1/pve3 only
     assert t.loc["db-replica", "target"] != "pve3"  # kept apart from db-primary
+    ready = planning.readiness(inp).set_index("node")["can_empty"].to_dict()
+    assert ready == {"pve1": True, "pve2": True, "pve3": False}
     reb = planning.rebalance(inp)
     assert len(reb.moves) >= 1 and reb.score_after < reb.score_before
     assert set(reb.moves["node"]) == {"pve3"}  # the overloaded node
