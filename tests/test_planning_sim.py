@@ -237,3 +237,22 @@ def test_simulator_refuses_what_proxmox_refuses(fast_sim: Simulator, prod: pveki
         prod.guest(local.vmid).migrate(target)
     prod.guest(local.vmid).migrate(target, with_local_disks=True).wait(poll=POLL, progress=False)
     assert st.guests[local.vmid].node == target
+
+
+def test_reading_for_planning_costs_one_config_read_per_guest(fast_sim: Simulator) -> None:
+    c = pvekit.connect(**fast_sim["prod"].connect_kwargs(identity="root"), cache="memory")
+    try:
+        fast_sim["prod"].clear_requests()
+        inp = planning.PlanningInput.read(c)
+        paths = Counter(r.path for r in fast_sim["prod"].requests)
+        configs = [p for p in paths if p.endswith("/config")]
+        assert len(configs) == len(inp.guests) and set(paths[p] for p in configs) == {1}
+        assert paths["/cluster/ha/rules"] == 1 and paths["/cluster/resources"] == 1
+        # planning itself sends nothing
+        fast_sim["prod"].clear_requests()
+        planning.evacuate(inp, "pve2")
+        planning.rebalance(inp)
+        planning.what_if(inp, planning.guest_spec(cores=2, memory="4G"))
+        assert fast_sim["prod"].requests == []
+    finally:
+        c.close()

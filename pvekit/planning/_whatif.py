@@ -186,10 +186,18 @@ def _n1_ok(
     policy: Policy,
 ) -> bool:
     """Whether the cluster with these new guests keeps N+1 headroom (capacity.headroom)."""
-    nodes = inp.nodes[inp.nodes["profile"].astype(str) == site.profile].copy()
+    # only what headroom reads: these frames are rebuilt for every step of the search
+    ncols = [
+        c
+        for c in ("profile", "node", "online", "status", "cores", "cpu", "mem_used", "mem_total")
+        if c in inp.nodes
+    ]
+    nodes = inp.nodes.loc[inp.nodes["profile"].astype(str) == site.profile, ncols].copy()
     cols = ["profile", "vmid", "node", "status", "template", "cores", "mem_total", "mem_used"]
     guests = inp.guests if len(inp.guests) else pd.DataFrame(columns=cols)
-    guests = guests[guests["profile"].astype(str) == site.profile]
+    guests = guests.loc[
+        guests["profile"].astype(str) == site.profile, [c for c in cols if c in guests]
+    ]
     if placed:
         add_mem: dict[str, float] = {}
         rows: list[dict[str, Any]] = []
