@@ -621,3 +621,63 @@ def test_readiness_per_node() -> None:
     )
     assert "g102 (102): no target: a: memory" in r.loc["c", "reason"]
     assert r.loc["a", "moves"] == 1 and r.loc["a", "reason"] == ""
+
+
+def test_plan_html_escapes_names() -> None:
+    n = nodes(("a", 64, 100), ("b", 64, 100))
+    inp = frames(n, [guest(100, "a", 8, name="<script>x</script>")])
+    html = planning.evacuate(inp, "a", policy=EXACT)._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_apply_bounds_migrations_per_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two moves into c from different nodes never run together with parallel=1; the move
+    out of c waits for nothing, the move into b waits for the earlier move out of b."""
+    import threading
+    import time
+
+    from pvekit.planning import _plan
+
+    n = nodes(("a", 64, 100), ("b", 64, 100), ("c", 64, 100), ("d", 64, 100))
+    inp = frames(n, [guest(100, "a", 8), guest(101, "b", 8), guest(102, "d", 8)])
+    plan = planning.evacuate(inp, ["a", "b", "d"], policy=EXACT)
+    assert set(plan.moves["target"]) == {"c"}
+    busy: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+    order: list[int] = []
+
+    class FakeTask:
+        upid = "UPID:c:0:0:0:qmigrate:1:root@pam:"
+
+        def __init__(self, nodes: tuple[str, str]) -> None:
+            self.nodes = nodes
+
+        def wait(self, **_: Any) -> None:
+            time.sleep(0.05)
+            with lock:
+                for x in self.nodes:
+                    busy[x] -= 1
+
+    class FakeGuest:
+        def __init__(self, m: dict[str, Any]) -> None:
+            self.m = m
+
+        def migrate(self, target: str, **_: Any) -> FakeTask:
+            with lock:
+                order.append(int(self.m["vmid"]))
+                for x in (self.m["node"], target):
+                    busy[x] = busy.get(x, 0) + 1
+                    peak[x] = max(peak.get(x, 0), busy[x])
+            return FakeTask((self.m["node"], target))
+
+    monkeypatch.setattr(_plan, "_guest", lambda _src, m: FakeGuest(m))
+    monkeypatch.setattr(planning.Plan, "check", lambda self, source=None: [])
+    result = plan.apply(confirm=True, source=object(), parallel=1)
+    assert result["result"].tolist() == ["done"] * 3
+    assert peak["c"] == 1 and sorted(order) == [100, 101, 102]
+    busy.clear()
+    peak.clear()
+    plan2 = planning.evacuate(inp, ["a", "b", "d"], policy=EXACT)
+    plan2.apply(confirm=True, source=object(), parallel=2)
+    assert peak["c"] == 2  # two at a time, never three

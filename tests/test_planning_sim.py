@@ -89,6 +89,7 @@ def test_evacuate_apply_empties_the_node(fast_sim: Simulator, prod: pvekit.Clust
     plan = planning.evacuate(prod, "pve2")
     assert plan.can_empty and len(plan.moves) > 10
     fast_sim["prod"].clear_requests()
+    before = len(fast_sim["prod"].state.tasks)
     seen: list[str] = []
     result = plan.apply(confirm=True, parallel=2, poll=POLL, progress=seen.append)
     assert result["result"].tolist() == ["done"] * len(plan.moves)
@@ -112,6 +113,15 @@ def test_evacuate_apply_empties_the_node(fast_sim: Simulator, prod: pvekit.Clust
     _, routes = load_routes()
     assert offending(fast_sim["prod"].requests, routes) == []
     assert any("started" in line for line in seen)
+    # at most two migrations at a time off pve2 (parallel=2)
+    spans = [
+        (t.started_at, t.started_at + t.duration)
+        for t in fast_sim["prod"].state.tasks[before:]
+        if t.type in ("qmigrate", "vzmigrate")
+    ]
+    assert len(spans) == len(plan.moves)
+    overlap = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    assert 1 <= overlap <= 2
     with pytest.raises(PlanInvalidatedError, match="sent already"):
         plan.apply(confirm=True)  # never twice
     assert len(migrate_posts(fast_sim)) == len(plan.moves)
