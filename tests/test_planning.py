@@ -218,6 +218,7 @@ def test_single_node_cluster_cannot_be_emptied_and_is_balanced() -> None:
     w = planning.what_if(inp, planning.guest_spec(cores=2, memory="8G"), policy=EXACT)
     assert w.summary["max_count"].iloc[0] == 7  # 56 GiB left, stopped guests hold none
     assert w.summary["max_count_n_plus_1"].iloc[0] == 0  # nowhere to fail over
+    assert w.summary["n_plus_1_reason"].iloc[0].startswith("already now: if solo fails")
 
 
 def test_what_is_not_moved_and_why() -> None:
@@ -395,6 +396,10 @@ def test_what_if_counts_with_and_without_n_plus_1() -> None:
     assert (row["max_count"], row["fit"], row["requested"]) == (20, 20, 25)
     # N+1 (capacity.headroom): one node's guests must fit on the other: a + b <= 10
     assert row["max_count_n_plus_1"] == 10 and row["fit_n_plus_1"] == 10
+    assert row["n_plus_1_reason"] in (
+        "if a fails: memory (1 guest(s) would find no room)",
+        "if b fails: memory (1 guest(s) would find no room)",
+    )
     assert row["stopped_by"] == "memory"
     assert w.placements["node"].value_counts().to_dict() == {"a": 10, "b": 10}
     assert w.placements["n_plus_1"].sum() == 10
