@@ -218,6 +218,7 @@ def test_single_node_cluster_cannot_be_emptied_and_is_balanced() -> None:
     w = planning.what_if(inp, planning.guest_spec(cores=2, memory="8G"), policy=EXACT)
     assert w.summary["max_count"].iloc[0] == 7  # 56 GiB left, stopped guests hold none
     assert w.summary["max_count_n_plus_1"].iloc[0] == 0  # nowhere to fail over
+    assert w.summary["n_plus_1_reason"].iloc[0].startswith("already now: if solo fails")
 
 
 def test_what_is_not_moved_and_why() -> None:
@@ -395,6 +396,10 @@ def test_what_if_counts_with_and_without_n_plus_1() -> None:
     assert (row["max_count"], row["fit"], row["requested"]) == (20, 20, 25)
     # N+1 (capacity.headroom): one node's guests must fit on the other: a + b <= 10
     assert row["max_count_n_plus_1"] == 10 and row["fit_n_plus_1"] == 10
+    assert row["n_plus_1_reason"] in (
+        "if a fails: memory (1 guest(s) would find no room)",
+        "if b fails: memory (1 guest(s) would find no room)",
+    )
     assert row["stopped_by"] == "memory"
     assert w.placements["node"].value_counts().to_dict() == {"a": 10, "b": 10}
     assert w.placements["n_plus_1"].sum() == 10
@@ -607,3 +612,77 @@ def test_reclaimable_kinds_with_evidence() -> None:
     recent = tasks.assign(starttime=[NOW - pd.Timedelta(days=3), NOW - pd.Timedelta(days=100)])
     r2 = planning.reclaimable(inp.copy(tasks=recent), keep_backups=2, now=NOW)
     assert "long stopped" not in set(r2["kind"])
+
+
+def test_readiness_per_node() -> None:
+    inp = frames(
+        nodes(("a", 64, 64), ("b", 64, 64), ("c", 64, 64)),
+        [guest(100, "a", 8), guest(101, "b", 8, local_resources=["usb0"]), guest(102, "c", 60)],
+    )
+    r = planning.readiness(inp, policy=EXACT).set_index("node")
+    assert r["can_empty"].to_dict() == {"a": True, "b": False, "c": False}
+    assert (
+        r.loc["b", "reason"] == "g101 (101): uses local device(s) usb0: Proxmox cannot migrate it"
+    )
+    assert "g102 (102): no target: a: memory" in r.loc["c", "reason"]
+    assert r.loc["a", "moves"] == 1 and r.loc["a", "reason"] == ""
+
+
+def test_plan_html_escapes_names() -> None:
+    n = nodes(("a", 64, 100), ("b", 64, 100))
+    inp = frames(n, [guest(100, "a", 8, name="<script>x</script>")])
+    html = planning.evacuate(inp, "a", policy=EXACT)._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_apply_bounds_migrations_per_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two moves into c from different nodes never run together with parallel=1; the move
+    out of c waits for nothing, the move into b waits for the earlier move out of b."""
+    import threading
+    import time
+
+    from pvekit.planning import _plan
+
+    n = nodes(("a", 64, 100), ("b", 64, 100), ("c", 64, 100), ("d", 64, 100))
+    inp = frames(n, [guest(100, "a", 8), guest(101, "b", 8), guest(102, "d", 8)])
+    plan = planning.evacuate(inp, ["a", "b", "d"], policy=EXACT)
+    assert set(plan.moves["target"]) == {"c"}
+    busy: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+    order: list[int] = []
+
+    class FakeTask:
+        upid = "UPID:c:0:0:0:qmigrate:1:root@pam:"
+
+        def __init__(self, nodes: tuple[str, str]) -> None:
+            self.nodes = nodes
+
+        def wait(self, **_: Any) -> None:
+            time.sleep(0.05)
+            with lock:
+                for x in self.nodes:
+                    busy[x] -= 1
+
+    class FakeGuest:
+        def __init__(self, m: dict[str, Any]) -> None:
+            self.m = m
+
+        def migrate(self, target: str, **_: Any) -> FakeTask:
+            with lock:
+                order.append(int(self.m["vmid"]))
+                for x in (self.m["node"], target):
+                    busy[x] = busy.get(x, 0) + 1
+                    peak[x] = max(peak.get(x, 0), busy[x])
+            return FakeTask((self.m["node"], target))
+
+    monkeypatch.setattr(_plan, "_guest", lambda _src, m: FakeGuest(m))
+    monkeypatch.setattr(planning.Plan, "check", lambda self, source=None: [])
+    result = plan.apply(confirm=True, source=object(), parallel=1)
+    assert result["result"].tolist() == ["done"] * 3
+    assert peak["c"] == 1 and sorted(order) == [100, 101, 102]
+    busy.clear()
+    peak.clear()
+    plan2 = planning.evacuate(inp, ["a", "b", "d"], policy=EXACT)
+    plan2.apply(confirm=True, source=object(), parallel=2)
+    assert peak["c"] == 2  # two at a time, never three

@@ -59,7 +59,8 @@ def test_pve8_serves_node_affinity_as_groups() -> None:
         dc = rules.set_index("rule").loc["dc-nodes"]
         assert bool(dc["strict"]) and sorted(dc["vmids"]) == [114, 115]
         paths = [r.path for r in sim["prod"].requests if "/ha/" in r.path]
-        assert paths == ["/cluster/ha/rules", "/cluster/ha/groups", "/cluster/ha/resources"]
+        assert paths[0] == "/cluster/ha/rules"  # 501 on 8.x, then the two 8.x reads
+        assert sorted(paths[1:]) == ["/cluster/ha/groups", "/cluster/ha/resources"]
         c.close()
 
 
@@ -77,6 +78,8 @@ def test_demo_nodes_show_what_planning_finds(prod: pvekit.Cluster) -> None:
     t = pve1.moves.set_index("name")
     assert t.loc["dc-02", "target"] == "pve3"  # strict HA node affinity: pve1/pve3 only
     assert t.loc["db-replica", "target"] != "pve3"  # kept apart from db-primary
+    ready = planning.readiness(inp).set_index("node")["can_empty"].to_dict()
+    assert ready == {"pve1": True, "pve2": True, "pve3": False}
     reb = planning.rebalance(inp)
     assert len(reb.moves) >= 1 and reb.score_after < reb.score_before
     assert set(reb.moves["node"]) == {"pve3"}  # the overloaded node
@@ -86,6 +89,7 @@ def test_evacuate_apply_empties_the_node(fast_sim: Simulator, prod: pvekit.Clust
     plan = planning.evacuate(prod, "pve2")
     assert plan.can_empty and len(plan.moves) > 10
     fast_sim["prod"].clear_requests()
+    before = len(fast_sim["prod"].state.tasks)
     seen: list[str] = []
     result = plan.apply(confirm=True, parallel=2, poll=POLL, progress=seen.append)
     assert result["result"].tolist() == ["done"] * len(plan.moves)
@@ -109,6 +113,15 @@ def test_evacuate_apply_empties_the_node(fast_sim: Simulator, prod: pvekit.Clust
     _, routes = load_routes()
     assert offending(fast_sim["prod"].requests, routes) == []
     assert any("started" in line for line in seen)
+    # at most two migrations at a time off pve2 (parallel=2)
+    spans = [
+        (t.started_at, t.started_at + t.duration)
+        for t in fast_sim["prod"].state.tasks[before:]
+        if t.type in ("qmigrate", "vzmigrate")
+    ]
+    assert len(spans) == len(plan.moves)
+    overlap = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    assert 1 <= overlap <= 2
     with pytest.raises(PlanInvalidatedError, match="sent already"):
         plan.apply(confirm=True)  # never twice
     assert len(migrate_posts(fast_sim)) == len(plan.moves)
@@ -213,3 +226,43 @@ def test_planning_on_a_group(fast_sim: Simulator) -> None:
         assert r["evidence"].notna().all()
     finally:
         group.close()
+
+
+def test_simulator_refuses_what_proxmox_refuses(fast_sim: Simulator, prod: pvekit.Cluster) -> None:
+    st = fast_sim["prod"].state
+    with pytest.raises(pvekit.ServerError, match="uses local devices: hostpci0"):
+        prod.guest(111).migrate("pve1")  # search-02
+    local = next(
+        g
+        for g in st.guests.values()
+        if g.running
+        and g.type == "qemu"
+        and not g.ha_state
+        and not g.lock
+        and any(d.storage == "local-lvm" for d in g.disks.values())
+        and not any(k.startswith("hostpci") for k in g.config)
+    )
+    target = "pve1" if local.node != "pve1" else "pve2"
+    with pytest.raises(pvekit.ServerError, match="without with-local-disks"):
+        prod.guest(local.vmid).migrate(target)
+    prod.guest(local.vmid).migrate(target, with_local_disks=True).wait(poll=POLL, progress=False)
+    assert st.guests[local.vmid].node == target
+
+
+def test_reading_for_planning_costs_one_config_read_per_guest(fast_sim: Simulator) -> None:
+    c = pvekit.connect(**fast_sim["prod"].connect_kwargs(identity="root"), cache="memory")
+    try:
+        fast_sim["prod"].clear_requests()
+        inp = planning.PlanningInput.read(c)
+        paths = Counter(r.path for r in fast_sim["prod"].requests)
+        configs = [p for p in paths if p.endswith("/config")]
+        assert len(configs) == len(inp.guests) and set(paths[p] for p in configs) == {1}
+        assert paths["/cluster/ha/rules"] == 1 and paths["/cluster/resources"] == 1
+        # planning itself sends nothing
+        fast_sim["prod"].clear_requests()
+        planning.evacuate(inp, "pve2")
+        planning.rebalance(inp)
+        planning.what_if(inp, planning.guest_spec(cores=2, memory="4G"))
+        assert fast_sim["prod"].requests == []
+    finally:
+        c.close()

@@ -40,6 +40,7 @@ WHATIF_COLUMNS: dict[str, str] = {
     "stopped_by": "string",  # memory | vcpus | storage | cpu type | no node | ...
     "stopped_node": "string",
     "stopped_reason": "string",
+    "n_plus_1_reason": "string",  # which node's failure the next one would leave uncovered
 }
 
 
@@ -184,12 +185,21 @@ def _n1_ok(
     placed: list[tuple[str, int, str, str | None]],
     specs: dict[str, dict[str, Any]],
     policy: Policy,
-) -> bool:
-    """Whether the cluster with these new guests keeps N+1 headroom (capacity.headroom)."""
-    nodes = inp.nodes[inp.nodes["profile"].astype(str) == site.profile].copy()
+) -> str | None:
+    """None when the cluster with these new guests keeps N+1 headroom (capacity.headroom);
+    else which node's failure it could not absorb, and why."""
+    # only what headroom reads: these frames are rebuilt for every step of the search
+    ncols = [
+        c
+        for c in ("profile", "node", "online", "status", "cores", "cpu", "mem_used", "mem_total")
+        if c in inp.nodes
+    ]
+    nodes = inp.nodes.loc[inp.nodes["profile"].astype(str) == site.profile, ncols].copy()
     cols = ["profile", "vmid", "node", "status", "template", "cores", "mem_total", "mem_used"]
     guests = inp.guests if len(inp.guests) else pd.DataFrame(columns=cols)
-    guests = guests[guests["profile"].astype(str) == site.profile]
+    guests = guests.loc[
+        guests["profile"].astype(str) == site.profile, [c for c in cols if c in guests]
+    ]
     if placed:
         add_mem: dict[str, float] = {}
         rows: list[dict[str, Any]] = []
@@ -214,23 +224,37 @@ def _n1_ok(
         ]
         guests = pd.concat([guests, pd.DataFrame(rows)], ignore_index=True)
     h = capacity.headroom(nodes, guests, max_vcpu_ratio=policy.vcpu_ratio)
-    fits = h["fits"].astype("boolean")
-    return bool(fits.fillna(True).all())
+    bad = h[~h["fits"].astype("boolean").fillna(True).astype(bool)]
+    if bad.empty:
+        return None
+    r = bad.iloc[0]
+    what = []
+    if not bool(pd.notna(r["mem_fits"]) and r["mem_fits"]):
+        what.append(f"memory ({int(r['unplaced'])} guest(s) would find no room)")
+    if not bool(pd.notna(r["vcpus_fit"]) and r["vcpus_fit"]):
+        what.append("vCPUs")
+    return f"if {r['node']} fails: " + (" and ".join(what) or "its guests do not fit")
 
 
 def _max_n1(
     inp: Any, model: Model, site: Site, spec: dict[str, Any], policy: Policy, upper: int
-) -> int:
-    """Largest k <= upper keeping N+1 headroom (binary search: more guests never help)."""
+) -> tuple[int, str | None]:
+    """Largest k <= upper keeping N+1 headroom (binary search: more guests never help), and
+    why one more would not."""
     specs = {str(spec["shape"]): spec}
+    why: dict[int, str | None] = {}
 
     def ok(k: int) -> bool:
         s = copy.deepcopy(site)
         placed, _ = _run(s, [spec], policy, k)
-        return len(placed) == k and _n1_ok(inp, s, placed, specs, policy)
+        if len(placed) < k:
+            why[k] = "does not fit at all"
+            return False
+        why[k] = _n1_ok(inp, s, placed, specs, policy)
+        return why[k] is None
 
     if not ok(0):
-        return 0
+        return 0, f"already now: {why[0]}"
     lo, hi = 0, upper
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -238,7 +262,9 @@ def _max_n1(
             lo = mid
         else:
             hi = mid - 1
-    return lo
+    if lo + 1 not in why:
+        ok(lo + 1)
+    return lo, why.get(lo + 1)
 
 
 _CAP = 100_000  # never count further than this many guests of one shape
@@ -279,7 +305,7 @@ def what_if(
             alone = copy.deepcopy(pristine)
             got, failure = _run(alone, [spec], pol, _CAP)
             maxc = len(got)
-            n1 = _max_n1(inp, model, pristine, spec, pol, maxc)
+            n1, n1_why = _max_n1(inp, model, pristine, spec, pol, maxc)
             by, node, why = _stopper(alone, failure)
             summary.append(
                 {
@@ -296,6 +322,7 @@ def what_if(
                     "stopped_by": by,
                     "stopped_node": node,
                     "stopped_reason": why,
+                    "n_plus_1_reason": n1_why,
                 }
             )
         n1_of = {
