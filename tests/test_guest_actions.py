@@ -34,13 +34,21 @@ SCHEMA_TSV = ENDPOINTS_91
 USED: set[int] = set()
 
 
-def take(simx: Simulator, gtype: str = "qemu", running: bool | None = None) -> int:
-    """A guest no other test of this module touches, put in the wanted run state."""
+def take(
+    simx: Simulator, gtype: str = "qemu", running: bool | None = None, plain: bool = False
+) -> int:
+    """A guest no other test of this module touches, put in the wanted run state.
+
+    ``plain``: one without host devices or local disks, so that a live migration needs
+    nothing but ``online`` (the demo has both kinds for capacity planning).
+    """
     st = simx["prod"].state
     with st.lock:
         for g in st.guests.values():
             if g.vmid in USED or g.template or g.lock or g.ha_state or g.type != gtype:
                 continue
+            if plain and _pinned(st, g):
+                continue  # host devices or local disks: not the plain guest these tests want
             USED.add(g.vmid)
             if running is True and not g.running:
                 g.status, g.started_at, g.paused = "running", st.clock.now(), False
@@ -49,6 +57,15 @@ def take(simx: Simulator, gtype: str = "qemu", running: bool | None = None) -> i
             st.changed()
             return g.vmid
     raise AssertionError(f"no unused {gtype} guest left")
+
+
+def _pinned(st: Any, g: Any) -> bool:
+    if any(k.startswith(("hostpci", "usb")) for k in g.config):
+        return True
+    return any(
+        (d := st.storage_defs.get(disk.storage)) is not None and not d.shared
+        for disk in g.disks.values()
+    )
 
 
 def posts(prod: Any, suffix: str) -> list[Any]:
@@ -213,7 +230,7 @@ def test_only_a_401_is_repeated(root: pvekit.Cluster, simx: Simulator, prod: Any
 
 
 def test_migrate_running_vm_live(root: pvekit.Cluster, simx: Simulator, prod: Any) -> None:
-    vmid = take(simx, "qemu", running=True)
+    vmid = take(simx, "qemu", running=True, plain=True)
     g = root.guest(vmid)
     source = g.node
     target = next(n for n in ("pve1", "pve2", "pve3") if n != source)
@@ -439,7 +456,7 @@ def test_every_action_request_matches_the_official_schema(simx: Simulator) -> No
             g.delete_backup(g.backups()["volid"].iloc[0])
             g.vnc_proxy()
             target = next(n for n in ("pve1", "pve2", "pve3") if n != g.node)
-            g.migrate(target, bwlimit=1000).wait(**w)
+            g.migrate(target, bwlimit=1000, with_local_disks=g.type == "qemu").wait(**w)
             g.stop().wait(**w)
             t = g.clone(name="walk-clone")
             t.wait(**w)

@@ -149,6 +149,8 @@ def _reads(group: Group) -> list[Callable[[], Any]]:
         lambda: group.metrics("storage", timeframe="month", progress=False),
         lambda: prod.metrics("storage", ["local"], timeframe="year", progress=False),
         lambda: group.summary(),
+        lambda: group.ha_rules(),
+        lambda: prod.ha_rules(fresh=True),
         lambda: group.status(),
         lambda: group.map(lambda c: c.get("/version")),
         lambda: group.reconnect(all=True),

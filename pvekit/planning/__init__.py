@@ -19,7 +19,7 @@ of its frames. See ``docs/planning.md`` for each planner's rules and limits.
 from __future__ import annotations
 
 from .._errors import PlanInvalidatedError
-from ._evacuate import evacuate
+from ._evacuate import READINESS_COLUMNS, evacuate, readiness
 from ._input import PlanningInput
 from ._model import Policy
 from ._plan import APPLY_COLUMNS, MOVE_COLUMNS, UNPLACED_COLUMNS, USAGE_COLUMNS, Plan
@@ -33,6 +33,7 @@ __all__ = [
     "APPLY_COLUMNS",
     "MOVE_COLUMNS",
     "PLACEMENT_COLUMNS",
+    "READINESS_COLUMNS",
     "RECLAIM_COLUMNS",
     "RECLAIM_KINDS",
     "SPEC_COLUMNS",
@@ -48,6 +49,7 @@ __all__ = [
     "evacuate",
     "guest_spec",
     "max_count",
+    "readiness",
     "rebalance",
     "reclaimable",
     "time_remaining",

@@ -6,12 +6,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from ._common import build, move_row, nodes_arg, unplaced_row
 from ._model import Policy
 from ._place import blocked, choose, move
 from ._plan import MOVE_COLUMNS, UNPLACED_COLUMNS, Plan, _typed, usage_frame
 
-__all__ = ["evacuate"]
+__all__ = ["READINESS_COLUMNS", "evacuate", "readiness"]
 
 
 def evacuate(
@@ -89,3 +91,53 @@ def evacuate(
     if inp.ha_rules is None:
         plan.notes.append("no HA rules were given: HA placement was not checked")
     return plan
+
+
+READINESS_COLUMNS: dict[str, str] = {
+    "profile": "string",
+    "node": "string",
+    "online": "bool",
+    "can_empty": "bool",
+    "moves": "int64",
+    "blocking": "int64",
+    "staying": "int64",
+    "reason": "string",  # the blocking guests and why, "; "-joined ("" when it can be emptied)
+}
+
+
+def readiness(source: Any, *, policy: Policy | None = None) -> pd.DataFrame:
+    """Maintenance readiness: for each online node of each cluster, could it be evacuated
+    now (:func:`evacuate` of that node alone) and, if not, which guests block it and why.
+
+    Columns: :data:`READINESS_COLUMNS` (``staying``: guests that stay without blocking, e.g.
+    templates or stopped guests that cannot move).
+    """
+    from ._input import as_input
+
+    inp = as_input(source)
+    rows: list[dict[str, Any]] = []
+    _, model, pol = build(inp, policy)
+    for site in model.sites.values():
+        for name, n in site.nodes.items():
+            if not n.online:
+                continue
+            plan = evacuate(inp, name, profile=site.profile, policy=pol)
+            block = plan.unplaced[plan.unplaced["blocking"]]
+            rows.append(
+                {
+                    "profile": site.profile,
+                    "node": name,
+                    "online": True,
+                    "can_empty": plan.can_empty,
+                    "moves": len(plan.moves),
+                    "blocking": len(block),
+                    "staying": len(plan.unplaced) - len(block),
+                    "reason": "; ".join(
+                        f"{g} ({v}): {r}"
+                        for g, v, r in zip(
+                            block["name"], block["vmid"], block["reason"], strict=True
+                        )
+                    ),
+                }
+            )
+    return _typed(rows, READINESS_COLUMNS)

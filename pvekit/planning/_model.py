@@ -221,6 +221,12 @@ class Site:
         return self._groups.get(key, [])
 
 
+_GUEST_COLUMNS = (
+    "profile", "vmid", "name", "type", "node", "status", "template", "lock", "cpu", "cores",
+    "mem_total", "mem_used", "cpu_type", "tags", "disks", "local_resources",
+)  # fmt: skip
+
+
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain dicts keyed by column name (pandas types the keys as Hashable)."""
     return cast("list[dict[str, Any]]", df.to_dict("records"))
@@ -266,7 +272,7 @@ class Model:
             if col not in nodes.columns:
                 raise InvalidInputError(f"nodes frame lacks column {col!r}")
         for col in ("profile", "vmid", "node", "status", "cores", "mem_total"):
-            if col not in guests.columns:
+            if len(guests) and col not in guests.columns:
                 raise InvalidInputError(f"guests frame lacks column {col!r}")
         for r in records(nodes):
             profile = str(r["profile"])
@@ -292,7 +298,8 @@ class Model:
             site.nodes[name] = n
         if storage is not None and len(storage):
             self._storage(storage)
-        self._guests(guests)
+        if len(guests):
+            self._guests(guests)
         if ha_rules is not None and len(ha_rules) and policy.honour_ha:
             self._ha(ha_rules)
 
@@ -317,7 +324,9 @@ class Model:
 
     def _guests(self, guests: pd.DataFrame) -> None:
         p = self.policy
-        for r in records(guests):
+        # only what placement reads: the rows become dicts, and guests frames are wide
+        wanted = [c for c in _GUEST_COLUMNS if c in guests.columns]
+        for r in records(guests[wanted]):
             site = self.sites.get(str(r["profile"]))
             if site is None or pd.isna(r["vmid"]):
                 continue

@@ -187,7 +187,9 @@ def _n1_ok(
 ) -> bool:
     """Whether the cluster with these new guests keeps N+1 headroom (capacity.headroom)."""
     nodes = inp.nodes[inp.nodes["profile"].astype(str) == site.profile].copy()
-    guests = inp.guests[inp.guests["profile"].astype(str) == site.profile]
+    cols = ["profile", "vmid", "node", "status", "template", "cores", "mem_total", "mem_used"]
+    guests = inp.guests if len(inp.guests) else pd.DataFrame(columns=cols)
+    guests = guests[guests["profile"].astype(str) == site.profile]
     if placed:
         add_mem: dict[str, float] = {}
         rows: list[dict[str, Any]] = []

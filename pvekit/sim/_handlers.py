@@ -350,10 +350,22 @@ def ha_resources(ctx: Ctx) -> Any:
             "max_restart": 1,
             "max_relocate": 1,
             "digest": f"{g.vmid:040x}",
+            **_ha_group(ctx, g),
         }
         for g in ctx.state.guests.values()
         if g.ha_state
     ]
+
+
+def _ha_group(ctx: Ctx, g: Guest) -> dict[str, str]:
+    """8.x: the group of an HA resource (the node-affinity rule that lists it)."""
+    if ctx.major >= 9:
+        return {}
+    sid = _sid(g)
+    for r in ctx.state.ha_rules:
+        if r["type"] == "node-affinity" and sid in str(r["resources"]).split(","):
+            return {"group": r["rule"]}
+    return {}
 
 
 @route("GET", "/cluster/ha/status/current")
@@ -444,46 +456,43 @@ def cluster_backup_jobs(ctx: Ctx) -> Any:
     ]
 
 
+def _sid(g: Guest) -> str:
+    return f"{'vm' if g.type == 'qemu' else 'ct'}:{g.vmid}"
+
+
 @route("GET", "/cluster/ha/groups")
 def ha_groups(ctx: Ctx) -> Any:
-    nodes = list(ctx.state.nodes)
-    return (
-        [
-            {
-                "group": "prefer-first",
-                "type": "group",
-                "nodes": ",".join(f"{n}:{len(nodes) - i}" for i, n in enumerate(nodes)),
-                "restricted": 0,
-                "nofailback": 0,
-                "digest": "0" * 40,
-            }
-        ]
-        if any(g.ha_state for g in ctx.state.guests.values())
-        else []
-    )
+    # 8.x keeps node affinity as groups; 9.x migrated them to rules, the list is empty
+    if ctx.major >= 9:
+        return []
+    return [
+        {
+            "group": r["rule"],
+            "type": "group",
+            "nodes": r["nodes"],
+            "restricted": int(bool(r.get("strict"))),
+            "nofailback": 0,
+            "digest": "0" * 40,
+        }
+        for r in ctx.state.ha_rules
+        if r["type"] == "node-affinity"
+    ]
 
 
 @route("GET", "/cluster/ha/rules")
 def ha_rules(ctx: Ctx) -> Any:
-    sids = [
-        f"{'vm' if g.type == 'qemu' else 'ct'}:{g.vmid}"
-        for g in ctx.state.guests.values()
-        if g.ha_state
-    ]
-    if not sids:
-        return []
-    return [
-        {
-            "rule": "prefer-first",
-            "type": "node-affinity",
-            "resources": ",".join(sids),
-            "nodes": ",".join(ctx.state.nodes),
-            "strict": 0,
-            "disable": 0,
-            "digest": "0" * 40,
-            "order": 1,
-        }
-    ]
+    rtype, resource = ctx.p("type"), ctx.p("resource")
+    out = []
+    for order, r in enumerate(ctx.state.ha_rules, start=1):
+        if rtype and r["type"] != rtype:
+            continue
+        if resource and resource not in str(r["resources"]).split(","):
+            continue
+        row = {"order": order, "digest": "0" * 40, "disable": 0, **r}
+        if "strict" in row:
+            row["strict"] = int(bool(row["strict"]))
+        out.append(row)
+    return out
 
 
 # -- nodes ----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ._model import (
     Volume,
     stable_key,
 )
+from ._planning_demo import add_planning_demo
 from ._state import ClusterState, TaskPolicy, _mac
 
 __all__ = ["SCENARIOS", "build_scenario"]
@@ -683,6 +684,7 @@ def _demo_prod(
             if g.node == n:
                 g.status, g.started_at = "stopped", None
     _history(state, rng, now, 7)
+    add_planning_demo(state)
     return state
 
 

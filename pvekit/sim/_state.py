@@ -136,6 +136,9 @@ class ClusterState:
         self.storage_use: dict[tuple[str, str], StorageUse] = {}
         self.volumes: list[Volume] = []
         self.pools: dict[str, str] = {}  # poolid -> comment
+        # HA placement rules in PVE 9 form (rule, type, resources, nodes, strict, affinity,
+        # disable); 8.x serves the node-affinity ones as groups
+        self.ha_rules: list[dict[str, Any]] = []
         self.tasks: list[Task] = []
         self.generation = 0  # bumped on every change: caches of serialized answers key on it
         self._rng = random.Random(stable_key("tasks", name, seed))
@@ -418,12 +421,29 @@ class ClusterState:
                 raise SimHTTPError(
                     500, "lxc live migration is currently not implemented - use 'restart' mode"
                 )
+        devices = sorted(k for k in g.config if k.startswith(("hostpci", "usb")))
+        devices = [k for k in devices if "mapping=" not in str(g.config[k])]
+        if devices:
+            raise SimHTTPError(
+                500, f"can't migrate VM which uses local devices: {', '.join(devices)}"
+            )
+        local_disks = False
         for disk in g.disks.values():
             sdef = self.storage_defs.get(disk.storage)
             if sdef and not sdef.shared and (target, disk.storage) not in self.storage_use:
                 raise SimHTTPError(
                     500, f"storage '{disk.storage}' is not available on node '{target}'"
                 )
+            local_disks = local_disks or bool(sdef and not sdef.shared)
+        if (
+            g.type == "qemu"
+            and g.running
+            and local_disks
+            and not _truthy(params.get("with-local-disks"))
+        ):
+            raise SimHTTPError(
+                500, "can't live migrate attached local disks without with-local-disks option"
+            )
         source = g.node
         g.lock = "migrate"
         self.changed()
