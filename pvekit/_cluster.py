@@ -14,7 +14,7 @@ progress bar in notebooks, and records per-item failures instead of failing the 
 
 from __future__ import annotations
 
-import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from . import frames
+from . import _progress, frames
 from ._api import ApiClient
 from ._errors import InvalidInputError, PVEError
 from ._format import parse_vmid
@@ -48,22 +48,6 @@ DEFAULT_TASK_LIMIT = 500
 class IncompleteDataWarning(UserWarning):
     """Some rows of a frame could not be read (a node down, a request failed); the warning
     names what is missing and why."""
-
-
-def _interactive() -> bool:
-    """True inside a Jupyter kernel or on a terminal: where a progress bar helps."""
-    shell = sys.modules.get("IPython")
-    if shell is not None:
-        try:
-            ip = shell.get_ipython()
-        except Exception:
-            ip = None
-        if ip is not None and getattr(ip, "kernel", None) is not None:
-            return True
-    try:
-        return bool(sys.stderr.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 def _path(*segments: Any) -> str:
@@ -163,7 +147,8 @@ class Cluster(ApiClient):
         """
         if not items:
             return []
-        show = _interactive() if progress is None else bool(progress)
+        how = _progress.mode(progress)
+        started = time.monotonic()
 
         def guarded(item: T) -> R | PVEError:
             try:
@@ -180,13 +165,23 @@ class Cluster(ApiClient):
             tqdm(
                 total=len(items),
                 desc=f"{self.profile}: {desc}",
-                disable=not show,
+                disable=how != "bar",
                 leave=False,
             ) as bar,
         ):
             for result in pool.map(guarded, items):
                 results.append(result)
                 bar.update(1)
+        if how == "log":
+            failed = sum(isinstance(r, PVEError) for r in results)
+            _progress.LOGGER.info(
+                "%s: %s: %d requests in %.1f s%s",
+                self.profile,
+                desc,
+                len(items),
+                time.monotonic() - started,
+                f", {failed} failed" if failed else "",
+            )
         return results
 
     def _gather(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import requests
 
-from ._config import Profile, load_config
+from ._config import DEFAULT_PORT, Profile, load_config, normalize_host
 from ._errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,9 +37,21 @@ class _Unset(enum.Enum):
 UNSET: Final = _Unset.UNSET
 
 
+def _host_name(host: str) -> str:
+    """The profile name an ad-hoc ``connect(host=...)`` gets: the host as written, without
+    scheme, API path or the default port (``pve1``, ``10.0.0.5:8443``)."""
+    try:
+        _, hostport, _ = normalize_host(host)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    name, _, port = hostport.rpartition(":")
+    return name if port == str(DEFAULT_PORT) else hostport
+
+
 def resolve_profile(
     profile: str | Profile | None = None,
     *,
+    name: str | None = None,
     host: str | None = None,
     user: str | None = None,
     password: str | None = None,
@@ -56,10 +68,18 @@ def resolve_profile(
 ) -> Profile:
     """The :class:`Profile` that :func:`connect` would use for these arguments.
 
-    With ``host`` the arguments describe the connection (``profile``, if a string, only names
-    it). Without ``host`` the profile comes from the config (``profile`` name, or the default
-    profile); arguments other than their defaults override its settings (e.g. ``otp=``).
+    With ``host`` the arguments describe the connection; its profile is named ``name`` (or
+    ``profile``, if a string), else after the host (``pve1``; ``127.0.0.1:8443`` when the port
+    is not 8006), so two ad-hoc clusters can form a :class:`~pvekit.Group`. Without ``host``
+    the profile comes from the config (``profile`` name, or the default profile); arguments
+    other than their defaults override its settings (e.g. ``otp=``; ``name=`` renames it).
     """
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise InvalidInputError(f"name must be a non-empty string, not {name!r}")
+    if name is not None and isinstance(profile, str) and host is not None and profile != name:
+        raise InvalidInputError(
+            f"profile {profile!r} and name {name!r} both name the connection: give one"
+        )
     overrides: dict[str, Any] = {
         k: v
         for k, v in {
@@ -84,7 +104,7 @@ def resolve_profile(
         if profile is not None and not isinstance(profile, str):
             raise InvalidInputError(f"profile must be a name or a Profile, not {profile!r}")
         fields: dict[str, Any] = {
-            "name": profile or "default",
+            "name": name or profile or _host_name(host),
             "host": host,
             "verify_ssl": True,
             "timeout": _DEFAULT_TIMEOUT,
@@ -102,6 +122,8 @@ def resolve_profile(
         base = load_config().profile(profile)
     else:
         raise InvalidInputError(f"profile must be a name or a Profile, not {profile!r}")
+    if name is not None:
+        overrides["name"] = name
     if not overrides:
         return base
     if ("token_name" in overrides or "token_value" in overrides) and base.password:
@@ -119,6 +141,7 @@ def resolve_profile(
 def connect(
     profile: str | Profile | None = None,
     *,
+    name: str | None = None,
     host: str | None = None,
     user: str | None = None,
     password: str | None = None,
@@ -147,6 +170,9 @@ def connect(
 
     ``host`` may be ``pve1``, ``pve1:8006``, ``https://pve1:8006`` or
     ``https://pve1:8006/api2/json``; ``user`` is ``name@realm`` (realm defaults to ``pam``).
+    ``name`` names the profile (the ``profile`` column of every frame, the key in a
+    :class:`~pvekit.Group`); with ``host`` and no name it is the host (``pve1``), so
+    ``Group([connect(host="pve1", ...), connect(host="pve9", ...)])`` just works.
     ``otp`` completes a two-factor login (a TOTP code or a callable returning one).
     ``verify_ssl``/``ca_file``/``fingerprint`` choose the TLS check (the SHA-256 fingerprint
     Proxmox shows is checked before any credential is sent); ``timeout`` is seconds or
@@ -159,6 +185,7 @@ def connect(
 
     prof = resolve_profile(
         profile,
+        name=name,
         host=host,
         user=user,
         password=password,

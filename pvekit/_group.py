@@ -98,7 +98,8 @@ class Group:
                 )
             if name in self._clusters:
                 raise InvalidInputError(
-                    f"profile {name!r} appears twice in the group: profile names must be unique"
+                    f"profile {name!r} appears twice in the group: profile names must be "
+                    "unique (name ad-hoc clusters with connect(host=..., name=...))"
                 )
             self._clusters[name] = cluster
         if max_workers is not None and (

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from . import _progress
 from ._errors import InvalidInputError, TaskFailedError, TaskTimeoutError
 from ._format import UPID, parse_upid
 
@@ -310,15 +311,18 @@ class Task:
         self,
         timeout: float | None = None,
         poll: float = 1.0,
-        progress: bool = True,
+        progress: bool | None = None,
     ) -> TaskStatus:
         """Poll until the task ends and return its final :class:`TaskStatus`.
 
         ``timeout`` is in seconds (``None``: no limit); ``poll`` is the longest pause
         between status reads (the first pauses are shorter, 0.1 s doubling up to ``poll``, so
-        a short task ends without waiting a full ``poll``). ``progress`` shows a ``tqdm.auto``
-        bar (a widget in notebooks) with the latest log line and, where the log reports one
-        (backups, migrations), the percentage.
+        a short task ends without waiting a full ``poll``). ``progress``: by default
+        (``None``) a ``tqdm.auto`` bar in notebooks and on terminals (a widget in notebooks)
+        with the latest log line and, where the log reports one (backups, migrations), the
+        percentage; in a script or a pipe (stderr not a terminal) one INFO line per new task
+        log line and one at the end, on the ``pvekit.progress`` logger, instead of bar frames.
+        ``True``: a bar anyway; ``False``: neither.
 
         ``OK`` and ``WARNINGS: n`` return normally. Any other exit status raises
         :class:`~pvekit.TaskFailedError` with ``exitstatus`` and the last log lines.
@@ -335,7 +339,10 @@ class Task:
             raise InvalidInputError(f"poll must be a number of seconds > 0, not {poll!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         step = _FIRST_POLL
-        bar = _Progress(self) if progress else None
+        how = _progress.mode(progress)
+        bar: _Progress | _LogProgress | None = (
+            _Progress(self) if how == "bar" else _LogProgress(self) if how == "log" else None
+        )
         try:
             while True:
                 st = self.status()
@@ -442,3 +449,36 @@ class _Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class _LogProgress:
+    """The same wait as log lines: each new line of the task log once, then the end."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.seen = 0
+        self.started = time.monotonic()
+        self.done = False
+        self.name = f"task {task.description} on {task.node}"
+        _progress.LOGGER.info("%s: waiting (%s)", self.name, task.upid)
+
+    def update(self, st: TaskStatus) -> None:
+        try:
+            page = self.task._log_page(self.seen, _LOG_PAGE)
+        except Exception:  # progress is decoration: a failed log read must not end the wait
+            page = []
+        self.seen += len(page)
+        for line in page:
+            if line.strip() and line != "no content":
+                _progress.LOGGER.info("%s: %s", self.name, line.strip())
+        if not st.running and not self.done:
+            self.done = True
+            _progress.LOGGER.info(
+                "%s: %s after %.1f s",
+                self.name,
+                st.exitstatus or "ended",
+                time.monotonic() - self.started,
+            )
+
+    def close(self) -> None:
+        pass

@@ -63,6 +63,10 @@ __all__ = [
 ]
 
 TIMEFRAMES = ("hour", "day", "week", "month", "year")
+# how the page gets plotly.js: embedded (opens with no network), from the plotly CDN, or from a
+# plotly.min.js written beside the page (many reports in one folder share one copy)
+PLOTLYJS = ("inline", "cdn", "directory")
+PLOTLYJS_FILE = "plotly.min.js"
 Progress = Callable[[str], None]
 # warning classes of pvekit's Cluster/Group that mean "this frame is incomplete"
 _DATA_WARNINGS = {"PartialResultWarning", "IncompleteDataWarning"}
@@ -179,30 +183,56 @@ class Report:
         growing = fc[fc["status"] == "growing"].sort_values("days_until")
         if len(growing):
             first = growing.iloc[0]
+            # a pool by its one name (a shared pool is no node's view); a node as profile/node
+            what = (
+                cap._forecast_pool(first)
+                if first["kind"] == "storage"
+                else f"{first['profile']}/{first['target']}"
+            )
             out.append(
                 (
                     "first to fill",
                     f"{float(first['days_until']):.0f} days",
-                    f"{first['resource']} {first['profile']}/{first['target']} reaches "
-                    f"{_pct(first['threshold'])}",
+                    f"{first['resource']} {what} reaches {_pct(first['threshold'])}",
                 )
             )
         return out
 
     # ---------------------------------------------------------------------------- output
 
-    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The report as one self-contained HTML page; written to ``path`` when given.
+    def to_html(
+        self, path: str | os.PathLike[str] | None = None, *, plotlyjs: str = "inline"
+    ) -> str:
+        """The report as one HTML page; written to ``path`` when given.
 
-        plotly.js is embedded once and every figure draws from it: the file opens with no
-        network (no CDN, no external script or style).
+        ``plotlyjs``: ``"inline"`` (default) embeds plotly.js once and every figure draws from
+        it: the file opens with no network (no CDN, no external script or style), about 5 MB.
+        ``"cdn"`` loads it from cdn.plot.ly (small file; needs the network to draw).
+        ``"directory"`` loads ``plotly.min.js`` from the page's folder and writes it there
+        beside ``path`` (needs ``path``): reports published together share one copy.
         """
-        page = _render(self)
+        if plotlyjs not in PLOTLYJS:
+            raise InvalidInputError(
+                f"plotlyjs must be one of {', '.join(PLOTLYJS)}, got {plotlyjs!r}"
+            )
+        if plotlyjs == "directory" and path is None:
+            raise InvalidInputError(
+                "plotlyjs='directory' writes plotly.min.js beside the report: give a path"
+            )
+        page = _render(self, plotlyjs)
         if path is not None:
             p = Path(path)
             if p.parent and not p.parent.exists():
                 raise InvalidInputError(f"cannot write {p}: directory {p.parent} does not exist")
             p.write_text(page, encoding="utf-8")
+            if plotlyjs == "directory":
+                from plotly.offline import get_plotlyjs
+
+                js = p.parent / PLOTLYJS_FILE
+                # the same version is already there when several reports share the folder
+                content = get_plotlyjs()
+                if not js.exists() or js.read_text(encoding="utf-8") != content:
+                    js.write_text(content, encoding="utf-8")
         return page
 
     def _repr_html_(self) -> str:
@@ -794,6 +824,8 @@ td.sev-warning { color: var(--warn); font-weight: 600; }
 td.sev-info { color: var(--info); }
 section.chart { margin: 24px 0; }
 details { margin: 6px 0 0; } summary { cursor: pointer; color: var(--muted); }
+.table-wrap.findings-wrap { max-height: none; }  /* folded: short; opened rows must not scroll */
+table.findings td { vertical-align: top; }
 table.findings td.msg { white-space: normal; min-width: 360px; }
 details.group { margin: 0; } details.group summary { color: var(--fg); }
 details.group ul { margin: 4px 0 2px; padding-left: 18px; color: var(--muted); }
@@ -1015,14 +1047,25 @@ def _findings_block(rep: Report) -> str:
         body.append(f'<tr data-count="{count}">' + "".join(cells) + "</tr>")
     head = "".join(f"<th>{c}</th>" for c in cols)
     return (
-        f'{intro}<div class="table-wrap"><table class="findings"><thead><tr>{head}</tr>'
-        f"</thead><tbody>{''.join(body)}</tbody></table></div>"
+        f'{intro}<div class="table-wrap findings-wrap"><table class="findings">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
-def _render(rep: Report) -> str:
+def _plotlyjs_tag(mode: str) -> str:
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    if mode == "cdn":
+        url = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
+        return f"<script src='{url}' charset='utf-8'></script>"
+    if mode == "directory":
+        return f"<script src='{PLOTLYJS_FILE}' charset='utf-8'></script>"
+    # once, inline: the page must open with no network
+    return f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+
+
+def _render(rep: Report, plotlyjs: str = "inline") -> str:
     import plotly.io as pio
-    from plotly.offline import get_plotlyjs
 
     e = html.escape
     parts: list[str] = []
@@ -1119,8 +1162,7 @@ def _render(rep: Report) -> str:
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{e(rep.title)}</title><style>{_CSS}</style>"
-        # plotly.js, once, inline: the page must open with no network
-        f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+        f"{_plotlyjs_tag(plotlyjs)}"
         f"</head><body><main>{body}</main><script>{_DARK_JS}</script></body></html>\n"
     )
 
@@ -1147,6 +1189,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", required=True, help="HTML file to write")
     parser.add_argument(
         "--png", metavar="DIR", help="also write every chart as PNG into DIR (kaleido + Chromium)"
+    )
+    parser.add_argument(
+        "--plotlyjs",
+        default="inline",
+        choices=PLOTLYJS,
+        help="inline: plotly.js embedded, the file opens with no network (default, ~5 MB); "
+        "cdn: loaded from cdn.plot.ly; directory: plotly.min.js written beside the report",
     )
     parser.add_argument(
         "--threshold",
@@ -1211,8 +1260,12 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         source.close()
-    rep.to_html(out)
-    say(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    plotlyjs = getattr(args, "plotlyjs", "inline")
+    rep.to_html(out, plotlyjs=plotlyjs)
+    say(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)"
+        + (f" and {out.parent / PLOTLYJS_FILE}" if plotlyjs == "directory" else "")
+    )
     if args.png:
         say(f"rendering {len(rep.figures)} PNG files into {args.png} ...")
         paths = rep.write_png(args.png)

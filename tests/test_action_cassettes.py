@@ -128,7 +128,7 @@ def test_snapshot_replays() -> None:
     snaps = result["snapshots"]
     row = snaps[snaps["name"] == "nightly"]
     assert len(row) == 1 and row["description"].iloc[0] == "from a cassette"
-    assert row["profile"].iloc[0] == "default"
+    assert row["profile"].iloc[0] == "127.0.0.1"  # connect(host=...) is named after the host
     sent = requests_of("actions_snapshot")
     assert [u for m, u in sent if m == "POST" and "snapshot" in u] == [
         "/nodes/pve1/qemu/136/snapshot"

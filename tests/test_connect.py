@@ -47,7 +47,8 @@ def test_connect_returns_a_checked_cluster(srv: PVEServer) -> None:
     c = pvekit.connect(host=srv.url, user="root@pam", password=ROOT_PW, cache=False)
     try:
         assert isinstance(c, pvekit.Cluster) and isinstance(c, ApiClient)
-        assert c.profile == "default"
+        # no profile given: named after the host (port kept: it is not 8006)
+        assert c.profile == srv.url.split("://", 1)[1].rstrip("/")
         assert srv.logins == 1 and srv.count("GET", "/version") == 1  # checked at once
         assert ROOT_PW not in repr(c)
     finally:
@@ -93,6 +94,44 @@ def test_connect_token_forms(srv: PVEServer, kwargs: dict[str, str]) -> None:
 def test_connect_bad_arguments_are_invalid_input(kwargs: dict[str, object], problem: str) -> None:
     with pytest.raises(InvalidInputError, match=problem):
         pvekit.connect(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("pve1", "pve1"),
+        ("https://PVE1.example.org:8006/api2/json", "pve1.example.org"),
+        ("10.0.0.5:8443", "10.0.0.5:8443"),
+        ("[fd00::1]", "[fd00::1]"),
+    ],
+)
+def test_ad_hoc_profile_is_named_after_the_host(host: str, expected: str) -> None:
+    assert resolve_profile(host=host, password="x").name == expected
+    assert resolve_profile(host=host, password="x", name="site-a").name == "site-a"
+    assert resolve_profile("site-b", host=host, password="x").name == "site-b"
+    with pytest.raises(InvalidInputError, match="give one"):
+        resolve_profile("site-b", name="site-a", host=host, password="x")
+    with pytest.raises(InvalidInputError, match="name must be a non-empty string"):
+        resolve_profile(host=host, password="x", name=" ")
+
+
+def test_two_ad_hoc_clusters_form_a_group(simu: Simulator) -> None:
+    kw = simu["prod"].connect_kwargs(identity="root")
+    a = pvekit.connect(**kw, name="site-a", cache=False)
+    b = pvekit.connect(**kw, name="site-b", cache=False)
+    same = pvekit.connect(**kw, cache=False)
+    twin = pvekit.connect(**kw, cache=False)
+    try:
+        group = pvekit.Group([a, b])
+        assert group.profiles == ["site-a", "site-b"]
+        assert sorted(set(group.nodes()["profile"])) == ["site-a", "site-b"]
+        assert same.profile == twin.profile == kw["host"].split("://", 1)[1]
+        # two members with one name: a clear error that says how to tell them apart
+        with pytest.raises(InvalidInputError, match=r"appears twice.*name=\.\.\."):
+            pvekit.Group([same, twin])
+    finally:
+        for c in (a, b, same, twin):
+            c.close()
 
 
 def test_connect_needs_a_profile_or_host() -> None:

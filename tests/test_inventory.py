@@ -454,3 +454,33 @@ def test_warm_table_is_reused_until_an_input_changes(fresh_sim: Simulator) -> No
         assert len(requests_of(fresh_sim)) == len(cold) + 1
     finally:
         c.close()
+
+
+def test_fan_out_logs_a_line_per_step_when_not_interactive(
+    cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tqdm.auto
+
+    import pvekit._progress as progress
+
+    shown: list[bool] = []
+    real = tqdm.auto.tqdm
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        shown.append(not kwargs.get("disable", False))
+        return real(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", spy)
+    monkeypatch.setattr(progress, "interactive", lambda: False)  # a script piped to a file
+    with caplog.at_level("INFO", logger="pvekit.progress"):
+        guests = cluster.guests(details=True)
+    assert shown and not any(shown)  # the bar stays off
+    lines = [r.getMessage() for r in caplog.records if r.name == "pvekit.progress"]
+    assert len(lines) == 1, lines  # one line for the whole fan-out, not one per request
+    assert re.fullmatch(rf"{cluster.profile}: guest details: \d+ requests in [\d.]+ s", lines[0])
+    assert len(guests)
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="pvekit.progress"):
+        cluster.guests(details=True, fresh=True)
+    assert shown[-1] and not caplog.records  # a terminal: the bar, no log line

@@ -134,7 +134,7 @@ def test_report_is_self_contained(built) -> None:
 
 
 def test_shared_pool_drawn_once_in_storage_history(built) -> None:
-    rep, _ = built
+    rep, page = built
     fig = rep.figures["storage_forecast"]
     names = [t.name for t in fig.data if t.showlegend is not False]
     # named as the pools chart and table name them: the shared pool is no node's view
@@ -144,6 +144,11 @@ def test_shared_pool_drawn_once_in_storage_history(built) -> None:
     assert sorted(fc["pool"]) == ["prod/ceph", "prod/pve1/local"]
     assert set(fc["pool"]) <= set(rep.analysis.storage_pools["pool"])
     assert list(rep.figures["storage_pools"].data[0].y).count("prod/ceph") == 1
+    # the "first to fill" card names it so too
+    first = {label: hint for label, _value, hint in rep._headlines()}["first to fill"]
+    assert first == "storage prod/ceph reaches 90 %"
+    assert "pve1/ceph" not in page  # no node's view of the shared pool anywhere on the page
+    assert "(shared)" not in page
 
 
 def test_summary_and_repr(built) -> None:
@@ -164,6 +169,37 @@ def test_to_html_writes_file(tmp_path, built) -> None:
     assert rep.to_html(out) == out.read_text(encoding="utf-8")
     with pytest.raises(InvalidInputError, match="does not exist"):
         rep.to_html(tmp_path / "missing" / "r.html")
+
+
+def test_plotlyjs_cdn_and_directory(tmp_path, built, capsys) -> None:
+    rep, inline = built
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    cdn = rep.to_html(plotlyjs="cdn")
+    assert "plotly.js v" not in cdn and len(cdn) < len(inline) / 5
+    scripts = re.findall(r"<script[^>]+src='([^']+)'", cdn)
+    assert scripts == [f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"]
+    assert cdn.count("Plotly.newPlot(") == len(CHARTS)
+    out = tmp_path / "pub" / "a.html"
+    out.parent.mkdir()
+    page = rep.to_html(out, plotlyjs="directory")
+    assert re.findall(r"<script[^>]+src='([^']+)'", page) == ["plotly.min.js"]
+    assert (out.parent / "plotly.min.js").read_text(encoding="utf-8") == get_plotlyjs()
+    with pytest.raises(InvalidInputError, match="give a path"):
+        rep.to_html(plotlyjs="directory")
+    with pytest.raises(InvalidInputError, match="plotlyjs must be one of inline, cdn, directory"):
+        rep.to_html(plotlyjs="local")
+
+
+def test_cli_plotlyjs_directory(tmp_path, capsys, monkeypatch, built) -> None:
+    monkeypatch.setattr(report, "capacity", lambda *a, **k: built[0])
+    out = tmp_path / "r.html"
+    assert cli_main(["report", "--demo", "--output", str(out), "--plotlyjs", "directory"]) == 0
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
+    assert out.stat().st_size < 1_000_000
+    assert "and " + str(tmp_path / "plotly.min.js") in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["report", "--demo", "--output", str(out), "--plotlyjs", "web"])
 
 
 class FakeSource:
@@ -323,7 +359,8 @@ def test_report_on_a_cluster_with_an_offline_node(fresh_sim) -> None:
     finally:
         cluster.close()
     a = rep.analysis
-    assert rep.profiles == ["default"]  # an ad-hoc connect(host=...) is profile "default"
+    # an ad-hoc connect(host=...) is named after its host (here the simulator's loopback port)
+    assert rep.profiles == [cluster.profile] and cluster.profile.startswith("127.0.0.1:")
     offline = a.findings[(a.findings.category == "node") & (a.findings.severity == "critical")]
     assert list(offline["object"]) == ["node pve3"]
     usage = a.node_usage.set_index("node")

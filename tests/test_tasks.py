@@ -241,6 +241,47 @@ def test_progress_bar_follows_log_percentages(monkeypatch: pytest.MonkeyPatch) -
     assert bars[1].n == 45  # the bar stays where the log said it was
 
 
+def _bar_spy(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import tqdm.auto
+
+    bars: list[Any] = []
+    real = tqdm.auto.tqdm
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        bars.append(kwargs)
+        return real(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", spy)
+    return bars
+
+
+def test_wait_in_a_pipe_logs_one_line_per_step_instead_of_a_bar(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pvekit._progress as progress
+
+    bars = _bar_spy(monkeypatch)
+    monkeypatch.setattr(progress, "interactive", lambda: False)  # stderr is a pipe
+    client = FakeClient(
+        [RUNNING, RUNNING, stopped("OK")], log=["INFO: starting", "INFO:  45% (1 GiB of 2 GiB)"]
+    )
+    with caplog.at_level("INFO", logger="pvekit.progress"):
+        Task(client, UPID).wait(poll=0.001)
+    assert bars == []  # no carriage-return frames
+    lines = [r.getMessage() for r in caplog.records if r.name == "pvekit.progress"]
+    assert len(lines) == 4, lines  # waiting, the two log lines once each, the end
+    assert lines[1].endswith(": INFO: starting") and lines[2].endswith("45% (1 GiB of 2 GiB)")
+    assert " OK after " in lines[3]
+    # on a terminal or in a notebook: the bar, and no log lines
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="pvekit.progress"):
+        Task(FakeClient([stopped("OK")]), UPID).wait(poll=0.001)
+    assert len(bars) == 1 and not caplog.records
+    Task(FakeClient([stopped("OK")]), UPID).wait(poll=0.001, progress=False)
+    assert len(bars) == 1 and not caplog.records
+
+
 def test_stop_sends_delete_to_the_task_node() -> None:
     client = FakeClient([RUNNING])
     Task(client, UPID).stop()
