@@ -402,3 +402,12 @@ def test_missing_pyarrow_names_the_extra(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert "pyarrow" in out.stdout and "pip install 'pvekit[history]'" in out.stdout
+
+
+def test_snapshots_without_status_rows_are_listed(store: Store, snapshot: Any) -> None:
+    frames_only = {k: v for k, v in snapshot.frames.items() if k != "status"}
+    store.write(frames_only, collected_at=snapshot.collected_at)
+    snaps = store.snapshots()
+    assert len(snaps) == 1
+    assert snaps["profiles"][0] == ["lab", "prod"]
+    assert snaps["guests"].isna().all()

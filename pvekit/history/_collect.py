@@ -124,7 +124,6 @@ def read_snapshot(
         status[k] = pd.array(
             [counts.get(str(p), {}).get(k) for p in status["profile"]], dtype="Int64"
         )
-    # A profile that answered is "connected" even if the Group had marked it otherwise.
     out["status"] = status
     if analyse and len(out["nodes"]):
         from .. import capacity

@@ -355,33 +355,55 @@ class Store:
         return table
 
     def snapshots(self) -> pd.DataFrame:
-        """One row per committed snapshot: snapshot_id, collected_at, profiles (list),
-        clusters_ok, clusters_failed, nodes, guests, storage (row counts)."""
+        """One row per committed snapshot, oldest first: snapshot_id, collected_at, profiles
+        (list), clusters_ok, clusters_failed, nodes, guests, storage (row counts; null when
+        the snapshot has no status rows, e.g. one written by :meth:`write` without them)."""
         import pandas as pd
 
-        st = self.read("status")
-        cols = ["snapshot_id", "collected_at", "profiles", "clusters_ok", "clusters_failed"]
-        if st.empty:
-            out = pd.DataFrame({c: [] for c in cols}).astype(
-                {"snapshot_id": "str", "collected_at": "datetime64[ns, UTC]"}
+        sids = self._committed()
+        out = pd.DataFrame(
+            {
+                "snapshot_id": pd.Series(sids, dtype="str"),
+                "collected_at": pd.Series(
+                    [_sid_time(s) for s in sids], dtype="datetime64[ns, UTC]"
+                ),
+            }
+        )
+        counts = ["clusters_ok", "clusters_failed", "nodes", "guests", "storage"]
+        st = self.read("status") if sids else pd.DataFrame()
+        if len(st):
+            ok = st["state"].astype("string") == "connected"
+            st = st.assign(_ok=ok.astype(int), _failed=(~ok).astype(int))
+            agg = (
+                st.groupby("snapshot_id", sort=False, observed=True)
+                .agg(
+                    profiles=("profile", lambda s: sorted(str(p) for p in s)),
+                    clusters_ok=("_ok", "sum"),
+                    clusters_failed=("_failed", "sum"),
+                    nodes=("nodes", "sum"),
+                    guests=("guests", "sum"),
+                    storage=("storage", "sum"),
+                )
+                .reset_index()
             )
-            for c in ("clusters_ok", "clusters_failed", "nodes", "guests", "storage"):
-                out[c] = pd.Series(dtype="Int64")
-            return out
-        ok = st["state"].astype("string") == "connected"
-        st = st.assign(_ok=ok.astype(int), _failed=(~ok).astype(int))
-        g = st.groupby(["snapshot_id", "collected_at"], sort=True, observed=True)
-        out = g.agg(
-            profiles=("profile", lambda s: sorted(str(p) for p in s)),
-            clusters_ok=("_ok", "sum"),
-            clusters_failed=("_failed", "sum"),
-            nodes=("nodes", "sum"),
-            guests=("guests", "sum"),
-            storage=("storage", "sum"),
-        ).reset_index()
-        for c in ("clusters_ok", "clusters_failed", "nodes", "guests", "storage"):
-            out[c] = out[c].astype("Int64")
-        return out.sort_values("collected_at", ignore_index=True)
+            agg["snapshot_id"] = agg["snapshot_id"].astype("str")
+            out = out.merge(agg, on="snapshot_id", how="left")
+        for c in counts:
+            out[c] = out[c].astype("Int64") if c in out else pd.Series(pd.NA, out.index, "Int64")
+        if "profiles" not in out:
+            out["profiles"] = pd.Series([None] * len(out), dtype="object")
+        missing = out["profiles"].isna()
+        if missing.any():  # no status rows: the commit marker names the profiles
+            out.loc[missing, "profiles"] = pd.Series(
+                [self._marker(s).get("profiles", []) for s in out.loc[missing, "snapshot_id"]],
+                index=out.index[missing],
+                dtype="object",
+            )
+        return out[["snapshot_id", "collected_at", "profiles", *counts]]
+
+    def _marker(self, sid: str) -> dict[str, Any]:
+        info = json.loads(self._fs.cat_file(self._path(_COMMITS, f"{sid}.json")))
+        return info if isinstance(info, dict) else {}
 
     def at(self, when: Any, kinds: Iterable[str] = KINDS) -> dict[str, pd.DataFrame]:
         """The frames as they were at ``when``: the last snapshot collected at or before it.
