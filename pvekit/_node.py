@@ -409,7 +409,7 @@ class Node:
         ``disk_storage`` (or a disk imported from ``import_from``), ``net0`` virtio on
         ``bridge``, an ``iso`` volume as CD-ROM (then booting from it first). ``vmid``
         defaults to the next free one (``/cluster/nextid``); the task's ``newid`` is it."""
-        if not isinstance(name, str) or not _DNS_NAME_RE.match(name):
+        if not isinstance(name, str) or not _DNS_NAME_RE.fullmatch(name):
             raise InvalidInputError(f"invalid VM name {name!r}: expected a DNS name")
         _positive_int(memory, "memory (MiB)", low=16)
         _positive_int(cores, "cores", low=1, high=8192)
@@ -469,7 +469,7 @@ class Node:
         1 core, an ``disk_size`` GiB rootfs on ``disk_storage``, ``eth0`` on ``bridge`` with
         ``ip`` (``dhcp``, or ``10.0.0.5/24``), unprivileged. ``password`` or
         ``ssh_public_keys`` set root's login. The task's ``newid`` is the new VMID."""
-        if not isinstance(hostname, str) or not _DNS_NAME_RE.match(hostname):
+        if not isinstance(hostname, str) or not _DNS_NAME_RE.fullmatch(hostname):
             raise InvalidInputError(f"invalid hostname {hostname!r}: expected a DNS name")
         if not isinstance(ostemplate, str) or ":" not in ostemplate:
             raise InvalidInputError(

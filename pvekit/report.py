@@ -1878,8 +1878,12 @@ def _read_planning_input(
     )
     for col in ("local_resources", "unused"):
         g[col] = [v if isinstance(v, list) else [] for v in g[col]]
-    n = nodes.merge(
-        extra.nodes[["profile", "node", "cpu_model"]], on=["profile", "node"], how="left"
+    n = (
+        nodes  # nodes() carries the CPU model itself
+        if "cpu_model" in nodes.columns
+        else nodes.merge(
+            extra.nodes[["profile", "node", "cpu_model"]], on=["profile", "node"], how="left"
+        )
     )
     return base.copy(
         nodes=n,

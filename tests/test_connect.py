@@ -118,7 +118,8 @@ def test_ad_hoc_profile_is_named_after_the_host(host: str, expected: str) -> Non
 def test_two_ad_hoc_clusters_form_a_group(simu: Simulator) -> None:
     kw = simu["prod"].connect_kwargs(identity="root")
     a = pvekit.connect(**kw, name="site-a", cache=False)
-    b = pvekit.connect(**kw, name="site-b", cache=False)
+    # another cluster (the same one through two names would be read once: Group dedupes)
+    b = pvekit.connect(**simu["lab"].connect_kwargs(identity="root"), name="site-b", cache=False)
     same = pvekit.connect(**kw, cache=False)
     twin = pvekit.connect(**kw, cache=False)
     try:

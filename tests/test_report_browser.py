@@ -86,7 +86,7 @@ def test_report_renders_without_js_errors(report_file, browser, tmp_path) -> Non
         "ds => ds.map(d => [d.id, d.querySelectorAll('svg.main-svg').length,"
         " d.querySelectorAll('.point, .trace, .slice').length])",
     )
-    assert [c[0] for c in charts] == [
+    base = [
         "chart-overview",
         "chart-node_utilisation",
         "chart-overcommit",
@@ -96,6 +96,16 @@ def test_report_renders_without_js_errors(report_file, browser, tmp_path) -> Non
         "chart-memory_forecast",
         "chart-guests",
     ]
+    planning = {
+        "chart-time_remaining",
+        "chart-capacity_remaining",
+        "chart-maintenance",
+        "chart-reclaimable",
+    }
+    ids = [c[0] for c in charts]
+    assert [i for i in ids if i in base] == base
+    assert set(ids) - set(base) == planning and len(ids) == len(set(ids))
+    assert ids[0] == "chart-time_remaining"  # time remaining sits at the top
     for chart_id, svgs, marks in charts:
         assert svgs >= 1, chart_id
         assert marks > 0, f"{chart_id} drew no bars, lines or tiles"

@@ -172,7 +172,13 @@ def test_ha_managed_migration_is_an_hamigrate_task_run_by_the_ha_manager(
     g = next(
         g
         for g in c.state.guests.values()
-        if g.type == "qemu" and g.ha_state == "started" and g.running and not g.lock
+        if g.type == "qemu"
+        and g.ha_state == "started"
+        and g.running
+        and not g.lock
+        # a guest the real migration can move: shared disks only, no local devices
+        and all(c.state.storage_defs[d.storage].shared for d in g.disks.values())
+        and not any(k.startswith(("hostpci", "usb")) for k in g.config)
     )
     source = g.node
     target = next(n for n in c.state.nodes if n != source)

@@ -35,6 +35,7 @@ _FINDINGS: tuple[tuple[str, str], ...] = (
     ("message", "string"),
     ("metric", "float64"),
     ("unit", "string"),
+    ("kind", "string"),  # what capacity.group_findings folds by ("no backup", ...)
 )
 _STATUS_EXTRA: tuple[tuple[str, str], ...] = (
     ("snapshot_id", "str"),

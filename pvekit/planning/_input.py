@@ -143,12 +143,14 @@ class PlanningInput:
         unread: list[str] = []
         models: dict[tuple[str, str], str | None] = {}
         extras: dict[tuple[str, int], tuple[list[str], list[str]]] = {}
+        need_models = "cpu_model" not in nodes.columns
         for profile, cluster in clusters.items():
             try:
                 rules.append(cluster.ha_rules(fresh=fresh))
             except PVEError:
                 unread.append(profile)  # no HA rules readable: plans say they were not checked
-            for r in records(nodes[nodes["profile"] == profile]):
+            # nodes() carries the CPU model already; older frames (or edited ones) may not
+            for r in records(nodes[nodes["profile"] == profile]) if need_models else []:
                 if not bool(r.get("online")):
                     continue
                 try:
@@ -172,10 +174,11 @@ class PlanningInput:
                     unused_volumes(config),
                 )
         nodes = nodes.copy()
-        nodes["cpu_model"] = [
-            models.get((str(p), str(n)))
-            for p, n in zip(nodes["profile"], nodes["node"], strict=True)
-        ]
+        if need_models:
+            nodes["cpu_model"] = [
+                models.get((str(p), str(n)))
+                for p, n in zip(nodes["profile"], nodes["node"], strict=True)
+            ]
         guests = guests.copy()
         keys = list(zip(guests["profile"].astype(str), guests["vmid"].astype(int), strict=True))
         guests["local_resources"] = [extras.get(k, ([], []))[0] for k in keys]
