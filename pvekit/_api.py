@@ -494,12 +494,13 @@ class ApiClient:
     def _call_deadline(self, retries: int) -> float:
         """Monotonic time by which a call and all its retries must be done.
 
-        Each try may use the whole timeout; the waits between them their largest backoff.
-        A ``Retry-After`` that would end past it is not waited for.
+        Each try may use the whole timeout, and so may a login and a renewal after a 401
+        inside the call (two more); the waits between tries their largest backoff. A
+        ``Retry-After`` that would end past it is not waited for.
         """
         budget = timeout_budget(self.settings.timeout) or 0.0
         backoff = sum(min(30.0, self.settings.backoff * 2**n) for n in range(retries))
-        return time.monotonic() + budget * (retries + 1) + backoff
+        return time.monotonic() + budget * (retries + 3) + backoff
 
     def _unwrap(self, method: str, path: str, response: requests.Response) -> Any:
         body: Any = None

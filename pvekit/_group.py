@@ -231,6 +231,13 @@ class Group:
         gate = threading.Lock()  # orders a late outcome against its abandonment
         abandoned: set[str] = set()
 
+        def late(name: str) -> PVETimeoutError:
+            return PVETimeoutError(
+                f"no answer within {timeout:g} s (the group's per-cluster deadline, "
+                "cluster_timeout)",
+                profile=name,
+            )
+
         def run(name: str) -> Any:
             outcome: Any
             # Every request of this cluster's call (and of its own fan-out) ends by the limit.
@@ -239,6 +246,8 @@ class Group:
                     outcome = fn(self._clusters[name])
                 except Exception as err:
                     outcome = err
+            if isinstance(outcome, TransportError) and time.monotonic() >= limit - 0.05:
+                outcome = late(name)  # cut short by the group's limit: say so, as below
             with gate:
                 if name not in abandoned:
                     self._record(name, outcome if isinstance(outcome, Exception) else None)
@@ -258,11 +267,7 @@ class Group:
             with gate:
                 if not future.done() or future.cancelled():
                     abandoned.add(name)
-                    err = PVETimeoutError(
-                        f"no answer within {timeout:g} s (the group's per-cluster deadline, "
-                        "cluster_timeout)",
-                        profile=name,
-                    )
+                    err = late(name)
                     self._record(name, err)
                     results[name] = err
                     continue
