@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import frames
 from ._errors import ConnectionError, InvalidInputError, PVEError
-from ._group import _cluster_down
+from ._group import _cluster_down, _Members
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -60,7 +60,7 @@ class _Candidate:
     checked_at: float | None = None
 
 
-class FailoverGroup:
+class FailoverGroup(_Members):
     """Candidates of one cluster, read through one active profile (pvetui's cluster mode).
 
     ``clusters``: :class:`~pvekit.Cluster` objects in failover order (the first is preferred).
@@ -108,35 +108,12 @@ class FailoverGroup:
         self._lock = threading.RLock()
         self._closed = False
 
-    # -- container protocol -------------------------------------------------------------
+    # -- container protocol: _Members; unknown profiles are named as candidates ---------
 
-    @property
-    def profiles(self) -> list[str]:
-        """Candidate profile names, in failover order."""
-        return list(self._clusters)
+    _member_kind = "candidate"
 
-    @property
-    def clusters(self) -> dict[str, Cluster]:
-        """Profile -> Cluster (a copy)."""
-        return dict(self._clusters)
-
-    def __getitem__(self, profile: str) -> Cluster:
-        try:
-            return self._clusters[profile]
-        except KeyError:
-            raise InvalidInputError(
-                f"profile {profile!r} is not a candidate of group {self.name!r} "
-                f"(candidates: {', '.join(self._clusters)})"
-            ) from None
-
-    def __iter__(self) -> Iterator[Cluster]:
-        return iter(list(self._clusters.values()))
-
-    def __len__(self) -> int:
-        return len(self._clusters)
-
-    def __contains__(self, profile: object) -> bool:
-        return profile in self._clusters
+    def _not_member_text(self) -> str:
+        return f"a candidate of group {self.name!r}"
 
     def __repr__(self) -> str:
         return (

@@ -69,7 +69,46 @@ class _ProfileState:
     checked_at: float | None = None
 
 
-class Group:
+class _Members:
+    """The container protocol of a group of profiles (``Group``, ``FailoverGroup``): index by
+    profile, iterate over clusters in order, ``len``, ``in``."""
+
+    _clusters: dict[str, Cluster]
+    _member_kind = "profile"  # how an unknown-profile error names the members
+
+    @property
+    def profiles(self) -> list[str]:
+        """Profile names, in group order."""
+        return list(self._clusters)
+
+    @property
+    def clusters(self) -> dict[str, Cluster]:
+        """Profile -> Cluster (a copy)."""
+        return dict(self._clusters)
+
+    def __getitem__(self, profile: str) -> Cluster:
+        try:
+            return self._clusters[profile]
+        except KeyError:
+            raise InvalidInputError(
+                f"profile {profile!r} is not {self._not_member_text()} "
+                f"({self._member_kind}s: {', '.join(self._clusters)})"
+            ) from None
+
+    def _not_member_text(self) -> str:
+        return "in this group"
+
+    def __iter__(self) -> Iterator[Cluster]:
+        return iter(list(self._clusters.values()))
+
+    def __len__(self) -> int:
+        return len(self._clusters)
+
+    def __contains__(self, profile: object) -> bool:
+        return profile in self._clusters
+
+
+class Group(_Members):
     """Several clusters, read as one: every frame is the concatenation of each cluster's.
 
     ``clusters`` is an iterable of :class:`~pvekit.Cluster` (profile names must be unique) or
@@ -152,35 +191,6 @@ class Group:
                 f"invalid cluster_timeout={value!r}: expected seconds > 0 (finite) or None"
             )
         self._cluster_timeout = None if value is None else float(value)
-
-    # -- container protocol -------------------------------------------------------------------
-
-    @property
-    def profiles(self) -> list[str]:
-        """Profile names, in group order."""
-        return list(self._clusters)
-
-    @property
-    def clusters(self) -> dict[str, Cluster]:
-        """Profile -> Cluster (a copy)."""
-        return dict(self._clusters)
-
-    def __getitem__(self, profile: str) -> Cluster:
-        try:
-            return self._clusters[profile]
-        except KeyError:
-            raise InvalidInputError(
-                f"profile {profile!r} is not in this group (profiles: {', '.join(self._clusters)})"
-            ) from None
-
-    def __iter__(self) -> Iterator[Cluster]:
-        return iter(list(self._clusters.values()))
-
-    def __len__(self) -> int:
-        return len(self._clusters)
-
-    def __contains__(self, profile: object) -> bool:
-        return profile in self._clusters
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{p}={s.state}" for p, s in self._states.items())

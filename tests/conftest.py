@@ -63,6 +63,15 @@ def fresh_sim() -> Iterator[Simulator]:
 
 
 @pytest.fixture
+def http_sim() -> Iterator[Simulator]:
+    """A demo simulator of its own served over loopback HTTP, for tests that need sockets
+    (relays, cut connections, third-party clients)."""
+    s = _start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
 def cluster(fresh_sim: Simulator) -> Iterator[Cluster]:
     """A Cluster connected with the root password to the demo ``prod`` cluster, no cache."""
     import pvekit

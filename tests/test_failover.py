@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def relay(fresh_sim: Simulator) -> Iterator[Relay]:
-    host, port = fresh_sim["prod"].host.rsplit(":", 1)
+def relay(http_sim: Simulator) -> Iterator[Relay]:
+    host, port = http_sim["prod"].host.rsplit(":", 1)
     r = Relay(host, int(port))
     yield r
     r.stop()
@@ -38,8 +38,8 @@ def _tui_config(sim: Simulator, relay: Relay, mode: str | None = "cluster") -> N
     )
 
 
-def test_pvetui_cluster_mode_group_is_not_an_aggregate(fresh_sim: Simulator, relay: Relay) -> None:
-    _tui_config(fresh_sim, relay)
+def test_pvetui_cluster_mode_group_is_not_an_aggregate(http_sim: Simulator, relay: Relay) -> None:
+    _tui_config(http_sim, relay)
     cfg = pvekit.load_config()
     assert cfg.group_modes["ha"] == "cluster"
     with pvekit.connect_group("ha") as g:
@@ -47,20 +47,20 @@ def test_pvetui_cluster_mode_group_is_not_an_aggregate(fresh_sim: Simulator, rel
         assert g.name == "ha"
         nodes = g.nodes(progress=False)
         # one cluster of three nodes, read through one profile: three rows, not six
-        assert len(nodes) == len(fresh_sim["prod"].state.nodes)
+        assert len(nodes) == len(http_sim["prod"].state.nodes)
         assert set(nodes["profile"]) == {"node1"}
         assert g.active_profile == "node1"
 
 
-def test_aggregate_is_still_the_default_mode(fresh_sim: Simulator, relay: Relay) -> None:
-    _tui_config(fresh_sim, relay, mode=None)
+def test_aggregate_is_still_the_default_mode(http_sim: Simulator, relay: Relay) -> None:
+    _tui_config(http_sim, relay, mode=None)
     assert pvekit.load_config().group_modes.get("ha", "aggregate") == "aggregate"
     with pvekit.connect_group("ha") as g:
         assert type(g).__name__ == "Group" and g.name == "ha"
 
 
-def test_unknown_mode_is_a_config_error(fresh_sim: Simulator, relay: Relay) -> None:
-    _tui_config(fresh_sim, relay, mode="mirror")
+def test_unknown_mode_is_a_config_error(http_sim: Simulator, relay: Relay) -> None:
+    _tui_config(http_sim, relay, mode="mirror")
     with pytest.raises(pvekit.ConfigError, match=r"mode.*'mirror'.*aggregate, cluster"):
         pvekit.connect_group("ha")
 
@@ -75,16 +75,16 @@ def _candidates(sim: Simulator, relay: Relay) -> list[pvekit.Cluster]:
 
 
 def test_failover_when_the_active_profile_stops_answering(
-    fresh_sim: Simulator, relay: Relay
+    http_sim: Simulator, relay: Relay
 ) -> None:
     events: list[FailoverEvent] = []
-    g = FailoverGroup(_candidates(fresh_sim, relay), name="ha", on_failover=events.append)
+    g = FailoverGroup(_candidates(http_sim, relay), name="ha", on_failover=events.append)
     try:
         assert g.active_profile is None  # elected on first use
         assert g.active.profile == "node1" and g.active_profile == "node1"
         before = g.guests()
         relay.stop()  # node1's pveproxy is gone
-        fresh_sim["prod"].clear_requests()
+        http_sim["prod"].clear_requests()
         after = g.guests()
         # the same cluster, now read through node2, with no gap for the caller
         assert len(after) == len(before)
@@ -93,7 +93,7 @@ def test_failover_when_the_active_profile_stops_answering(
         assert [(e.previous, e.current) for e in events] == [("node1", "node2")]
         assert events[0].group == "ha" and "stopped answering" in events[0].reason
         # node2 was health-checked with /version before it took over
-        paths = [r.path for r in fresh_sim["prod"].requests]
+        paths = [r.path for r in http_sim["prod"].requests]
         assert paths.index("/version") < paths.index("/cluster/resources")
         status = g.status().set_index("profile")
         assert status.at["node1", "state"] == "failed" and not status.at["node1", "connected"]
@@ -103,9 +103,9 @@ def test_failover_when_the_active_profile_stops_answering(
         g.close()
 
 
-def test_health_check_fails_over_before_any_read(fresh_sim: Simulator, relay: Relay) -> None:
+def test_health_check_fails_over_before_any_read(http_sim: Simulator, relay: Relay) -> None:
     seen: list[tuple[str | None, str]] = []
-    g = FailoverGroup(_candidates(fresh_sim, relay), name="ha")
+    g = FailoverGroup(_candidates(http_sim, relay), name="ha")
     g.on_failover(lambda e: seen.append((e.previous, e.current)))
     try:
         g.check()
@@ -118,8 +118,8 @@ def test_health_check_fails_over_before_any_read(fresh_sim: Simulator, relay: Re
         g.close()
 
 
-def test_no_candidate_answers(fresh_sim: Simulator, relay: Relay) -> None:
-    g = FailoverGroup(_candidates(fresh_sim, relay)[:1], name="ha")
+def test_no_candidate_answers(http_sim: Simulator, relay: Relay) -> None:
+    g = FailoverGroup(_candidates(http_sim, relay)[:1], name="ha")
     relay.stop()
     try:
         with pytest.raises(pvekit.ConnectionError, match=r"no candidate of group 'ha'.*node1"):
@@ -129,10 +129,10 @@ def test_no_candidate_answers(fresh_sim: Simulator, relay: Relay) -> None:
         g.close()
 
 
-def test_actions_go_to_the_active_profile(fresh_sim: Simulator, relay: Relay) -> None:
-    g = FailoverGroup(_candidates(fresh_sim, relay), name="ha")
+def test_actions_go_to_the_active_profile(http_sim: Simulator, relay: Relay) -> None:
+    g = FailoverGroup(_candidates(http_sim, relay), name="ha")
     try:
-        vmid = min(fresh_sim["prod"].state.guests)
+        vmid = min(http_sim["prod"].state.guests)
         relay.stop()
         guest = g.guest(vmid)
         assert guest.profile == "node2"
@@ -147,14 +147,14 @@ def test_a_failover_group_needs_candidates() -> None:
         FailoverGroup([], name="ha")
 
 
-def test_pvekit_config_group_settings(fresh_sim: Simulator, relay: Relay) -> None:
-    kw = fresh_sim["prod"].connect_kwargs()
+def test_pvekit_config_group_settings(http_sim: Simulator, relay: Relay) -> None:
+    kw = http_sim["prod"].connect_kwargs()
     cfg = Path(os.environ["PVEKIT_CONFIG"])
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(
         "profiles:\n"
         f"  a: {{host: '{relay.url}', user: root@pam, password: '{kw['password']}'}}\n"
-        f"  b: {{host: '{fresh_sim['prod'].url}', user: root@pam, password: '{kw['password']}'}}\n"
+        f"  b: {{host: '{http_sim['prod'].url}', user: root@pam, password: '{kw['password']}'}}\n"
         "groups:\n  pair: [a, b]\n"
         "group_settings:\n  pair: {mode: cluster}\n"
     )
