@@ -179,7 +179,7 @@ def test_plotlyjs_cdn_and_directory(tmp_path, built, capsys) -> None:
     assert "plotly.js v" not in cdn and len(cdn) < len(inline) / 5
     scripts = re.findall(r"<script[^>]+src='([^']+)'", cdn)
     assert scripts == [f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"]
-    assert cdn.count("Plotly.newPlot(") == len(CHARTS)
+    assert cdn.count("Plotly.newPlot(") == len(CHARTS) + len(rep.planning.figures)
     out = tmp_path / "pub" / "a.html"
     out.parent.mkdir()
     page = rep.to_html(out, plotlyjs="directory")
