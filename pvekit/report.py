@@ -1689,14 +1689,17 @@ def _time_remaining_table(tr: pd.DataFrame) -> pd.DataFrame:
                 for r, b in zip(tr["resource"], tr["binding"], strict=True)
             ],
             "used now": [_pct(v) for v in tr["current"]],
+            # the confidence range beside the days, so the table fits beside the summary
             "days left": [
-                _days_cell(s, d) for s, d in zip(tr["status"], tr["days_until"], strict=True)
-            ],
-            "range": [
-                f"{lo:.0f}-{hi:.0f}"
-                if str(s) == "growing" and pd.notna(lo) and pd.notna(hi)
-                else ""
-                for s, lo, hi in zip(tr["status"], tr["days_low"], tr["days_high"], strict=True)
+                _days_cell(s, d)
+                + (
+                    f" ({lo:.0f}-{hi:.0f})"
+                    if str(s) == "growing" and pd.notna(lo) and pd.notna(hi)
+                    else ""
+                )
+                for s, d, lo, hi in zip(
+                    tr["status"], tr["days_until"], tr["days_low"], tr["days_high"], strict=True
+                )
             ],
             "date": [
                 t.strftime("%Y-%m-%d") if isinstance(t, pd.Timestamp) and pd.notna(t) else ""

@@ -114,7 +114,8 @@ def test_page_places_time_remaining_beside_the_summary(built) -> None:
     table = page[block : page.index("</table>", block)]
     assert table.index("storage pve1/local ★") < table.index("not growing")
     days = rep.planning.time_remaining.iloc[0]["days_until"]
-    assert f"<td>{days:.0f}</td>" in table or f'<td class="num">{days:.0f}</td>' in table
+    lo, hi = rep.planning.time_remaining.iloc[0][["days_low", "days_high"]]
+    assert f"<td>{days:.0f} ({lo:.0f}-{hi:.0f})</td>" in table
     planning_at = page.index('id="planning"')
     assert findings < planning_at
     for name in ("capacity_remaining", "maintenance", "reclaimable"):
