@@ -119,7 +119,9 @@ def synthetic_year(
     return {"store": store, "write_s": write_s, "bytes": _du(root / name), "days": days}
 
 
-def read_and_growth(store: Store, since: Any = None, *, full: bool) -> dict[str, Any]:
+def read_and_growth(
+    store: Store, since: Any = None, *, full: bool, months: int | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if full:
         # Every column of every row, a month at a time: 3.65 M rows of Python dicts (disks,
@@ -129,6 +131,8 @@ def read_and_growth(store: Store, since: Any = None, *, full: bool) -> dict[str,
             times.min().floor("D"), times.max() + pd.Timedelta(days=31), freq="MS"
         )
         edges = [times.min(), *[e for e in edges if e > times.min()]]
+        if months is not None:
+            edges = edges[: months + 1]
         total, rows = 0.0, 0
         for lo, hi in itertools.pairwise(edges):
             t, part = _timed(
@@ -151,6 +155,9 @@ def read_and_growth(store: Store, since: Any = None, *, full: bool) -> dict[str,
         )
         del nod
     cols = list(capacity.GROWTH_COLUMNS)
+    out["read_growth_cols_tags_s"], _ = _timed(
+        lambda: store.read("guests", since=since, columns=[*cols, "tags"])
+    )
     out["read_growth_cols_s"], g = _timed(lambda: store.read("guests", since=since, columns=cols))
     out["rows"] = len(g)
     summ = store.read("summary", since=since, columns=["profile", "storage_used", "collected_at"])
@@ -168,7 +175,10 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--guests", type=int, default=10_000)
     ap.add_argument("--json", help="write the figures here too")
-    ap.add_argument("--keep", help="keep the stores in this folder")
+    ap.add_argument("--keep", help="keep the stores in this folder (and go on from them)")
+    ap.add_argument(
+        "--full-months", type=int, help="time the all-columns read on this many months only"
+    )
     args = ap.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="pvekit-bench-history-"))
     # large: a snapshot of the simulator each run; the synthetic stores go on where they are
@@ -181,7 +191,7 @@ def main() -> int:
     print(f"2. {args.days} daily snapshots of {args.guests} guests ...", flush=True)
     year = synthetic_year(snap, root, "year", args.days, args.guests)
     store = year.pop("store")
-    results["year"] = {**year, **read_and_growth(store, full=True)}
+    results["year"] = {**year, **read_and_growth(store, full=True, months=args.full_months)}
     print(json.dumps(results["year"], indent=1), flush=True)
 
     print("3. scaling with days (same store, since=) ...", flush=True)

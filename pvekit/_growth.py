@@ -20,12 +20,12 @@ from ._errors import InvalidInputError
 __all__ = ["GROWTH_COLUMNS", "allocation", "growth", "growth_trend", "guest_changes"]
 
 # The guests columns growth needs: read only these from a long history
-# (``store.read("guests", columns=GROWTH_COLUMNS)``), the lists of dicts are the slow part.
+# (``store.read("guests", columns=GROWTH_COLUMNS)``): lists are the slow part, so add "tags"
+# only for growth by tag.
 GROWTH_COLUMNS: tuple[str, ...] = (
     "profile",
     "vmid",
     "pool",
-    "tags",
     "template",
     "cores",
     "mem_total",
@@ -135,11 +135,9 @@ def _per_snapshot(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     )
     if len(keys) > 1:
         wide = agg.unstack("collected_at", fill_value=0.0)
-        full = wide.stack("collected_at", future_stack=True).fillna(0.0)
-        seen = set(zip(df["profile"], df["collected_at"], strict=True))
-        full = full.reset_index()
-        keep = [(p, t) in seen for p, t in zip(full["profile"], full["collected_at"], strict=True)]
-        return full[keep].reset_index(drop=True)
+        full = wide.stack("collected_at", future_stack=True).fillna(0.0).reset_index()
+        seen = df[["profile", "collected_at"]].drop_duplicates()
+        return full.merge(seen, on=["profile", "collected_at"], how="inner")
     return agg.reset_index()
 
 

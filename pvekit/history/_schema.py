@@ -260,11 +260,25 @@ def _severity_dtype(pd: Any) -> Any:
 
 def from_arrow(kind: str, table: pa.Table) -> pd.DataFrame:
     """A stored table back to the live frame's dtypes, values and column order."""
+    import gc
+
     import pandas as pd
     import pyarrow as pa
 
     dtypes = column_dtypes(kind)
     mapper = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
+    # Millions of new lists and dicts would each trigger a cyclic-GC pass over all of them
+    # (none can be garbage yet): off while they are built.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _from_arrow(pd, kind, table, dtypes, mapper)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _from_arrow(pd: Any, kind: str, table: Any, dtypes: dict[str, str], mapper: Any) -> Any:
     df = table.to_pandas(types_mapper=mapper, split_blocks=True, self_destruct=True)
     for name in df.columns:
         dtype = dtypes.get(name)
