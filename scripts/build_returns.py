@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = ROOT.parent / "shared" / "pve-api"
+DEFAULT_SOURCE = ROOT / "tests" / "data" / "pve-api"
 DEFAULT_OUT = ROOT / "pvekit" / "_data" / "returns.json"
 
 

@@ -36,6 +36,17 @@ def test_shipped_schema_is_the_generated_one(tmp_path: Path) -> None:
     assert SHIPPED.stat().st_size < 300_000
 
 
+def test_shipped_return_types_are_the_generated_ones(tmp_path: Path) -> None:
+    out = tmp_path / "returns.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_returns.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    shipped = ROOT / "pvekit" / "_data" / "returns.json"
+    assert out.read_bytes() == shipped.read_bytes(), "run scripts/build_returns.py"
+
+
 def test_schema_covers_every_official_endpoint() -> None:
     data = json.loads(gzip.decompress(SHIPPED.read_bytes()))
     schema = load_schema("9.1")

@@ -14,7 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from .._errors import InvalidInputError, PlanInvalidatedError, PVEError
+from .._errors import (
+    InvalidInputError,
+    PlanInvalidatedError,
+    PVEError,
+    TaskError,
+    TaskTimeoutError,
+)
 from .._format import format_bytes
 from ._model import Model, Policy, records
 
@@ -383,6 +389,10 @@ class Plan:
                 results[i]["upid"] = task.upid
                 say(f"{m['name']} ({m['vmid']}): {m['node']} -> {m['target']} started")
                 task.wait(timeout=timeout, poll=poll, progress=bars)
+                if task.type in _HA_REQUESTS:
+                    # An HA-managed guest: the task only queued the request; the HA manager
+                    # migrates it afterwards, so the move is done when the guest is there.
+                    _follow_ha(guest, m, math.inf if timeout is None else started + timeout, poll)
             finally:
                 results[i]["seconds"] = time.monotonic() - started
             return task.upid
@@ -432,6 +442,32 @@ class Plan:
                         results[i]["error"] = str(err)
                         say(f"{m['name']} ({m['vmid']}): failed: {err}; stopping the plan")
         return _typed([results[i] for i in range(len(moves))], APPLY_COLUMNS)
+
+
+_HA_REQUESTS = frozenset({"hamigrate", "harelocate"})
+
+
+def _follow_ha(guest: Any, m: dict[str, Any], deadline: float, poll: float) -> None:
+    """Wait until the HA manager reports ``m``'s guest started on its target, per
+    ``/cluster/ha/status/current`` (its service row leaves state ``migrate``)."""
+    sid = f"service:{'vm' if m['type'] == 'qemu' else 'ct'}:{int(m['vmid'])}"
+    while True:
+        rows = guest.cluster.get("/cluster/ha/status/current", fresh=True)
+        row = next((r for r in rows or [] if isinstance(r, dict) and r.get("id") == sid), None)
+        if row is None:
+            raise TaskError(f"HA migration of {sid}: the HA manager no longer lists it")
+        state, node = str(row.get("state", "")), str(row.get("node", ""))
+        if state == "error":
+            raise TaskError(f"HA migration of {sid} to {m['target']}: the HA service is in error")
+        if state not in ("migrate", "relocate"):
+            if node == str(m["target"]):
+                return
+            raise TaskError(f"HA migration of {sid}: the HA manager left it on {node}")
+        if time.monotonic() >= deadline:
+            raise TaskTimeoutError(
+                f"HA migration of {sid} to {m['target']} still running after the timeout"
+            )
+        time.sleep(poll)
 
 
 def _guest(source: Any, m: dict[str, Any]) -> Any:
