@@ -325,3 +325,23 @@ def guarded(method: Callable[P, R]) -> Callable[P, R | None]:
         return None
 
     return wrapper
+
+
+def confirm_row(
+    on_confirm: Callable[[Any], None], on_cancel: Callable[[Any], None]
+) -> tuple[Any, Any, Any, Any]:
+    """The confirmation row every panel shows before it acts: (text, Confirm, Cancel, box),
+    the box hidden until a panel fills the text and shows it."""
+    import ipywidgets as w
+
+    text = w.HTML()
+    text.add_class("pvekit-confirm-text")
+    confirm = w.Button(description="Confirm", button_style="danger", icon="check")
+    confirm.add_class("pvekit-confirm")
+    confirm.on_click(on_confirm)
+    cancel = w.Button(description="Cancel", icon="times")
+    cancel.add_class("pvekit-cancel")
+    cancel.on_click(on_cancel)
+    box = w.VBox([text, w.HBox([confirm, cancel])], layout=w.Layout(display="none"))
+    box.add_class("pvekit-confirm-box")
+    return text, confirm, cancel, box

@@ -14,7 +14,17 @@ import ipywidgets as w
 from .._errors import InvalidInputError, PVEError
 from .._format import format_bytes
 from ._actions import ACTIONS, flag, selection_reason, text
-from ._common import CSS, Permissions, Runner, Source, esc, guarded, log, submit_exclusive
+from ._common import (
+    CSS,
+    Permissions,
+    Runner,
+    Source,
+    confirm_row,
+    esc,
+    guarded,
+    log,
+    submit_exclusive,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -293,19 +303,9 @@ class GuestPanel(w.VBox):
         self.message.add_class("pvekit-message")
 
         self.buttons: dict[str, w.Button] = {}
-        self.confirm_text = w.HTML()
-        self.confirm_text.add_class("pvekit-confirm-text")
-        self.confirm_button = w.Button(description="Confirm", button_style="danger", icon="check")
-        self.confirm_button.add_class("pvekit-confirm")
-        self.confirm_button.on_click(self._on_confirm)
-        self.cancel_button = w.Button(description="Cancel", icon="times")
-        self.cancel_button.add_class("pvekit-cancel")
-        self.cancel_button.on_click(self._on_cancel)
-        self.confirm_box = w.VBox(
-            [self.confirm_text, w.HBox([self.confirm_button, self.cancel_button])],
-            layout=w.Layout(display="none"),
+        self.confirm_text, self.confirm_button, self.cancel_button, self.confirm_box = confirm_row(
+            self._on_confirm, self._on_cancel
         )
-        self.confirm_box.add_class("pvekit-confirm-box")
         self.dialog_box = w.VBox()
         self.dialog_box.add_class("pvekit-dialog-area")
         self.tasks_box = w.VBox()

@@ -13,7 +13,16 @@ import ipywidgets as w
 
 from .._errors import InvalidInputError, PVEError
 from ._actions import text
-from ._common import CSS, Permissions, Runner, Source, esc, guarded, submit_exclusive
+from ._common import (
+    CSS,
+    Permissions,
+    Runner,
+    Source,
+    confirm_row,
+    esc,
+    guarded,
+    submit_exclusive,
+)
 from ._panel import _PERCENT, TaskView
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,19 +150,9 @@ class PlanPanel(w.VBox):
         )
         self.apply_button.add_class("pvekit-plan-apply")
         self.apply_button.on_click(self._on_apply)
-        self.confirm_text = w.HTML()
-        self.confirm_text.add_class("pvekit-confirm-text")
-        self.confirm_button = w.Button(description="Confirm", button_style="danger", icon="check")
-        self.confirm_button.add_class("pvekit-confirm")
-        self.confirm_button.on_click(self._on_confirm)
-        self.cancel_button = w.Button(description="Cancel", icon="times")
-        self.cancel_button.add_class("pvekit-cancel")
-        self.cancel_button.on_click(self._on_cancel)
-        self.confirm_box = w.VBox(
-            [self.confirm_text, w.HBox([self.confirm_button, self.cancel_button])],
-            layout=w.Layout(display="none"),
+        self.confirm_text, self.confirm_button, self.cancel_button, self.confirm_box = confirm_row(
+            self._on_confirm, self._on_cancel
         )
-        self.confirm_box.add_class("pvekit-confirm-box")
         self.message = w.HTML()
         self.message.add_class("pvekit-message")
         self.tasks_box = w.VBox()
