@@ -1,4 +1,4 @@
-"""Pure frame builders (pvekit.frames) on real Proxmox VE bodies from ../shared/pve-fixtures."""
+"""Pure frame builders (pvekit.frames) on real Proxmox VE bodies from tests/data/pve-fixtures."""
 
 from __future__ import annotations
 

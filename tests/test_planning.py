@@ -654,6 +654,7 @@ def test_apply_bounds_migrations_per_node(monkeypatch: pytest.MonkeyPatch) -> No
 
     class FakeTask:
         upid = "UPID:c:0:0:0:qmigrate:1:root@pam:"
+        type = "qmigrate"
 
         def __init__(self, nodes: tuple[str, str]) -> None:
             self.nodes = nodes

@@ -3,14 +3,13 @@ simulator, each checked by its effect."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
+from _paths import official_schema
 
 import pvekit
 from pvekit import frames
@@ -546,18 +545,13 @@ def test_two_standalone_nodes_with_the_same_name_are_not_merged(fresh_sim: Simul
 
 # -- the new simulator answers have the official schema's shape ------------------------------
 
-_SCHEMA = (
-    Path(__file__).resolve().parent.parent.parent / "shared" / "pve-api" / "pve-api-schema-9.1.json"
-)
-
-
 def _returns(path: str, method: str = "GET") -> dict[str, Any]:
     def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for node in nodes:
             yield node
             yield from walk(node.get("children") or [])
 
-    for node in walk(json.loads(_SCHEMA.read_text())):
+    for node in walk(official_schema()):
         if node["path"] == path:
             return dict(node["info"][method].get("returns") or {})
     raise AssertionError(f"{path} not in the schema")
@@ -590,7 +584,6 @@ def _shape_problems(value: Any, spec: Mapping[str, Any], where: str) -> list[str
     return problems
 
 
-@pytest.mark.skipif(not _SCHEMA.exists(), reason="the official schema is not checked out")
 def test_new_simulated_answers_match_the_schema(fast: Simulator, prod: Cluster) -> None:
     reads = {
         "/nodes/{node}/config": prod.get("/nodes/pve1/config"),

@@ -1,6 +1,6 @@
 """Every key a real server sends, for an endpoint the simulator serves, the simulator sends too.
 
-For each captured 200 body in ``../shared/pve-fixtures`` (MANIFEST.tsv) the keys are
+For each captured 200 body in ``tests/data/pve-fixtures`` (MANIFEST.tsv) the keys are
 flattened to paths (``memory.total``, ``result[].ip-addresses[].prefix``, dynamic maps such as
 ``nics`` as ``nics.*``) and compared with the union of the simulator's answers to the same
 endpoint over every node and guest of both demo clusters. A key is covered when the
@@ -16,14 +16,13 @@ import csv
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _paths import FIXTURES
 
 from pvekit.sim import SimCluster, Simulator
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "pve-fixtures"
 API = "/api2/json"
 
 # Bodies that are not real answers of the endpoint they are filed under (see

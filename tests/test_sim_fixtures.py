@@ -1,6 +1,6 @@
 """The simulator answers with the same keys and JSON types as real Proxmox VE servers.
 
-Each captured body in ``../shared/pve-fixtures`` (see its MANIFEST.tsv) is compared with the
+Each captured body in ``tests/data/pve-fixtures`` (see its MANIFEST.tsv) is compared with the
 simulator's answer to the same endpoint, row by row for lists (matching rows of the same
 kind: running vs stopped guest, template, offline node...). Keys the real body has must be
 present (unless listed as optional for that row), and shared keys must have the same JSON

@@ -1,6 +1,6 @@
 """Endpoint handlers: what each API path answers, shaped like real PVE bodies.
 
-Field names and JSON types follow the captured bodies in ``../shared/pve-fixtures``: 0/1 ints
+Field names and JSON types follow the captured bodies in ``tests/data/pve-fixtures``: 0/1 ints
 for booleans, strings where PVE sends strings (``loadavg``, ``cpuinfo.mhz``, network
 ``netmask``/``mtu``, task list ``saved``), optional keys only when PVE sends them (``pid`` of a
 running guest, ``template`` on list rows of templates, ``lock``, ``tags``...). Version-specific

@@ -1,6 +1,6 @@
 """Keys real servers send that the scenario builders leave out, added after a scenario is built.
 
-The captured bodies in ``../shared/pve-fixtures`` (and bodies third-party clients were tested
+The captured bodies in ``tests/data/pve-fixtures`` (and bodies third-party clients were tested
 with) carry config and storage keys that exist only where an admin or an older PVE set them:
 ``bios`` on UEFI guests, ``bootdisk`` on guests created before PVE 6's ``boot: order=``,
 ``cmode``/``console`` on containers, ``nodes``/``shared`` on a node-restricted storage, a ZFS
