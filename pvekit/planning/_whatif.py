@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from .. import capacity
 from .._format import format_bytes
 from ._common import build, site_arg
-from ._model import GuestInfo, Model, NodeInfo, Policy, Site, records
+from ._model import GuestInfo, NodeInfo, Policy, Site, records
+from ._n1 import N1Model
 from ._place import unfit
 from ._plan import _typed
 from ._spec import normalise_specs
@@ -178,60 +178,23 @@ def _stopper(
     return _category(reasons[pick]), pick, reasons[pick]
 
 
-def _n1_ok(
-    inp: Any,
-    site: Site,
-    placed: list[tuple[str, int, str, str | None]],
-    specs: dict[str, dict[str, Any]],
-    policy: Policy,
-) -> bool:
-    """Whether the cluster with these new guests keeps N+1 headroom (capacity.headroom)."""
-    nodes = inp.nodes[inp.nodes["profile"].astype(str) == site.profile].copy()
-    cols = ["profile", "vmid", "node", "status", "template", "cores", "mem_total", "mem_used"]
-    guests = inp.guests if len(inp.guests) else pd.DataFrame(columns=cols)
-    guests = guests[guests["profile"].astype(str) == site.profile]
-    if placed:
-        add_mem: dict[str, float] = {}
-        rows: list[dict[str, Any]] = []
-        for shape, _i, node, _st in placed:
-            s = specs[shape]
-            add_mem[node] = add_mem.get(node, 0.0) + float(s["memory"])
-            rows.append(
-                {
-                    "profile": site.profile,
-                    "vmid": 10_000_000 + len(rows),
-                    "node": node,
-                    "status": "running",
-                    "template": False,
-                    "cores": int(s["cores"]),
-                    "mem_total": int(s["memory"]),
-                    "mem_used": int(s["memory"]),
-                }
-            )
-        nodes["mem_used"] = [
-            float(u) + add_mem.get(str(n), 0.0)
-            for u, n in zip(pd.to_numeric(nodes["mem_used"]).fillna(0), nodes["node"], strict=True)
-        ]
-        guests = pd.concat([guests, pd.DataFrame(rows)], ignore_index=True)
-    h = capacity.headroom(nodes, guests, max_vcpu_ratio=policy.vcpu_ratio)
-    fits = h["fits"].astype("boolean")
-    return bool(fits.fillna(True).all())
-
-
 def _max_n1(
-    inp: Any, model: Model, site: Site, spec: dict[str, Any], policy: Policy, upper: int
+    n1: N1Model, placed: list[tuple[str, int, str, str | None]], spec: dict[str, Any]
 ) -> int:
-    """Largest k <= upper keeping N+1 headroom (binary search: more guests never help)."""
-    specs = {str(spec["shape"]): spec}
+    """Largest k <= len(placed) keeping N+1 headroom (binary search: more guests never help).
+
+    ``placed`` is where guests of ``spec`` go one after the other on the cluster as it is
+    (``_run`` is greedy and sequential, so the first k of them are where k guests would go);
+    ``n1`` answers :func:`pvekit.capacity.headroom` for the cluster with them added.
+    """
+    mem, cores = float(int(spec["memory"])), float(int(spec["cores"]))
 
     def ok(k: int) -> bool:
-        s = copy.deepcopy(site)
-        placed, _ = _run(s, [spec], policy, k)
-        return len(placed) == k and _n1_ok(inp, s, placed, specs, policy)
+        return n1.fits((node, mem, cores) for _shape, _i, node, _st in placed[:k])
 
     if not ok(0):
         return 0
-    lo, hi = 0, upper
+    lo, hi = 0, len(placed)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if ok(mid):
@@ -273,13 +236,14 @@ def what_if(
     for site in site_arg(model, profile):
         _shared_avail(inp, site)
         pristine = copy.deepcopy(site)
+        n1_model = N1Model.build(inp.nodes, inp.guests, site.profile, max_vcpu_ratio=pol.vcpu_ratio)
         seq_site = copy.deepcopy(site)
         placed, _failure = _run(seq_site, specs, pol, None)
         for spec in specs:
             alone = copy.deepcopy(pristine)
             got, failure = _run(alone, [spec], pol, _CAP)
             maxc = len(got)
-            n1 = _max_n1(inp, model, pristine, spec, pol, maxc)
+            n1 = _max_n1(n1_model, got, spec)
             by, node, why = _stopper(alone, failure)
             summary.append(
                 {
