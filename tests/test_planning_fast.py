@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from test_planning import EXACT, GIB, frames, guest, nodes
 
-from pvekit import capacity, planning
+from pvekit import InvalidInputError, capacity, planning
 from pvekit.planning import PlanningInput, Policy
 from pvekit.planning._n1 import N1Model
 
@@ -177,3 +177,68 @@ def demo_input() -> PlanningInput:
 def test_demo_clusters(demo_input: PlanningInput) -> None:
     _check(demo_input, {"cores": 2, "memory": "4G", "disk": "32G"}, Policy())
     _check(demo_input, {"cores": 16, "memory": "64G"}, Policy())
+
+
+# -- reclaimable and time remaining reuse the report's analysis ------------------------------
+
+
+def test_reclaimable_disk_without_volume() -> None:
+    # a disk entry whose volume id is unknown (no "volume" key) used to raise KeyError
+    g = [
+        guest(104, "a", 4, status="stopped", disks=[{"key": "scsi0", "storage": "ceph"}]),
+        guest(105, "a", 4, disks=[{"key": "scsi0", "storage": "ceph", "size": 8 * GIB}]),
+    ]
+    volumes = pd.DataFrame(
+        {
+            "profile": "p",
+            "node": None,
+            "storage": ["ceph", "ceph", "local"],
+            "volid": ["ceph:vm-104-disk-0", "ceph:vm-777-disk-0", "local:vm-105-disk-9"],
+            "vmid": [104, 777, 105],
+            "size": [5 * GIB, 7 * GIB, 1 * GIB],
+        }
+    )
+    inp = frames(nodes(("a", 64, 100)), g, volumes=volumes)
+    r = planning.reclaimable(inp)
+    orphans = r[r["kind"] == "orphaned disk"]
+    # 104's and 105's ceph volumes may be the unnamed disks; 777 has no guest, and 105's disk
+    # on "local" is not on the storage its config names
+    assert sorted(orphans["volid"]) == ["ceph:vm-777-disk-0", "local:vm-105-disk-9"]
+    stopped = r[r["kind"] == "long stopped"]
+    assert stopped["vmid"].tolist() == [104]
+
+
+@pytest.fixture(scope="module")
+def demo_report() -> Any:
+    import pvekit
+    from pvekit import report
+
+    return report.capacity(pvekit.demo(), "month")
+
+
+def test_reclaimable_with_the_reports_rightsizing(demo_report: Any) -> None:
+    inp = demo_report.planning.input
+    rs = demo_report.analysis.rightsizing
+    assert rs["category"].isin(["cpu oversized", "memory oversized"]).any()
+    slow = planning.reclaimable(inp)
+    fast = planning.reclaimable(inp, rightsizing=rs)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert slow["kind"].isin(["oversized cpu", "oversized memory"]).any()
+    pd.testing.assert_frame_equal(demo_report.planning.reclaimable, slow)
+    # the precomputed frame is what is used: without its rows, no oversized kinds
+    none = planning.reclaimable(inp, rightsizing=rs.iloc[0:0])
+    assert not none["kind"].isin(["oversized cpu", "oversized memory"]).any()
+    with pytest.raises(InvalidInputError, match="rightsizing"):
+        planning.reclaimable(inp, rightsizing=rs.drop(columns=["category"]))
+
+
+def test_time_remaining_with_the_reports_forecast(demo_report: Any) -> None:
+    inp = demo_report.planning.input
+    fc = demo_report.analysis.forecast
+    slow = planning.time_remaining(inp)
+    fast = planning.time_remaining(inp, forecast=fc)
+    assert slow["resource"].str.startswith("storage").any()
+    pd.testing.assert_frame_equal(fast, slow)
+    pd.testing.assert_frame_equal(demo_report.planning.time_remaining, slow)
+    with pytest.raises(InvalidInputError, match="forecast"):
+        planning.time_remaining(inp, forecast=fc.drop(columns=["eta"]))
