@@ -459,6 +459,7 @@ def from_frames(
             threshold=threshold,
             snapshot_days=snapshot_days,
             now=now,
+            analysis=analysis,
         )
     return Report(
         title=title or f"Capacity report: {', '.join(profiles) or 'no clusters'}",
@@ -1471,12 +1472,17 @@ def planning_section(
     snapshot_days: float = 30,
     policy: Any = None,
     now: pd.Timestamp | None = None,
+    analysis: cap.Analysis | None = None,
 ) -> PlanningSection:
     """Compute the report's planning section (:class:`PlanningSection`) for ``source``: a
     Cluster, a Group or a :class:`pvekit.planning.PlanningInput` (then nothing is read).
 
     Each part is computed on its own: one that fails (frames missing, a planner refusing)
-    leaves an empty frame and a line in ``warnings``, never the whole report."""
+    leaves an empty frame and a line in ``warnings``, never the whole report.
+
+    ``analysis``: the :func:`pvekit.capacity.analyse` of the same frames (the report's own,
+    with the same ``threshold``): its right-sizing and storage forecasts are reused instead of
+    computed again."""
     from . import charts, planning
     from .planning._input import as_input
 
@@ -1495,9 +1501,14 @@ def planning_section(
     def empty(cols: dict[str, str]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
 
+    # analyse() fits the forecasts without ``now`` (up to the last sample): reuse them only
+    # when the section does the same
+    shared_forecast = analysis.forecast if analysis is not None and now is None else None
     tr = part(
         "time remaining",
-        lambda: planning.time_remaining(inp, threshold=threshold, now=now, policy=policy),
+        lambda: planning.time_remaining(
+            inp, threshold=threshold, now=now, policy=policy, forecast=shared_forecast
+        ),
         empty(planning.TIME_COLUMNS),
     )
     cr = part(
@@ -1512,7 +1523,12 @@ def planning_section(
     )
     rc = part(
         "reclaimable capacity",
-        lambda: planning.reclaimable(inp, snapshot_days=snapshot_days, now=now),
+        lambda: planning.reclaimable(
+            inp,
+            snapshot_days=snapshot_days,
+            now=now,
+            rightsizing=analysis.rightsizing if analysis is not None else None,
+        ),
         empty(planning.RECLAIM_COLUMNS),
     )
     totals = reclaimable_totals(rc)
