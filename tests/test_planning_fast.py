@@ -242,3 +242,41 @@ def test_time_remaining_with_the_reports_forecast(demo_report: Any) -> None:
     pd.testing.assert_frame_equal(demo_report.planning.time_remaining, slow)
     with pytest.raises(InvalidInputError, match="forecast"):
         planning.time_remaining(inp, forecast=fc.drop(columns=["eta"]))
+
+
+# -- one readiness implementation -------------------------------------------------------------
+
+
+def test_readiness_offline_nodes_grouped_reasons_and_memory_moved() -> None:
+    from pvekit import report
+
+    n = nodes(("a", 64, 64), ("b", 64, 64), ("c", 64, 64))
+    n.loc[n["node"] == "c", "online"] = False
+    g = [guest(100, "a", 8), guest(101, "a", 4)]
+    g += [guest(v, "b", 1, local_resources=["usb0"]) for v in (110, 111, 112, 113)]
+    g += [guest(120, "c", 2)]
+    inp = frames(n, g)
+    r = planning.readiness(inp, policy=EXACT)
+    assert r["node"].tolist() == ["a", "b"]  # online nodes only by default
+    full = planning.readiness(inp, policy=EXACT, offline=True).set_index("node")
+    assert full.loc["a", "memory_moved"] == 12 * GIB and full.loc["a", "can_empty"]
+    assert (full.loc["a", "guests"], full.loc["a", "running"]) == (2, 2)
+    # four guests with one reason: one clause, three names and a count
+    why = "uses local device(s) usb0: Proxmox cannot migrate it"
+    assert full.loc["b", "reason"] == f"g110 (110), g111 (111), g112 (112) and 1 more: {why}"
+    assert full.loc["b", "blocking"] == 4 and not full.loc["b", "can_empty"]
+    assert not full.loc["c", "can_empty"] and full.loc["c", "reason"].startswith("node is offline")
+    rep = report.maintenance_readiness(inp, policy=EXACT)
+    assert list(rep.columns) == list(report.MAINTENANCE_COLUMNS)
+    assert rep["can_evacuate"].tolist() == full["can_empty"].tolist()
+    assert rep["reason"].tolist() == full["reason"].tolist()
+    assert rep["memory_moved"].tolist() == full["memory_moved"].tolist()
+
+
+def test_report_uses_no_private_planning_module() -> None:
+    import inspect
+
+    from pvekit import report
+
+    assert "planning._" not in inspect.getsource(report)
+    assert planning.PlanningInput.of({"nodes": nodes(("a", 1, 1)), "guests": pd.DataFrame()})
