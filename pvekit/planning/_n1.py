@@ -2,7 +2,7 @@
 
 :func:`pvekit.capacity.headroom` answers for frames; a capacity count asks the same question
 for many counts of new guests on the same cluster. :class:`N1Model` reads the frames once
-(through ``capacity.node_usage``, as ``headroom`` does) and then answers "does every online
+(the columns ``headroom`` reads through ``capacity.node_usage``) and then answers "does every online
 node's failure still fit?" for a list of added guests in plain Python. It follows
 ``headroom`` step by step (greedy largest-first placement on the survivor with the most free
 memory, ties to the first node in frame order; vCPUs within the ratio and the biggest guest
@@ -55,27 +55,37 @@ class N1Model:
         else:
             cols = ["profile", "vmid", "node", "status", "template", "cores", "mem_total"]
             guests = pd.DataFrame(columns=[*cols, "mem_used"])
-        usage = capacity.node_usage(nodes, guests)
-        online = usage[usage["online"].astype(bool)]
+        # the columns headroom reads from capacity.node_usage, taken from the frames directly
+        # (node_usage computes much more, and costs more than the whole count)
+        online = (
+            capacity._bool(nodes["online"])
+            if "online" in nodes
+            else nodes["status"].astype("string").fillna("") == "online"
+        )
+        up = nodes[online.to_numpy()]
         g = guests.copy()
         g["node"] = g["node"].astype("string")
         _, running = capacity._guest_flags(g)
         g = g[running]
         mem = pd.to_numeric(g["mem_total"], errors="coerce").astype("float64").fillna(0)
         cores = pd.to_numeric(g["cores"], errors="coerce").astype("float64").fillna(0)
-        order = [str(n) for n in online["node"]]
+        order = [str(n) for n in up["node"].astype("string")]
         guest_mems: dict[str, list[float]] = {n: [] for n in order}
         guest_vcpus: dict[str, list[float]] = {n: [] for n in order}
         for node, m, c in zip(g["node"], mem, cores, strict=True):
             if pd.notna(node) and str(node) in guest_mems:
                 guest_mems[str(node)].append(float(m))
                 guest_vcpus[str(node)].append(float(c))
+
+        def col(name: str) -> dict[str, float]:
+            return {n: _nz(v) for n, v in zip(order, up[name], strict=True)}
+
         return cls(
             order=order,
-            mem_total={str(r.node): _nz(r.mem_total) for r in online.itertuples()},
-            mem_used={str(r.node): _nz(r.mem_used) for r in online.itertuples()},
-            cores={str(r.node): _nz(r.cores) for r in online.itertuples()},
-            vcpus_running={str(r.node): _nz(r.vcpus_running) for r in online.itertuples()},
+            mem_total=col("mem_total"),
+            mem_used=col("mem_used"),
+            cores=col("cores"),
+            vcpus_running={n: sum(guest_vcpus[n]) for n in order},
             guest_mems=guest_mems,
             guest_vcpus=guest_vcpus,
             ratio=float(max_vcpu_ratio),

@@ -249,13 +249,20 @@ def reclaimable(
         b = b.assign(ctime=pd.to_datetime(b["ctime"], utc=True)).sort_values(
             "ctime", ascending=False
         )
-        for bkey, grp in b.groupby([b["profile"].astype(str), "vmid", b["storage"].astype(str)]):
-            p, v, st = cast("tuple[str, int, str]", bkey)
-            extra = grp.iloc[keep_backups:]
-            for r in records(extra):
-                if bool(r.get("protected")) if pd.notna(r.get("protected")) else False:
+        # one pass over the rows, grouped in Python: a frame per guest and storage is slow;
+        # keys sorted and NA VMIDs dropped, as groupby does, so the rows come in its order
+        groups: dict[tuple[str, Any, str], list[dict[str, Any]]] = {}
+        for r in records(b):
+            if pd.isna(r["vmid"]):
+                continue
+            groups.setdefault((str(r["profile"]), r["vmid"], str(r["storage"])), []).append(r)
+        for bkey in sorted(groups):
+            p, v, st = bkey
+            kept = groups[bkey]
+            for br in kept[keep_backups:]:
+                if bool(br.get("protected")) if pd.notna(br.get("protected")) else False:
                     continue
-                age = (now_ts - r["ctime"]).total_seconds() / _DAY
+                age = (now_ts - br["ctime"]).total_seconds() / _DAY
                 info = by_key.get((p, int(v)), {})
                 add(
                     "backup beyond retention",
@@ -263,12 +270,12 @@ def reclaimable(
                     profile=p,
                     vmid=v,
                     name=info.get("name"),
-                    node=r.get("node"),
+                    node=br.get("node"),
                     storage=st,
-                    volid=r["volid"],
-                    bytes=r.get("size"),
+                    volid=br["volid"],
+                    bytes=br.get("size"),
                     age_days=age,
-                    evidence=f"{len(grp)} backups of this guest on {st}; keeping the newest "
+                    evidence=f"{len(kept)} backups of this guest on {st}; keeping the newest "
                     f"{keep_backups}, this one is {age:.0f} days old",
                 )
     # -- unused and orphaned disks ------------------------------------------------------------
