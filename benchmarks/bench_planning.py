@@ -1,4 +1,5 @@
-"""Planning benchmark: CPU time of ``planning.evacuate`` and ``planning.rebalance`` on the
+"""Planning benchmark: CPU time of ``planning.evacuate``, ``planning.rebalance`` and
+``planning.max_count`` (capacity remaining in 2 vCPU / 4 GiB guests, with N+1) on the
 simulator's ``large`` scenario (20 nodes, 5,000 guests), and how the cost grows.
 
     python benchmarks/bench_planning.py            # 20 nodes x 5,000 guests + growth table
@@ -34,6 +35,8 @@ from pvekit.planning import PlanningInput, Policy  # noqa: E402
 # The large scenario runs 5.5-6.5 vCPUs per CPU on every node: under the default policy
 # (4 per CPU) no migration target exists at all. Plan as its operators would, at 8.
 POLICY = Policy(vcpu_ratio=8.0)
+# capacity remaining is counted in guests of the report's default reference size
+REFERENCE = planning.guest_spec(cores=2, memory="4G", disk="32G")
 
 
 def read_large(nodes: int, guests: int) -> PlanningInput:
@@ -102,6 +105,7 @@ def run(inp: PlanningInput, repeats: int) -> dict[str, Any]:
     t_ev, ev = cpu(lambda: planning.evacuate(inp, node, policy=POLICY), repeats)
     # a tight margin, so the large (already fairly even) cluster gets real work to do
     t_rb, rb = cpu(lambda: planning.rebalance(inp, margin=0.02, policy=POLICY), repeats)
+    t_mc, mc = cpu(lambda: planning.max_count(inp, REFERENCE, policy=POLICY), repeats)
     return {
         "nodes": len(inp.nodes),
         "guests": len(inp.guests),
@@ -111,6 +115,9 @@ def run(inp: PlanningInput, repeats: int) -> dict[str, Any]:
         "rebalance_s": t_rb,
         "rebalance_moves": len(rb.moves),
         "spread": f"{rb.score_before:.3f} -> {rb.score_after:.3f}",
+        "max_count_s": t_mc,
+        "max_count": int(mc["max_count"].sum()),
+        "max_count_n1": int(mc["max_count_n_plus_1"].sum()),
     }
 
 
@@ -132,7 +139,9 @@ def main() -> int:
     print(
         f"\n{nodes} nodes x {guests} guests: evacuate {head['evacuate_s']:.3f} s CPU "
         f"({head['evacuate_moves']} moves), rebalance {head['rebalance_s']:.3f} s CPU "
-        f"({head['rebalance_moves']} moves, spread {head['spread']})"
+        f"({head['rebalance_moves']} moves, spread {head['spread']}), max_count "
+        f"{head['max_count_s']:.3f} s CPU ({head['max_count']} guests of 2 vCPU / 4 GiB, "
+        f"{head['max_count_n1']} keeping N+1)"
     )
     growth = []
     for f in (0.5, 2.0) if args.quick else (0.25, 0.5, 2.0):

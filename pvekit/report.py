@@ -459,6 +459,7 @@ def from_frames(
             threshold=threshold,
             snapshot_days=snapshot_days,
             now=now,
+            analysis=analysis,
         )
     return Report(
         title=title or f"Capacity report: {', '.join(profiles) or 'no clusters'}",
@@ -1457,73 +1458,17 @@ def parse_reference(text: str) -> pd.DataFrame:
     return planning.guest_spec(int(parts[0]), parts[1], parts[2] if len(parts) == 3 else None)
 
 
-def _blocking_reason(unplaced: pd.DataFrame) -> str:
-    """The blocking guests of an evacuation, one clause per distinct reason."""
-    block = unplaced[unplaced["blocking"].astype(bool)]
-    clauses = []
-    for why, grp in block.groupby(block["reason"].astype(str), sort=False):
-        names = [f"{n} ({v})" for n, v in zip(grp["name"], grp["vmid"], strict=True)]
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        clauses.append(f"{shown}: {why}")
-    return "; ".join(clauses)
-
-
 def maintenance_readiness(source: Any, *, policy: Any = None) -> pd.DataFrame:
     """For each node of ``source`` (a Cluster, Group or :class:`~pvekit.planning.
     PlanningInput`): can it be evacuated now, and if not why (:data:`MAINTENANCE_COLUMNS`).
 
-    One :func:`pvekit.planning.evacuate` per node, each on the cluster as it is now (the
-    nodes are not emptied one after the other)."""
+    :func:`pvekit.planning.readiness` with the offline nodes listed too (one evacuation plan
+    per node, each on the cluster as it is now: the nodes are not emptied one after the
+    other), in the report's column names."""
     from . import planning
-    from .planning._input import as_input
-    from .planning._plan import _typed
 
-    inp = as_input(source)
-    rows: list[dict[str, Any]] = []
-    nd = inp.nodes
-    online = nd["online"].astype("boolean").fillna(False).astype(bool)
-    for profile, node, up in zip(
-        nd["profile"].astype(str), nd["node"].astype(str), online, strict=True
-    ):
-        on = inp.guests[
-            (inp.guests["profile"].astype(str) == profile)
-            & (inp.guests["node"].astype(str) == node)
-        ]
-        row: dict[str, Any] = {
-            "profile": profile,
-            "node": node,
-            "online": bool(up),
-            "guests": len(on),
-            "running": int((on["status"].astype(str) == "running").sum()),
-        }
-        try:
-            plan = planning.evacuate(inp, node, profile=profile, policy=policy)
-        except PVEError as exc:
-            row.update(
-                moves=0,
-                memory_moved=0,
-                staying=0,
-                blocking=row["running"],
-                can_evacuate=False,
-                reason=f"not planned: {exc}",
-            )
-            rows.append(row)
-            continue
-        unplaced = plan.unplaced
-        blocking = int(unplaced["blocking"].sum()) if len(unplaced) else 0
-        reason = _blocking_reason(unplaced) if blocking else ""
-        if not row["online"]:
-            reason = "node is offline" + (f"; {reason}" if reason else "")
-        row.update(
-            moves=len(plan.moves),
-            memory_moved=int(plan.moves["memory"].sum()) if len(plan.moves) else 0,
-            staying=len(unplaced) - blocking,
-            blocking=blocking,
-            can_evacuate=plan.can_empty and row["online"],
-            reason=reason,
-        )
-        rows.append(row)
-    return _typed(rows, MAINTENANCE_COLUMNS)
+    r = planning.readiness(source, policy=policy, offline=True)
+    return r.rename(columns={"can_empty": "can_evacuate"})[list(MAINTENANCE_COLUMNS)]
 
 
 def reclaimable_totals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -1565,17 +1510,21 @@ def planning_section(
     snapshot_days: float = 30,
     policy: Any = None,
     now: pd.Timestamp | None = None,
+    analysis: cap.Analysis | None = None,
 ) -> PlanningSection:
     """Compute the report's planning section (:class:`PlanningSection`) for ``source``: a
     Cluster, a Group or a :class:`pvekit.planning.PlanningInput` (then nothing is read).
 
     Each part is computed on its own: one that fails (frames missing, a planner refusing)
-    leaves an empty frame and a line in ``warnings``, never the whole report."""
+    leaves an empty frame and a line in ``warnings``, never the whole report.
+
+    ``analysis``: the :func:`pvekit.capacity.analyse` of the same frames (the report's own,
+    with the same ``threshold``): its right-sizing and storage forecasts are reused instead of
+    computed again."""
     from . import charts, planning
-    from .planning._input import as_input
 
     ref = _reference(reference)
-    inp = as_input(source, metrics="month", history=True)
+    inp = planning.PlanningInput.of(source, metrics="month", history=True)
     notes: list[str] = []
 
     def part(label: str, fn: Callable[[], pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
@@ -1589,9 +1538,14 @@ def planning_section(
     def empty(cols: dict[str, str]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
 
+    # analyse() fits the forecasts without ``now`` (up to the last sample): reuse them only
+    # when the section does the same
+    shared_forecast = analysis.forecast if analysis is not None and now is None else None
     tr = part(
         "time remaining",
-        lambda: planning.time_remaining(inp, threshold=threshold, now=now, policy=policy),
+        lambda: planning.time_remaining(
+            inp, threshold=threshold, now=now, policy=policy, forecast=shared_forecast
+        ),
         empty(planning.TIME_COLUMNS),
     )
     cr = part(
@@ -1606,7 +1560,12 @@ def planning_section(
     )
     rc = part(
         "reclaimable capacity",
-        lambda: planning.reclaimable(inp, snapshot_days=snapshot_days, now=now),
+        lambda: planning.reclaimable(
+            inp,
+            snapshot_days=snapshot_days,
+            now=now,
+            rightsizing=analysis.rightsizing if analysis is not None else None,
+        ),
         empty(planning.RECLAIM_COLUMNS),
     )
     totals = reclaimable_totals(rc)

@@ -8,12 +8,13 @@ from typing import Any
 
 import pandas as pd
 
+from .._errors import InvalidInputError, PVEError
 from ._common import build, move_row, nodes_arg, unplaced_row
 from ._model import Policy
 from ._place import blocked, choose, move
 from ._plan import MOVE_COLUMNS, UNPLACED_COLUMNS, Plan, _typed, usage_frame
 
-__all__ = ["READINESS_COLUMNS", "evacuate", "readiness"]
+__all__ = ["READINESS_COLUMNS", "blocking_reason", "evacuate", "readiness"]
 
 
 def evacuate(
@@ -101,43 +102,93 @@ READINESS_COLUMNS: dict[str, str] = {
     "moves": "int64",
     "blocking": "int64",
     "staying": "int64",
-    "reason": "string",  # the blocking guests and why, "; "-joined ("" when it can be emptied)
+    "reason": "string",  # the blocking guests, grouped by reason ("" when it can be emptied)
+    "guests": "int64",  # guests on the node, templates included
+    "running": "int64",
+    "memory_moved": "int64",  # configured memory of the guests the plan moves
 }
 
 
-def readiness(source: Any, *, policy: Policy | None = None) -> pd.DataFrame:
+def blocking_reason(unplaced: pd.DataFrame) -> str:
+    """The blocking guests of an evacuation, one clause per distinct reason:
+    ``"a (101), b (102): why; c (103): other"`` (three names per reason, then a count)."""
+    block = unplaced[unplaced["blocking"].astype(bool)]
+    clauses = []
+    for why, grp in block.groupby(block["reason"].astype(str), sort=False):
+        names = [f"{n} ({v})" for n, v in zip(grp["name"], grp["vmid"], strict=True)]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        clauses.append(f"{shown}: {why}")
+    return "; ".join(clauses)
+
+
+def readiness(source: Any, *, policy: Policy | None = None, offline: bool = False) -> pd.DataFrame:
     """Maintenance readiness: for each online node of each cluster, could it be evacuated
-    now (:func:`evacuate` of that node alone) and, if not, which guests block it and why.
+    now (:func:`evacuate` of that node alone, on the cluster as it is: the nodes are not
+    emptied one after the other) and, if not, which guests block it and why.
 
     Columns: :data:`READINESS_COLUMNS` (``staying``: guests that stay without blocking, e.g.
-    templates or stopped guests that cannot move).
+    templates or stopped guests that cannot move; ``reason``: the blocking guests grouped by
+    reason). ``offline=True`` lists offline nodes too: never ``can_empty``, ``reason`` starts
+    with "node is offline". A node whose plan cannot be made is a row whose reason says why
+    (``not planned: ...``), its running guests counted as blocking.
     """
     from ._input import as_input
 
     inp = as_input(source)
     rows: list[dict[str, Any]] = []
-    _, model, pol = build(inp, policy)
-    for site in model.sites.values():
-        for name, n in site.nodes.items():
-            if not n.online:
-                continue
-            plan = evacuate(inp, name, profile=site.profile, policy=pol)
-            block = plan.unplaced[plan.unplaced["blocking"]]
-            rows.append(
-                {
-                    "profile": site.profile,
-                    "node": name,
-                    "online": True,
-                    "can_empty": plan.can_empty,
-                    "moves": len(plan.moves),
-                    "blocking": len(block),
-                    "staying": len(plan.unplaced) - len(block),
-                    "reason": "; ".join(
-                        f"{g} ({v}): {r}"
-                        for g, v, r in zip(
-                            block["name"], block["vmid"], block["reason"], strict=True
-                        )
-                    ),
-                }
+    if policy is not None and not isinstance(policy, Policy):
+        raise InvalidInputError(f"policy must be a planning.Policy, got {type(policy).__name__}")
+    pol = policy or Policy()
+    g = inp.guests
+    count: dict[tuple[str, str], tuple[int, int]] = {}
+    if len(g):
+        running = g["status"].astype(str) == "running"
+        for key, grp in running.groupby([g["profile"].astype(str), g["node"].astype(str)]):
+            count[(str(key[0]), str(key[1]))] = (len(grp), int(grp.sum()))
+    nd = inp.nodes
+    up = (
+        nd["online"].astype("boolean").fillna(False).astype(bool)
+        if "online" in nd
+        else nd["status"].astype("string").fillna("") == "online"
+    )
+    for profile, name, online in zip(
+        nd["profile"].astype(str), nd["node"].astype(str), up, strict=True
+    ):
+        if not online and not offline:
+            continue
+        guests, running_n = count.get((profile, name), (0, 0))
+        row: dict[str, Any] = {
+            "profile": profile,
+            "node": name,
+            "online": bool(online),
+            "guests": guests,
+            "running": running_n,
+        }
+        try:
+            plan = evacuate(inp, name, profile=profile, policy=pol)
+        except PVEError as exc:
+            row.update(
+                can_empty=False,
+                moves=0,
+                blocking=running_n,
+                staying=0,
+                memory_moved=0,
+                reason=f"not planned: {exc}",
             )
+            rows.append(row)
+            continue
+        unplaced = plan.unplaced
+        blocking = int(unplaced["blocking"].sum()) if len(unplaced) else 0
+        reason = blocking_reason(unplaced) if blocking else ""
+        if not online:
+            reason = "node is offline" + (f"; {reason}" if reason else "")
+        row.update(
+            can_empty=plan.can_empty and bool(online),
+            moves=len(plan.moves),
+            blocking=blocking,
+            staying=len(unplaced) - blocking,
+            memory_moved=int(plan.moves["memory"].sum()) if len(plan.moves) else 0,
+            reason=reason,
+        )
+        rows.append(row)
     return _typed(rows, READINESS_COLUMNS)

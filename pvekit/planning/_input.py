@@ -118,6 +118,13 @@ class PlanningInput:
         return out
 
     @classmethod
+    def of(cls, source: Any, **read: Any) -> PlanningInput:
+        """``source`` as a PlanningInput: itself, built from a dict of its frames, or read
+        from a Cluster/Group (``read`` goes to :meth:`read`, e.g. ``history=True``). What every
+        planner does with its ``source``."""
+        return as_input(source, **read)
+
+    @classmethod
     def read(
         cls,
         source: Cluster | Group,

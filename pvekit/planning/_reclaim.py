@@ -52,6 +52,13 @@ def _size(v: Any) -> float:
     return x
 
 
+def _vmid(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _disks_bytes(disks: Any) -> tuple[float, list[str]]:
     total, storages = 0.0, []
     if isinstance(disks, list):
@@ -72,6 +79,7 @@ def reclaimable(
     idle_cpu: float = 0.02,
     low: float = 0.2,
     now: pd.Timestamp | None = None,
+    rightsizing: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One frame of what could be given back (columns :data:`RECLAIM_COLUMNS`), by ``kind``:
 
@@ -96,6 +104,11 @@ def reclaimable(
     ``source``: a Cluster/Group (guest metrics, backups, snapshots, tasks and storage content
     are read; expect one request per running guest and per storage) or a
     :class:`PlanningInput` with those frames (missing ones skip their kinds).
+
+    ``rightsizing``: a :func:`pvekit.capacity.rightsizing` frame already computed on the same
+    guests and metrics with the same ``low`` (e.g. ``Report.analysis.rightsizing``), used
+    instead of running the analysis again. A guest disk without a ``volume`` (its volume id
+    unknown) keeps every volume of that guest on that storage from being called orphaned.
     """
     if not 0 < idle_cpu < 1 or not 0 < low < 1:
         raise InvalidInputError("idle_cpu and low must be fractions in (0, 1)")
@@ -122,7 +135,17 @@ def reclaimable(
     gm = None
     if inp.metrics is not None and len(inp.metrics):
         gm = inp.metrics[inp.metrics["kind"].astype("string") == "guest"]
-    rs = capacity.rightsizing(g, gm if gm is not None and len(gm) else None, low=low)
+    if rightsizing is None:
+        rs = capacity.rightsizing(g, gm if gm is not None and len(gm) else None, low=low)
+    else:
+        need = ["profile", "vmid", "category", "cores", "mem_total", "suggested_cores"]
+        missing = [c for c in [*need, "suggested_mem", "message"] if c not in rightsizing]
+        if missing:
+            raise InvalidInputError(
+                f"rightsizing must be a capacity.rightsizing() frame; it lacks column(s) "
+                f"{', '.join(missing)}"
+            )
+        rs = rightsizing
     idle: set[tuple[str, int]] = set()
     if gm is not None and len(gm):
         stats = capacity._guest_stats(gm, 0.95)
@@ -226,13 +249,20 @@ def reclaimable(
         b = b.assign(ctime=pd.to_datetime(b["ctime"], utc=True)).sort_values(
             "ctime", ascending=False
         )
-        for bkey, grp in b.groupby([b["profile"].astype(str), "vmid", b["storage"].astype(str)]):
-            p, v, st = cast("tuple[str, int, str]", bkey)
-            extra = grp.iloc[keep_backups:]
-            for r in records(extra):
-                if bool(r.get("protected")) if pd.notna(r.get("protected")) else False:
+        # one pass over the rows, grouped in Python: a frame per guest and storage is slow;
+        # keys sorted and NA VMIDs dropped, as groupby does, so the rows come in its order
+        groups: dict[tuple[str, Any, str], list[dict[str, Any]]] = {}
+        for r in records(b):
+            if pd.isna(r["vmid"]):
+                continue
+            groups.setdefault((str(r["profile"]), r["vmid"], str(r["storage"])), []).append(r)
+        for bkey in sorted(groups):
+            p, v, st = bkey
+            kept = groups[bkey]
+            for br in kept[keep_backups:]:
+                if bool(br.get("protected")) if pd.notna(br.get("protected")) else False:
                     continue
-                age = (now_ts - r["ctime"]).total_seconds() / _DAY
+                age = (now_ts - br["ctime"]).total_seconds() / _DAY
                 info = by_key.get((p, int(v)), {})
                 add(
                     "backup beyond retention",
@@ -240,12 +270,12 @@ def reclaimable(
                     profile=p,
                     vmid=v,
                     name=info.get("name"),
-                    node=r.get("node"),
+                    node=br.get("node"),
                     storage=st,
-                    volid=r["volid"],
-                    bytes=r.get("size"),
+                    volid=br["volid"],
+                    bytes=br.get("size"),
                     age_days=age,
-                    evidence=f"{len(grp)} backups of this guest on {st}; keeping the newest "
+                    evidence=f"{len(kept)} backups of this guest on {st}; keeping the newest "
                     f"{keep_backups}, this one is {age:.0f} days old",
                 )
     # -- unused and orphaned disks ------------------------------------------------------------
@@ -257,11 +287,18 @@ def reclaimable(
             for p, v, s in zip(vol["profile"], vol["volid"], vol["size"], strict=True)
         }
     referenced: set[tuple[str, str]] = set()
+    unnamed: set[tuple[str, str, int | None]] = set()
     for r in records(g):
         p = str(r["profile"])
         for d in r["disks"] if isinstance(r.get("disks"), list) else []:
-            if d.get("storage"):
+            if not isinstance(d, dict) or not d.get("storage"):
+                continue
+            if d.get("volume"):
                 referenced.add((p, f"{d['storage']}:{d['volume']}"))
+            else:
+                # a disk whose volume is not known could be any of the guest's volumes on
+                # that storage: none of them is called orphaned
+                unnamed.add((p, str(d["storage"]), _vmid(r["vmid"])))
         for volid in r["unused"] if isinstance(r.get("unused"), list) else []:
             referenced.add((p, volid))
             size = sizes.get((p, volid), math.nan)
@@ -278,6 +315,8 @@ def reclaimable(
         for r in records(vol):
             vkey = (str(r["profile"]), str(r["volid"]))
             if vkey in referenced:
+                continue
+            if (str(r["profile"]), str(r["storage"]), _vmid(r.get("vmid"))) in unnamed:
                 continue
             # a linked clone references "base-X/vm-Y": the base part is referenced too
             add(

@@ -147,6 +147,7 @@ def time_remaining(
     min_points: int = 6,
     now: pd.Timestamp | None = None,
     policy: Policy | None = None,
+    forecast: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Days until each cluster runs out, per resource, the binding one first.
 
@@ -166,6 +167,11 @@ def time_remaining(
     ``not growing`` (no trend: no date), ``above threshold`` (0 days) or ``insufficient data``
     (fewer than ``min_points`` samples). Rows are sorted per cluster with the resource that
     runs out first on top (``binding``).
+
+    ``forecast``: a :func:`pvekit.capacity.forecast` frame already fitted on the same metrics
+    and storage with the same ``threshold``, ``min_points`` and ``now`` (e.g.
+    ``Report.analysis.forecast``); its storage rows are used instead of fitting the pools again
+    (the cluster totals are fitted here in any case).
     """
     if not 0 < threshold <= 1:
         raise InvalidInputError(f"threshold must be a fraction in (0, 1], got {threshold!r}")
@@ -181,7 +187,11 @@ def time_remaining(
                 _synthetic(usage), threshold=threshold, min_points=min_points, now=now
             )
             rows += _rows(f, "usage")
-        if (metrics["kind"].astype("string") == "storage").any():
+        if forecast is not None:
+            _check_forecast(forecast)
+            f = forecast[forecast["kind"].astype("string") == "storage"]
+            rows += _rows(f, "usage", shared=_shared(inp.storage))
+        elif (metrics["kind"].astype("string") == "storage").any():
             f = capacity.forecast(
                 metrics[metrics["kind"].astype("string") == "storage"],
                 threshold=threshold,
@@ -189,11 +199,7 @@ def time_remaining(
                 min_points=min_points,
                 now=now,
             )
-            shared: set[tuple[str, str]] = set()
-            if inp.storage is not None and len(inp.storage):
-                sh = inp.storage[inp.storage["shared"].astype("boolean").fillna(False).astype(bool)]
-                shared = set(zip(sh["profile"].astype(str), sh["storage"].astype(str), strict=True))
-            rows += _rows(f, "usage", shared=shared)
+            rows += _rows(f, "usage", shared=_shared(inp.storage))
     if history is not None and len(history):
         alloc, _caps = _history_alloc(history, inp.nodes, pol)
         if alloc:
@@ -220,6 +226,25 @@ def time_remaining(
         else:
             out[c] = v.astype(t)  # type: ignore[call-overload]  # dtype names from a table
     return out
+
+
+def _shared(storage: pd.DataFrame | None) -> set[tuple[str, str]]:
+    if storage is None or not len(storage):
+        return set()
+    sh = storage[storage["shared"].astype("boolean").fillna(False).astype(bool)]
+    return set(zip(sh["profile"].astype(str), sh["storage"].astype(str), strict=True))
+
+
+def _check_forecast(forecast: Any) -> None:
+    need = ["profile", "kind", "target", "current", "threshold", "capacity", "slope_per_day"]
+    need += ["status", "days_until", "days_low", "days_high", "eta"]
+    if not isinstance(forecast, pd.DataFrame):
+        raise InvalidInputError(f"forecast must be a DataFrame, got {type(forecast).__name__}")
+    missing = [c for c in need if c not in forecast]
+    if missing:
+        raise InvalidInputError(
+            f"forecast must be a capacity.forecast() frame; it lacks column(s) {', '.join(missing)}"
+        )
 
 
 def _rows(

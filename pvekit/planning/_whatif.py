@@ -11,7 +11,8 @@ import pandas as pd
 from .. import capacity
 from .._format import format_bytes
 from ._common import build, site_arg
-from ._model import GuestInfo, Model, NodeInfo, Policy, Site, records
+from ._model import GuestInfo, NodeInfo, Policy, Site, records
+from ._n1 import N1Model
 from ._place import unfit
 from ._plan import _typed
 from ._spec import normalise_specs
@@ -236,35 +237,49 @@ def _n1_ok(
     return f"if {r['node']} fails: " + (" and ".join(what) or "its guests do not fit")
 
 
-def _max_n1(
-    inp: Any, model: Model, site: Site, spec: dict[str, Any], policy: Policy, upper: int
-) -> tuple[int, str | None]:
-    """Largest k <= upper keeping N+1 headroom (binary search: more guests never help), and
-    why one more would not."""
+def _n1_reason(
+    inp: Any,
+    site: Site,
+    placed: list[tuple[str, int, str, str | None]],
+    k: int,
+    spec: dict[str, Any],
+    policy: Policy,
+    n1: N1Model,
+) -> str | None:
+    """Why guest k+1 of ``spec`` would leave a node's failure uncovered: one headroom call
+    for the answer shown (the search itself asks the cheap :class:`N1Model`)."""
     specs = {str(spec["shape"]): spec}
-    why: dict[int, str | None] = {}
+    if k == 0 and not n1.fits(()):
+        return f"already now: {_n1_ok(inp, site, [], specs, policy)}"
+    if k >= len(placed):
+        return "does not fit at all"
+    return _n1_ok(inp, site, placed[: k + 1], specs, policy)
+
+
+def _max_n1(
+    n1: N1Model, placed: list[tuple[str, int, str, str | None]], spec: dict[str, Any]
+) -> int:
+    """Largest k <= len(placed) keeping N+1 headroom (binary search: more guests never help).
+
+    ``placed`` is where guests of ``spec`` go one after the other on the cluster as it is
+    (``_run`` is greedy and sequential, so the first k of them are where k guests would go);
+    ``n1`` answers :func:`pvekit.capacity.headroom` for the cluster with them added.
+    """
+    mem, cores = float(int(spec["memory"])), float(int(spec["cores"]))
 
     def ok(k: int) -> bool:
-        s = copy.deepcopy(site)
-        placed, _ = _run(s, [spec], policy, k)
-        if len(placed) < k:
-            why[k] = "does not fit at all"
-            return False
-        why[k] = _n1_ok(inp, s, placed, specs, policy)
-        return why[k] is None
+        return n1.fits((node, mem, cores) for _shape, _i, node, _st in placed[:k])
 
     if not ok(0):
-        return 0, f"already now: {why[0]}"
-    lo, hi = 0, upper
+        return 0
+    lo, hi = 0, len(placed)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if ok(mid):
             lo = mid
         else:
             hi = mid - 1
-    if lo + 1 not in why:
-        ok(lo + 1)
-    return lo, why.get(lo + 1)
+    return lo
 
 
 _CAP = 100_000  # never count further than this many guests of one shape
@@ -299,13 +314,15 @@ def what_if(
     for site in site_arg(model, profile):
         _shared_avail(inp, site)
         pristine = copy.deepcopy(site)
+        n1_model = N1Model.build(inp.nodes, inp.guests, site.profile, max_vcpu_ratio=pol.vcpu_ratio)
         seq_site = copy.deepcopy(site)
         placed, _failure = _run(seq_site, specs, pol, None)
         for spec in specs:
             alone = copy.deepcopy(pristine)
             got, failure = _run(alone, [spec], pol, _CAP)
             maxc = len(got)
-            n1, n1_why = _max_n1(inp, model, pristine, spec, pol, maxc)
+            n1 = _max_n1(n1_model, got, spec)
+            n1_why = _n1_reason(inp, pristine, got, n1, spec, pol, n1_model)
             by, node, why = _stopper(alone, failure)
             summary.append(
                 {
