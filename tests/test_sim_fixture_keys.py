@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from _paths import FIXTURES
+from _shapes import json_kind
 
 from pvekit.sim import SimCluster, Simulator
 
@@ -54,16 +55,6 @@ DYNAMIC = {"nics", "blockstat", "cap"}
 Kinds = dict[str, set[str]]
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    return type(value).__name__
-
-
 def flatten(value: Any, prefix: str = "", out: Kinds | None = None, depth: int = 0) -> Kinds:
     """Key paths of a JSON body with the kinds seen at each (a list's rows are merged)."""
     out = {} if out is None else out
@@ -77,7 +68,7 @@ def flatten(value: Any, prefix: str = "", out: Kinds | None = None, depth: int =
     dynamic = prefix.rsplit(".", 1)[-1] in DYNAMIC
     for k, v in value.items():
         path = f"{prefix}.{'*' if dynamic else k}" if prefix else k
-        kind = _kind(v)
+        kind = json_kind(v)
         if kind != "null":  # an empty RRD bucket or unset value says nothing about the type
             out.setdefault(path, set()).add(kind)
         else:

@@ -20,20 +20,11 @@ from typing import Any
 import pytest
 import requests
 from _paths import FIXTURES
+from _shapes import json_kind
 
 from pvekit.sim import SimCluster, Simulator
 
 API = "/api2/json"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    return type(value).__name__
 
 
 def assert_same_shape(
@@ -47,7 +38,7 @@ def assert_same_shape(
     """Keys of ``real`` exist in ``sim`` (except ``optional``) with the same JSON kind
     (except ``drift``, documented version differences). Recurses into dicts."""
     if isinstance(real, dict):
-        assert isinstance(sim, dict), f"{where}: expected an object, got {_kind(sim)}"
+        assert isinstance(sim, dict), f"{where}: expected an object, got {json_kind(sim)}"
         missing = {k for k in real if k not in sim} - set(optional)
         assert not missing, f"{where}: simulator lacks keys {sorted(missing)}"
         for k, v in real.items():
@@ -55,14 +46,15 @@ def assert_same_shape(
                 assert_same_shape(v, sim[k], f"{where}.{k}")
         return
     if isinstance(real, list):
-        assert isinstance(sim, list), f"{where}: expected a list, got {_kind(sim)}"
+        assert isinstance(sim, list), f"{where}: expected a list, got {json_kind(sim)}"
         if real and sim and not isinstance(real[0], dict):
-            assert _kind(real[0]) == _kind(sim[0]), (
-                f"{where}[0]: {_kind(real[0])} vs {_kind(sim[0])}"
+            assert json_kind(real[0]) == json_kind(sim[0]), (
+                f"{where}[0]: {json_kind(real[0])} vs {json_kind(sim[0])}"
             )
         return
-    assert _kind(real) == _kind(sim), (
-        f"{where}: real server sends {_kind(real)} ({real!r}), simulator {_kind(sim)} ({sim!r})"
+    assert json_kind(real) == json_kind(sim), (
+        f"{where}: real server sends {json_kind(real)} ({real!r}), "
+        f"simulator {json_kind(sim)} ({sim!r})"
     )
 
 
