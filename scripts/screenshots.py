@@ -29,15 +29,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-gpu",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT / "tests"))  # the browser settings the browser tests use
+
+from _browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 WIDTH = 1280
 
 
@@ -179,7 +174,7 @@ def shoot_page(browser: Any, html: Path, png: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", default="screenshots", help="output folder (default: screenshots)")
-    parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
+    parser.add_argument("--chromium", default=CHROMIUM, help="Chromium executable")
     parser.add_argument("--no-report", action="store_true", help="skip the report")
     parser.add_argument("--no-notebooks", action="store_true", help="skip the notebooks")
     parser.add_argument(
@@ -206,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     written: list[Path] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+        browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         try:
             if report_html is not None:
                 written += shoot_report(browser, report_html, out)
