@@ -101,6 +101,30 @@ class Cluster(ApiClient):
 
     max_workers: int = 16
 
+    # -- the server's release (write validation checks against its schema) ---------------------
+
+    def check(self) -> Any:
+        """Log in (password) and read ``/version`` fresh; the answer also fixes
+        :attr:`pve_version`, so write validation costs no request of its own."""
+        body = super().check()
+        self._note_release(body)
+        return body
+
+    @property
+    def pve_version(self) -> str:
+        """The server's release (``"8.4.1"``), read once from ``/version`` (at the connect
+        check, else at first use) and kept for the life of this object: an upgraded server is
+        seen after :meth:`pvekit.Group.reconnect` or a new :func:`pvekit.connect`."""
+        known = self.__dict__.get("_release")
+        if known is None:
+            self._note_release(self.get("/version"))
+            known = self.__dict__.get("_release", "")
+        return str(known)
+
+    def _note_release(self, body: Any) -> None:
+        if isinstance(body, Mapping):
+            self.__dict__["_release"] = str(body.get("version") or body.get("release") or "")
+
     # -- handles -------------------------------------------------------------------------------
 
     def guest(self, vmid: int | str, profile: str | None = None) -> Guest:

@@ -289,11 +289,20 @@ def _backup_identity(volid: str) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _schema_check(method: str, path: str, params: Mapping[str, Any], profile: str) -> None:
-    """Refuse a request the official schema would refuse, before it is sent."""
-    from .sim._schema import load_schema
+def _schema_check(method: str, path: str, params: Mapping[str, Any], cluster: Any) -> None:
+    """Refuse a request the official schema of the connected server's release would refuse,
+    before it is sent.
 
-    schema = load_schema()
+    A :class:`~pvekit.Cluster` knows its release (``pve_version``, read once from
+    ``/version``); a release the shipped schema lacks is checked as the nearest shipped one
+    (:func:`pvekit._schema.nearest_release`). A bare client without one is checked against
+    the newest schema.
+    """
+    from ._schema import load_schema
+
+    profile = str(getattr(cluster, "profile", ""))
+    release = getattr(cluster, "pve_version", "")
+    schema = load_schema(release if isinstance(release, str) else "")
     if schema.match(method, path) is None:
         raise InvalidInputError(
             f"{method} {path} is not part of the Proxmox VE API", profile=profile
@@ -360,7 +369,7 @@ def node_vnc_shell(cluster: ApiClient, node: str) -> VNCProxy:
     _node_name(node)
     path = f"/nodes/{node}/vncshell"
     params = {"websocket": 1}
-    _schema_check("POST", path, params, cluster.profile)
+    _schema_check("POST", path, params, cluster)
     try:
         body = cluster.post(path, params)
     except APIError as err:
@@ -610,7 +619,7 @@ class Guest:
         for attempt in (0, 1):
             path = self.path + suffix
             if method != "GET":
-                _schema_check(method, path, params, self.profile)
+                _schema_check(method, path, params, self.cluster)
             try:
                 if method == "GET":
                     return self.cluster.get(path, params, fresh=fresh)
@@ -1269,7 +1278,7 @@ class Guest:
             "remove": remove,
             "notification-mode": notification_mode,
         }
-        _schema_check("POST", path, params, self.profile)
+        _schema_check("POST", path, params, self.cluster)
         upid = self.cluster.post(path, params)
         return self._task(upid, "backup", stale=[f"/nodes/{node}/storage"])
 
@@ -1338,7 +1347,7 @@ class Guest:
         else:
             params["ostemplate"] = volid
             params["restore"] = True
-        _schema_check("POST", path, params, self.profile)
+        _schema_check("POST", path, params, self.cluster)
         upid = self.cluster.post(path, params)
         self._node, self._type = where, gtype
 
@@ -1365,7 +1374,7 @@ class Guest:
             )
         node = str(row.get("node") or self.node)
         path = f"/nodes/{node}/storage/{storage}/content/{quote(volid, safe='')}"
-        _schema_check("DELETE", path, {}, self.profile)
+        _schema_check("DELETE", path, {}, self.cluster)
         result = self.cluster.delete(path)
         stale = [f"/nodes/{node}/storage", f"/nodes/{self.node}/storage"]
         if isinstance(result, str) and result.startswith("UPID:"):

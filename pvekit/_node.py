@@ -225,7 +225,7 @@ class Node:
 
     def _post(self, suffix: str, params: Mapping[str, Any]) -> Any:
         path = self.path + suffix
-        _schema_check("POST", path, params, self.profile)
+        _schema_check("POST", path, params, self.cluster)
         return self.cluster.post(path, params)
 
     def _task(
@@ -260,7 +260,7 @@ class Node:
             _positive_int(delay, "delay (seconds)", low=1, high=30)
         path = f"{self.path}/storage/{quote(storage, safe='')}/content/{quote(volid, safe='')}"
         params = {"delay": delay}
-        _schema_check("DELETE", path, params, self.profile)
+        _schema_check("DELETE", path, params, self.cluster)
         upid = self.cluster.delete(path, params)
         stale = [f"{self.path}/storage"]
         self.cluster.invalidate(*stale)
