@@ -1,6 +1,7 @@
 """One Proxmox VE cluster: the API client plus inventory reads returning pandas DataFrames.
 
-:class:`Cluster` is what :func:`pvekit.connect` returns. It adds to :class:`~pvekit._api.ApiClient`
+:class:`Cluster` is what :func:`pvekit.connect` returns. It holds an
+:class:`~pvekit._api.ApiClient` (``cluster.api``, whose client surface it hands through) and adds
 the read methods of the inventory (``nodes()``, ``guests()``, ``storage()``, ``tasks()``,
 ``backups()``, ``snapshots()``, ``metrics()``, ``summary()``), each a tidy, typed DataFrame
 whose columns are documented in :data:`pvekit.frames.COLUMNS`, and handles for actions:
@@ -30,8 +31,13 @@ from ._parse import parse_agent
 from ._transport import current_limit, time_limit
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
+    import logging
 
+    import pandas as pd
+    import requests
+
+    from ._auth import TicketAuth, TokenAuth
+    from ._config import Profile
     from ._guest import Guest
     from ._node import Node
     from ._tasks import Task
@@ -91,24 +97,134 @@ def check_metrics_args(kind: str, timeframe: str, cf: str) -> None:
         raise InvalidInputError(f"invalid cf={cf!r}: expected one of {CONSOLIDATIONS}")
 
 
-class Cluster(ApiClient):
+class Cluster:
     """A connected Proxmox VE cluster with inventory reads as DataFrames.
 
     Build one with :func:`pvekit.connect`. Every frame has the profile name in its first
     column so frames of several clusters concatenate cleanly. ``max_workers`` bounds the
     requests this cluster runs at once for per-guest or per-node enrichment.
+
+    The HTTP layer is its own object, :attr:`api` (an :class:`~pvekit._api.ApiClient`): a
+    Cluster holds it and hands the client surface through (``get/post/put/delete``,
+    ``invalidate``, ``memo_token``, ``check``, ``close``, ``profile``, ``host``...), so a
+    Cluster is used wherever a client is, and the client knows nothing of frames.
     """
 
     max_workers: int = 16
 
-    # -- the server's release (write validation checks against its schema) ---------------------
+    def __init__(
+        self,
+        profile: Profile | ApiClient,
+        *,
+        session: requests.Session | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        """``Cluster(profile)`` builds its client (``session``/``logger`` as for
+        :class:`~pvekit._api.ApiClient`); ``Cluster(client)`` wraps a client already built."""
+        if isinstance(profile, ApiClient):
+            if session is not None or logger is not None:
+                raise InvalidInputError(
+                    "Cluster(client) takes the client as it is: pass session= and logger= "
+                    "to the ApiClient instead"
+                )
+            self.api: ApiClient = profile
+        else:
+            self.api = ApiClient(profile, session=session, logger=logger)
+
+    # -- the client surface, delegated to self.api -------------------------------------------
+
+    @property
+    def profile(self) -> str:
+        """The profile name (``"default"`` for an ad-hoc ``connect(host=...)``)."""
+        return self.api.profile
+
+    @property
+    def profiles(self) -> list[str]:
+        """``[profile]``: the same call as :attr:`pvekit.Group.profiles`."""
+        return [self.api.profile]
+
+    @property
+    def clusters(self) -> dict[str, Cluster]:
+        """``{profile: self}``: the same call as :attr:`pvekit.Group.clusters`."""
+        return {self.api.profile: self}
+
+    @property
+    def host(self) -> str:
+        return self.api.host
+
+    @property
+    def base_url(self) -> str:
+        return self.api.base_url
+
+    @property
+    def user(self) -> str:
+        return self.api.user
+
+    @property
+    def is_token(self) -> bool:
+        return self.api.is_token
+
+    @property
+    def settings(self) -> Profile:
+        """The :class:`~pvekit.Profile` this cluster was connected with."""
+        return self.api.settings
+
+    @property
+    def session(self) -> requests.Session:
+        return self.api.session
+
+    @property
+    def auth(self) -> TokenAuth | TicketAuth:
+        return self.api.auth
+
+    @property
+    def log(self) -> logging.Logger:
+        return self.api.log
+
+    def post(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """POST ``path`` (see :meth:`ApiClient.post`: never retried, except after a 401)."""
+        return self.api.post(path, params, **kwargs)
+
+    def put(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """PUT ``path`` (see :meth:`ApiClient.put`)."""
+        return self.api.put(path, params, **kwargs)
+
+    def delete(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """DELETE ``path`` (see :meth:`ApiClient.delete`)."""
+        return self.api.delete(path, params, **kwargs)
+
+    def invalidate(self, *prefixes: str, exact: Iterable[str] = ()) -> None:
+        """Drop cached GETs (see :meth:`ApiClient.invalidate`)."""
+        self.api.invalidate(*prefixes, exact=exact)
+
+    def memo_token(self, path: str, params: Mapping[str, Any] | None = None) -> object | None:
+        """Identity of the in-memory answer to ``GET path`` (see :meth:`ApiClient.memo_token`)."""
+        return self.api.memo_token(path, params)
 
     def check(self) -> Any:
         """Log in (password) and read ``/version`` fresh; the answer also fixes
         :attr:`pve_version`, so write validation costs no request of its own."""
-        body = super().check()
+        body = self.api.check()
         self._note_release(body)
         return body
+
+    def close(self) -> None:
+        """Release the client's connections and cache file."""
+        self.api.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self.api.settings
+        warning = " INSECURE: server identity not verified" if s.insecure else ""
+        return (
+            f"<{type(self).__name__} {self.profile!r} {s.base_url} user={self.user!r} "
+            f"auth={s.auth_kind} tls={s.tls}{warning}>"
+        )
 
     @property
     def pve_version(self) -> str:
@@ -182,7 +298,7 @@ class Cluster(ApiClient):
         """GET ``path`` (see :meth:`ApiClient.get`); an answer whose shape cannot be what
         the endpoint returns (``{"data": 5}`` for a list) raises :class:`~pvekit.APIError`
         naming the endpoint, before any table is built from it."""
-        data = super().get(path, params, fresh=fresh, **kwargs)
+        data = self.api.get(path, params, fresh=fresh, **kwargs)
         problem = shape_problem(path, data)
         if problem is not None:
             raise APIError(

@@ -46,7 +46,7 @@ from ._tasks import Task
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from ._api import ApiClient
+    from ._cluster import Cluster
 
 __all__ = [
     "AgentExecTimeoutError",
@@ -331,7 +331,7 @@ def _api_base(cluster: Any) -> str:
     return base[: -len("/api2/json")] if base.endswith("/api2/json") else base.rstrip("/")
 
 
-def node_shell_url(cluster: ApiClient, node: str) -> str:
+def node_shell_url(cluster: Cluster, node: str) -> str:
     """The noVNC shell URL of a node, as the Proxmox web UI opens it.
 
     It holds no secret: the browser needs its own Proxmox login (a ticket cookie) to open it.
@@ -364,7 +364,7 @@ def _token_hint(cluster: Any, err: APIError) -> APIError:
     )
 
 
-def node_vnc_shell(cluster: ApiClient, node: str) -> VNCProxy:
+def node_vnc_shell(cluster: Cluster, node: str) -> VNCProxy:
     """Open a VNC shell on ``node`` (``POST /nodes/{node}/vncshell`` with ``websocket=1``)."""
     _node_name(node)
     path = f"/nodes/{node}/vncshell"
@@ -467,7 +467,7 @@ class Guest:
 
     def __init__(
         self,
-        cluster: ApiClient,
+        cluster: Cluster,
         vmid: int | str,
         *,
         node: str | None = None,

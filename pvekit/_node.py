@@ -30,7 +30,7 @@ from ._tasks import Task
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from ._api import ApiClient
+    from ._cluster import Cluster
     from ._guest import VNCProxy
 
 __all__ = ["Node"]
@@ -57,7 +57,7 @@ def _path(*segments: Any) -> str:
 class Node:
     """One node of a cluster (build with ``cluster.node("pve1")``; no request until used)."""
 
-    def __init__(self, cluster: ApiClient, name: str) -> None:
+    def __init__(self, cluster: Cluster, name: str) -> None:
         self.cluster = cluster
         self.name = _node_name(name)
 

@@ -44,9 +44,11 @@ _PERCENT_RE = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
 
 
 class _Client(Protocol):
-    """What a Task needs from its cluster (an :class:`~pvekit._api.ApiClient` or a fake)."""
+    """What a Task needs from its cluster (a :class:`~pvekit.Cluster`, an
+    :class:`~pvekit._api.ApiClient` or a fake)."""
 
-    profile: str
+    @property
+    def profile(self) -> str: ...
 
     def get(
         self,

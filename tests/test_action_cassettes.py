@@ -118,6 +118,12 @@ def test_start_and_wait_replays() -> None:
     assert result["running"] == "running"
     sent = requests_of("actions_start_wait")
     assert sent.count(("POST", "/nodes/pve3/qemu/123/status/start")) == 1
+    # connect(check=False): the release writes are validated against is read once, before
+    # the first write
+    assert sent.count(("GET", "/version")) == 1
+    assert sent.index(("GET", "/version")) < sent.index(
+        ("POST", "/nodes/pve3/qemu/123/status/start")
+    )
     assert polls("actions_start_wait") >= 2  # seen running, then stopped OK
     assert cass.play_count == len(sent)
 

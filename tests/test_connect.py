@@ -46,7 +46,9 @@ def write_config(text: str) -> Path:
 def test_connect_returns_a_checked_cluster(srv: PVEServer) -> None:
     c = pvekit.connect(host=srv.url, user="root@pam", password=ROOT_PW, cache=False)
     try:
-        assert isinstance(c, pvekit.Cluster) and isinstance(c, ApiClient)
+        # a Cluster holds its client (the HTTP layer), it is not one
+        assert isinstance(c, pvekit.Cluster) and isinstance(c.api, ApiClient)
+        assert not isinstance(c, ApiClient)
         # no profile given: named after the host (port kept: it is not 8006)
         assert c.profile == srv.url.split("://", 1)[1].rstrip("/")
         assert srv.logins == 1 and srv.count("GET", "/version") == 1  # checked at once
