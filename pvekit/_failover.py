@@ -301,6 +301,10 @@ class FailoverGroup(_Members):
         """See :meth:`pvekit.Cluster.summary`."""
         return self._read(lambda c: c.summary(**kwargs))
 
+    def ha_rules(self, **kwargs: Any) -> pd.DataFrame:
+        """See :meth:`pvekit.Cluster.ha_rules`."""
+        return self._read(lambda c: c.ha_rules(**kwargs))
+
     def map(self, fn: Callable[[Cluster], Any]) -> dict[str, Any]:
         """``{active profile: fn(active)}``; an exception is returned, not raised (as
         :meth:`pvekit.Group.map`)."""

@@ -17,13 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._errors import InvalidInputError, PVEError
+from .._source import Inventory, Members
 
 if TYPE_CHECKING:  # pragma: no cover
     import ipywidgets as w
     import pandas as pd
 
     from .._cluster import Cluster
-    from .._group import Group
     from .._guest import Guest
 
 log = logging.getLogger("pvekit.widgets")
@@ -54,32 +54,24 @@ def esc(value: Any) -> str:
 
 
 class Source:
-    """One way to read a :class:`~pvekit.Cluster` or a :class:`~pvekit.Group`.
+    """One way to read a :class:`~pvekit.Cluster`, a :class:`~pvekit.Group` or a
+    :class:`~pvekit.FailoverGroup`: anything that satisfies :class:`pvekit._source.Inventory`.
 
-    Both answer the same inventory calls; this adapter adds what the panels need on top: the
-    list of profiles, the per-profile client (for ``/access/permissions``), fresh reads and
-    guest handles addressed by ``(profile, vmid)``.
+    All three answer the same inventory calls; this adapter adds what the panels need on top:
+    the list of profiles, the per-profile client (for ``/access/permissions``), fresh reads
+    and guest handles addressed by ``(profile, vmid)``.
     """
 
-    def __init__(self, obj: Cluster | Group) -> None:
-        if not all(hasattr(obj, name) for name in ("guests", "nodes", "storage", "guest")):
+    def __init__(self, obj: Inventory) -> None:
+        if not isinstance(obj, Inventory):
             raise InvalidInputError(f"expected a pvekit Cluster or Group, got {type(obj).__name__}")
         self.obj = obj
-        self.is_group = not hasattr(obj, "base_url")
+        self.is_group = isinstance(obj, Members)
 
     # -- topology -------------------------------------------------------------------------
-    def clients(self) -> dict[str, Any]:
-        """Profile name -> the ApiClient-like object of that cluster."""
-        obj: Any = self.obj
-        if not self.is_group:
-            return {str(obj.profile): obj}
-        clusters = getattr(obj, "clusters", None)
-        if isinstance(clusters, Mapping):
-            return {str(k): v for k, v in clusters.items()}
-        if clusters is not None:
-            return {str(c.profile): c for c in clusters}
-        profiles = getattr(obj, "profiles", [])
-        return {str(p): obj[p] for p in profiles}
+    def clients(self) -> dict[str, Cluster]:
+        """Profile name -> the Cluster of that profile (a Cluster: itself)."""
+        return {str(k): v for k, v in self.obj.clusters.items()}
 
     @property
     def profiles(self) -> list[str]:
@@ -131,16 +123,10 @@ class Source:
 
     def status(self) -> pd.DataFrame | None:
         """The group's connection status frame, or ``None`` for a single cluster."""
-        status = getattr(self.obj, "status", None)
-        if self.is_group and callable(status):
-            return status()
-        return None
+        return self.obj.status() if isinstance(self.obj, Members) else None
 
     def guest(self, profile: str, vmid: int) -> Guest:
-        obj: Any = self.obj
-        if self.is_group:
-            return obj.guest(vmid, profile=profile)
-        return obj.guest(vmid)
+        return self.obj.guest(vmid, profile=profile)
 
     def permissions(self) -> dict[str, Permissions]:
         """Effective privileges of the connected identity, per profile.

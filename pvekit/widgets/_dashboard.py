@@ -18,8 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import plotly.graph_objects as go
 
-    from .._cluster import Cluster
-    from .._group import Group
+    from .._source import Inventory
 
 __all__ = ["Dashboard"]
 
@@ -64,7 +63,7 @@ class Dashboard(w.VBox):
 
     def __init__(
         self,
-        cluster_or_group: Cluster | Group,
+        cluster_or_group: Inventory,
         refresh_interval: float | None = None,
         *,
         charts: tuple[str, ...] = CHARTS,

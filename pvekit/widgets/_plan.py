@@ -28,8 +28,7 @@ from ._panel import _PERCENT, TaskView
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .._cluster import Cluster
-    from .._group import Group
+    from .._source import Inventory
     from ..planning import Plan, Policy
 
 __all__ = ["PlanPanel"]
@@ -84,7 +83,7 @@ class PlanPanel(w.VBox):
 
     def __init__(
         self,
-        cluster_or_group: Cluster | Group,
+        cluster_or_group: Inventory,
         read_only: bool = False,
         *,
         policy: Policy | None = None,
