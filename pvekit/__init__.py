@@ -15,13 +15,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    AgentExecTimeoutError,
     AmbiguousGuestError,
     APIError,
     AuthenticationError,
     ConfigError,
+    ConfigStringError,
     ConnectionError,
+    ExportError,
     GuestAgentError,
+    GuestStateError,
     InvalidInputError,
+    InvalidSizeError,
     InvalidVMIDError,
     NodeUnreachableError,
     NotFoundError,
@@ -58,9 +63,9 @@ if TYPE_CHECKING:  # pragma: no cover
         safe_string,
     )
     from ._group import Group, PartialResultWarning
-    from ._guest import Guest
+    from ._guest import ExecResult, Guest, GuestAgent, VNCProxy
     from ._node import Node
-    from ._tasks import Task
+    from ._tasks import Task, TaskStatus
 
 __version__ = "0.1.0"
 
@@ -74,8 +79,12 @@ _LAZY: dict[str, str] = {
     "FailoverGroup": "._failover",
     "FailoverEvent": "._failover",
     "Guest": "._guest",
+    "GuestAgent": "._guest",
+    "ExecResult": "._guest",
+    "VNCProxy": "._guest",
     "Node": "._node",
     "Task": "._tasks",
+    "TaskStatus": "._tasks",
     "PartialResultWarning": "._group",
     "IncompleteDataWarning": "._cluster",
     "Profile": "._config",
@@ -95,18 +104,25 @@ _SUBMODULES = ("capacity", "charts", "frames", "history", "planning", "report", 
 __all__ = [
     "UPID",
     "APIError",
+    "AgentExecTimeoutError",
     "AmbiguousGuestError",
     "AuthenticationError",
     "Cluster",
     "ConfigError",
+    "ConfigStringError",
     "ConnectionError",
+    "ExecResult",
+    "ExportError",
     "FailoverEvent",
     "FailoverGroup",
     "Group",
     "Guest",
+    "GuestAgent",
     "GuestAgentError",
+    "GuestStateError",
     "IncompleteDataWarning",
     "InvalidInputError",
+    "InvalidSizeError",
     "InvalidVMIDError",
     "Node",
     "NodeUnreachableError",
@@ -123,10 +139,12 @@ __all__ = [
     "Task",
     "TaskError",
     "TaskFailedError",
+    "TaskStatus",
     "TaskTimeoutError",
     "TimeoutError",
     "TransportError",
     "TwoFactorRequiredError",
+    "VNCProxy",
     "__version__",
     "capacity",
     "charts",

@@ -5,7 +5,12 @@ Every error pvekit raises on purpose is a :class:`PVEError`. The tree::
     PVEError
     ├── ConfigError              bad or missing profile/group/config file, unusable secret
     ├── InvalidInputError        bad argument caught before any request (also a ValueError)
-    │   └── InvalidVMIDError     a VMID that is not a positive integer
+    │   ├── InvalidVMIDError     a VMID that is not a positive integer
+    │   ├── ConfigStringError    a Proxmox config string (net0, scsi0, rootfs...) that does
+    │   │   │                    not parse; the message quotes it
+    │   │   └── InvalidSizeError a size that is not a number with an optional K/M/G/T/P suffix
+    │   └── GuestStateError      the guest's state does not allow the action (checked before
+    │                            it is sent: deleting a running guest, migrating to its node)
     ├── TransportError           the request did not get an HTTP answer
     │   ├── TimeoutError         connect or read timeout (also the builtin TimeoutError)
     │   ├── TLSError             certificate verification or fingerprint pin failed
@@ -23,6 +28,10 @@ Every error pvekit raises on purpose is a :class:`PVEError`. The tree::
     │   ├── TaskFailedError      ended with an exit status other than OK / WARNINGS
     │   └── TaskTimeoutError     still running when the wait gave up (``.task`` is intact)
     ├── GuestAgentError          the QEMU guest agent answered with an error inside HTTP 200
+    │   └── AgentExecTimeoutError  an agent command still ran when the wait gave up (``.pid``;
+    │                              also the builtin TimeoutError)
+    ├── ExportError              a static image export failed (kaleido or Chromium missing or
+    │                            broken)
     ├── PlanInvalidatedError     a planning.Plan no longer holds (the cluster changed), or
     │                            was applied already: nothing of it was sent
     └── AmbiguousGuestError      a VMID exists in several clusters of a group
@@ -44,12 +53,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "APIError",
+    "AgentExecTimeoutError",
     "AmbiguousGuestError",
     "AuthenticationError",
     "ConfigError",
+    "ConfigStringError",
     "ConnectionError",
+    "ExportError",
     "GuestAgentError",
+    "GuestStateError",
     "InvalidInputError",
+    "InvalidSizeError",
     "InvalidVMIDError",
     "NodeUnreachableError",
     "NotFoundError",
@@ -176,6 +190,22 @@ class InvalidInputError(PVEError, ValueError):
     """An argument was rejected before any request was sent."""
 
 
+class ConfigStringError(InvalidInputError):
+    """A Proxmox configuration string could not be parsed; the message quotes it."""
+
+
+class InvalidSizeError(ConfigStringError):
+    """A size string is not a number with an optional K/M/G/T/P suffix."""
+
+
+class GuestStateError(InvalidInputError):
+    """The guest is not in a state that allows the action (checked before it is sent).
+
+    Examples: deleting a running guest without ``stop_first=True``, migrating a guest to the
+    node it is on, restoring a backup over a running guest.
+    """
+
+
 class InvalidVMIDError(InvalidInputError):
     """A VMID is not a positive integer (Proxmox allows 100..999999999)."""
 
@@ -291,6 +321,21 @@ class GuestAgentError(PVEError):
     def __init__(self, message: str, *, agent_class: str | None = None, **context: Any) -> None:
         self.agent_class = agent_class
         super().__init__(message, **context)
+
+
+class AgentExecTimeoutError(GuestAgentError, builtins.TimeoutError):
+    """A command run by :meth:`pvekit.GuestAgent.exec` was still running when the wait gave up.
+
+    ``pid`` is the agent's process id; the command keeps running inside the guest.
+    """
+
+    def __init__(self, message: str, *, pid: int, **context: Any) -> None:
+        self.pid = pid
+        super().__init__(message, agent_class="timeout", **context)
+
+
+class ExportError(PVEError):
+    """A static image export failed (kaleido or Chromium missing or broken)."""
 
 
 class PlanInvalidatedError(PVEError):

@@ -23,7 +23,6 @@ Safety rules every method follows:
 
 from __future__ import annotations
 
-import builtins
 import re
 import shlex
 import time
@@ -33,8 +32,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from ._errors import (
+    AgentExecTimeoutError,
     APIError,
     GuestAgentError,
+    GuestStateError,
     InvalidInputError,
     NotFoundError,
     ParameterError,
@@ -89,25 +90,6 @@ _COMPRESSIONS = ("zstd", "gzip", "lzo", "0", "1")
 _VZDUMP_VOLID_RE = re.compile(r"vzdump-(qemu|lxc|openvz)-(\d+)-")
 _PBS_VOLID_RE = re.compile(r"backup/(vm|ct)/(\d+)/")
 _AGENT_POLL = 0.25
-
-
-class GuestStateError(InvalidInputError):
-    """The guest is not in a state that allows the action (checked before it is sent).
-
-    Examples: deleting a running guest without ``stop_first=True``, migrating a guest to the
-    node it is on, restoring a backup over a running guest.
-    """
-
-
-class AgentExecTimeoutError(GuestAgentError, builtins.TimeoutError):
-    """A command run by :meth:`GuestAgent.exec` was still running when the wait gave up.
-
-    ``pid`` is the agent's process id; the command keeps running inside the guest.
-    """
-
-    def __init__(self, message: str, *, pid: int, **context: Any) -> None:
-        self.pid = pid
-        super().__init__(message, agent_class="timeout", **context)
 
 
 # -- argument checks ----------------------------------------------------------------------

@@ -19,7 +19,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._errors import InvalidInputError
+# The two errors live in the one tree (_errors); importable from here as before.
+from ._errors import ConfigStringError, InvalidInputError, InvalidSizeError
 
 __all__ = [
     "ConfigStringError",
@@ -38,14 +39,6 @@ __all__ = [
     "parse_tags",
     "strip_prefix",
 ]
-
-
-class ConfigStringError(InvalidInputError):
-    """A Proxmox configuration string could not be parsed; the message quotes it."""
-
-
-class InvalidSizeError(ConfigStringError):
-    """A size string is not a number with an optional K/M/G/T/P suffix."""
 
 
 _UNIT_POWER = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
