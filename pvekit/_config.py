@@ -848,11 +848,7 @@ def _secret_from(
     value = data[key]
     field_where = f"{where}, field {key!r}"
     if key == cmd_key:
-        if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-            return Secret(command=[str(v) for v in value], where=field_where)
-        if isinstance(value, str):
-            return Secret(command=value, where=field_where)
-        raise ConfigError(f"{field_where} - must be a command string or a list of arguments")
+        return _command_secret(value, field_where)
     if not isinstance(value, str | int):
         raise ConfigError(f"{field_where} - must be a string")
     if key == env_key:
@@ -860,6 +856,14 @@ def _secret_from(
             raise ConfigError(f"{field_where} - {value!r} is not an environment variable name")
         return Secret(env=str(value), where=field_where)
     return Secret.of(str(value), field_where)
+
+
+def _command_secret(value: Any, where: str) -> Secret:
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return Secret(command=[str(v) for v in value], where=where)
+    if isinstance(value, str):
+        return Secret(command=value, where=where)
+    raise ConfigError(f"{where} - must be a command string or a list of arguments")
 
 
 def _profile_from_pvekit(name: str, data: Any, source: str) -> Profile:
@@ -914,9 +918,11 @@ def _profile_from_pvekit(name: str, data: Any, source: str) -> Profile:
                 f"{where}, field 'token' - the value is {scheme}-encrypted and pvekit cannot "
                 "decrypt it; use token_value_command instead"
             )
+    # A one-time code cannot sit in a file: otp_command is the only key (an "otp" or
+    # "otp_env" field is refused above as unknown).
     otp: Secret | None = None
-    if data.get("otp_command") is not None:
-        otp = _secret_from(data, "otp", where, env_key="otp_env", cmd_key="otp_command")
+    if data.get("otp_command") not in (None, ""):
+        otp = _command_secret(data["otp_command"], f"{where}, field 'otp_command'")
     verify_ssl = data.get("verify_ssl", True)
     if "insecure" in data:
         if "verify_ssl" in data:
@@ -1011,7 +1017,7 @@ def _load_pvekit(path: Path, cfg: Config) -> None:
         cfg.default = default
 
 
-def _pvetui_profile(name: str, data: Any, source: str, sops: bool) -> Profile:
+def _pvetui_profile(name: str, data: Any, source: str) -> Profile:
     where = f"{source}: pvetui profile {name!r}"
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: must be a mapping of settings")
@@ -1066,7 +1072,6 @@ def _pvetui_profile(name: str, data: Any, source: str, sops: bool) -> Profile:
         kwargs["api_path"] = api_path.strip()
     if token_value is not None and not token_id:
         raise ConfigError(f"{where}, field 'token_id' - a token_secret needs a token_id")
-    del sops  # encrypted values are detected per value above
     return Profile(**kwargs)
 
 
@@ -1110,7 +1115,6 @@ def _load_pvetui(path: Path, cfg: Config) -> None:
         return
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping")
-    sops = "sops" in data
     profiles = data.get("profiles")
     if not profiles and (data.get("addr") or data.get("user")):
         # pvetui's legacy single-profile layout becomes profile "default", as pvetui does.
@@ -1125,7 +1129,7 @@ def _load_pvetui(path: Path, cfg: Config) -> None:
         if pname in cfg.profiles or pname in cfg.errors:
             continue  # pvekit's own definition wins
         try:
-            cfg.profiles[pname] = _pvetui_profile(pname, pdata, source, sops)
+            cfg.profiles[pname] = _pvetui_profile(pname, pdata, source)
         except ConfigError as exc:
             cfg.errors[pname] = exc
         added.append(pname)

@@ -1284,7 +1284,9 @@ class Guest:
         _flag(start, "start")
         if storage is not None:
             _storage_id(storage)
-        archive_type, archive_vmid = _backup_identity(volid)
+        # the VMID inside the archive name does not matter: a backup may be restored under
+        # another VMID
+        archive_type, _ = _backup_identity(volid)
         exists = self.exists()
         if exists:
             if archive_type is not None and archive_type != self.type:
@@ -1316,7 +1318,6 @@ class Guest:
                     f"guest {self.vmid} does not exist; pass node= to choose where to restore"
                 )
             self._check_target(where, "restore")
-        del archive_vmid  # a backup may be restored under another VMID
         path = f"/nodes/{where}/{gtype}"
         params: dict[str, Any] = {
             "vmid": self.vmid,

@@ -29,10 +29,17 @@ def make_cert(common_name: str = "pvekit-sim", host: str = "127.0.0.1") -> SelfS
     ``verify=`` (a CA bundle) works with requests, and pinning its fingerprint works too.
     Files live in a private temporary directory (mode 0700).
     """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError as exc:
+        raise ImportError(
+            "the simulator's HTTPS mode needs the 'cryptography' package for its self-signed "
+            "certificate: pip install 'pvekit[sim]' (or serve plain HTTP: https=False)",
+            name="cryptography",
+        ) from exc
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
