@@ -32,6 +32,8 @@ Every error pvekit raises on purpose is a :class:`PVEError`. The tree::
     │                              also the builtin TimeoutError)
     ├── ExportError              a static image export failed (kaleido or Chromium missing or
     │                            broken)
+    ├── HistoryError             a history store cannot be read or written as asked
+    │   └── StoreFormatError     written by a newer pvekit, or not a pvekit history store
     ├── PlanInvalidatedError     a planning.Plan no longer holds (the cluster changed), or
     │                            was applied already: nothing of it was sent
     └── AmbiguousGuestError      a VMID exists in several clusters of a group
@@ -62,6 +64,7 @@ __all__ = [
     "ExportError",
     "GuestAgentError",
     "GuestStateError",
+    "HistoryError",
     "InvalidInputError",
     "InvalidSizeError",
     "InvalidVMIDError",
@@ -73,6 +76,7 @@ __all__ = [
     "PermissionDeniedError",
     "PlanInvalidatedError",
     "ServerError",
+    "StoreFormatError",
     "TLSError",
     "TaskError",
     "TaskFailedError",
@@ -336,6 +340,14 @@ class AgentExecTimeoutError(GuestAgentError, builtins.TimeoutError):
 
 class ExportError(PVEError):
     """A static image export failed (kaleido or Chromium missing or broken)."""
+
+
+class HistoryError(PVEError):
+    """The history store (:mod:`pvekit.history`) cannot be read or written as asked."""
+
+
+class StoreFormatError(HistoryError):
+    """The store was written by a newer pvekit (or is not a pvekit history store)."""
 
 
 class PlanInvalidatedError(PVEError):

@@ -54,8 +54,8 @@ PUBLIC = {
     "ConnectionError", "APIError", "AuthenticationError", "TwoFactorRequiredError",
     "PermissionDeniedError", "NotFoundError", "ParameterError", "NotImplementedByServerError",
     "NodeUnreachableError", "ServerError", "TaskError", "TaskFailedError", "TaskTimeoutError",
-    "GuestAgentError", "AgentExecTimeoutError", "ExportError", "PlanInvalidatedError",
-    "AmbiguousGuestError",
+    "GuestAgentError", "AgentExecTimeoutError", "ExportError", "HistoryError",
+    "StoreFormatError", "PlanInvalidatedError", "AmbiguousGuestError",
     # seed utilities
     "UPID", "parse_upid", "format_bytes", "format_uptime", "parse_vmid", "safe_string",
     "safe_float", "safe_bool", "first_non_loopback_ip",
@@ -118,6 +118,10 @@ def test_moved_names_keep_their_old_import_locations() -> None:
     assert issubclass(pvekit.AgentExecTimeoutError, pvekit.GuestAgentError)
     assert issubclass(pvekit.AgentExecTimeoutError, TimeoutError)  # the builtin
     assert issubclass(pvekit.ExportError, pvekit.PVEError)
+    from pvekit import history
+
+    assert history.HistoryError is pvekit.HistoryError
+    assert history.StoreFormatError is pvekit.StoreFormatError
     assert pvekit.TaskStatus is _tasks.TaskStatus
     assert (pvekit.GuestAgent, pvekit.ExecResult, pvekit.VNCProxy) == (
         _guest.GuestAgent,

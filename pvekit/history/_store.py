@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from .._errors import InvalidInputError, PVEError
+from .._errors import HistoryError, InvalidInputError, StoreFormatError
 from . import _schema
 from ._schema import KINDS, SCHEMA_VERSION
 
@@ -47,14 +47,6 @@ _COMMITS = "_commits"
 _SID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{8})$")
 # Columns a read may ask for that are computed from stored ones, not stored themselves.
 DERIVED: dict[str, tuple[str, ...]] = {"disk_provisioned": ("disks",)}
-
-
-class HistoryError(PVEError):
-    """The history store cannot be read or written as asked."""
-
-
-class StoreFormatError(HistoryError):
-    """The store was written by a newer pvekit (or is not a pvekit history store)."""
 
 
 def _require_pyarrow() -> Any:
