@@ -305,13 +305,22 @@ class FailoverGroup(_Members):
         """See :meth:`pvekit.Cluster.ha_rules`."""
         return self._read(lambda c: c.ha_rules(**kwargs))
 
-    def map(self, fn: Callable[[Cluster], Any]) -> dict[str, Any]:
+    def map(
+        self, fn: Callable[[Cluster], Any], *, profiles: Iterable[str] | None = None
+    ) -> dict[str, Any]:
         """``{active profile: fn(active)}``; an exception is returned, not raised (as
-        :meth:`pvekit.Group.map`)."""
+        :meth:`pvekit.Group.map`). With ``profiles`` (candidates, checked), ``{}`` when the
+        active profile is not among them: the frames of a FailoverGroup carry the active
+        profile only, so a caller asking by the profiles of a frame gets that one."""
+        wanted = None if profiles is None else [p for p in profiles]
+        for name in wanted or ():
+            self[name]  # a profile that is no candidate fails before any request
         try:
             cluster = self._ensure()
         except PVEError as err:
             return {self.name or "": err}
+        if wanted is not None and cluster.profile not in wanted:
+            return {}
         try:
             return {cluster.profile: fn(cluster)}
         except Exception as err:

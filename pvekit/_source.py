@@ -3,7 +3,7 @@
 planning, history) may call on "a cluster or a group".
 
 ``Inventory`` is the frame reads plus the guest handle and the clusters behind it;
-``Members`` adds what only a group of clusters has (a connection status frame). Both are
+``Members`` adds what only a group of clusters has (a connection status frame, ``map``). Both are
 ``typing.Protocol`` classes, ``runtime_checkable`` so a caller can refuse anything else at the
 door with a clear error instead of failing deep inside on a missing attribute::
 
@@ -19,7 +19,7 @@ does not take one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,6 +106,13 @@ class Members(Inventory, Protocol):
 
     def status(self) -> pd.DataFrame:
         """One row per profile (``frames.COLUMNS["group_status"]``)."""
+        ...
+
+    def map(
+        self, fn: Callable[[Cluster], Any], *, profiles: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """``fn`` on each answering cluster (of ``profiles``): profile -> result, or the
+        exception it raised (never raised)."""
         ...
 
 

@@ -107,3 +107,32 @@ def test_mypy_accepts_the_three_as_inventory(tmp_path: Path) -> None:
         [*cmd, str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert refused.returncode == 1 and "Inventory" in refused.stdout, refused.stdout
+
+
+def test_members_map_by_profiles(three: tuple[Cluster, Group, FailoverGroup]) -> None:
+    _, group, failover = three
+    assert list(group.map(lambda c: c.profile, profiles=["lab"])) == ["lab"]
+    active = failover.map(lambda c: c.profile, profiles=["prod", "prod-b"])
+    assert list(active.values()) == [failover.active_profile]
+    other = "prod-b" if failover.active_profile == "prod" else "prod"
+    assert failover.map(lambda c: c.profile, profiles=[other]) == {}
+    with pytest.raises(InvalidInputError, match="nope"):
+        failover.map(lambda c: c.profile, profiles=["nope"])
+
+
+def test_the_report_reads_every_kind_of_inventory(
+    three: tuple[Cluster, Group, FailoverGroup],
+) -> None:
+    """Guest metrics are read by profile through ``map`` on a group: a FailoverGroup's map
+    refused ``profiles=`` (TypeError) before it satisfied ``Members``."""
+    from pvekit import report
+
+    cluster, group, failover = three
+    expected: dict[Any, Any] = {cluster: {"prod"}, group: {"prod", "lab"}, failover: None}
+    for obj, profiles in expected.items():
+        rep = report.capacity(obj, planning=False, details=False)
+        profiles = profiles or {failover.active_profile}  # elected by the first read
+        metrics = rep.frames["metrics"]
+        guest_rows = metrics[metrics["kind"].astype(str) == "guest"]
+        # guest metrics were read, and only from the profiles the frames came from
+        assert set(guest_rows["profile"].astype(str)) == profiles, type(obj).__name__
