@@ -418,9 +418,39 @@ def markdown_table() -> str:
         (
             f"`{w.pattern}`" + (" *generic*" if w.generic else ""),
             ", ".join(w.methods),
-            ", ".join(f"`{s.pattern}`" + (" (exact)" if s.exact else "") for s in w.stale)
-            or f"none ({w.why})",
+            ", ".join(_named(w.stale)) or f"none ({w.why})",
         )
         for w in WRITES
     )
+    lines += ["", "where:", ""]
+    lines += [f"- **{name}**: {', '.join(_named(group, below=name))}" for name, group in _GROUPS]
     return "\n".join(lines) + "\n"
+
+
+# Named sets of the table, largest first (the docs write them by name).
+_GROUPS = (
+    ("GUEST", _GUEST),
+    ("VOLUMES", _VOLUMES),
+    ("NODE", _NODE),
+    ("TARGET", _TARGET),
+    ("ALWAYS", _ALWAYS),
+)
+
+
+def _named(stale: tuple[Stale, ...], *, below: str = "") -> list[str]:
+    """``stale`` as text, runs equal to a named set (smaller than ``below``) by that name."""
+    names = [n for n, _ in _GROUPS]
+    usable = _GROUPS[names.index(below) + 1 :] if below else _GROUPS
+    out: list[str] = []
+    i = 0
+    while i < len(stale):
+        for name, group in usable:
+            if stale[i : i + len(group)] == group:
+                out.append(f"**{name}**")
+                i += len(group)
+                break
+        else:
+            s = stale[i]
+            out.append(f"`{s.pattern}`" + (" (exact)" if s.exact else ""))
+            i += 1
+    return out
