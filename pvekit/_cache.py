@@ -120,7 +120,12 @@ class MemoryLayer:
         hit: list[str] = []
         with self._lock:
             for scope in scopes:
-                if scope.path.strip("/") == "":
+                if scope.path.strip("/") == "" and not scope.exact:  # "/": everything
+                    for sub in _walk(self._root):
+                        self.examined += sub.size()
+                        keys += sub.keys
+                    self._root = _Node()
+                    hit.append("/")
                     continue
                 for parent, seg, node in list(self._targets(scope.path)):
                     if scope.exact:

@@ -115,6 +115,30 @@ def test_a_write_of_none_drops_nothing_and_an_unknown_write_its_parent() -> None
     assert scopes == {"/cluster/resources", "/cluster/tasks", "/cluster/ha"}
 
 
+def test_scopes_cover_their_paths() -> None:
+    from pvekit._endpoints import Scope
+
+    assert Scope("/nodes/*/storage").covers("/nodes/pve2/storage/local/content")
+    assert not Scope("/nodes/*/storage").covers("/nodes/pve2/status")
+    assert Scope("/nodes/pve1/qemu", exact=True).covers("/nodes/pve1/qemu")
+    assert not Scope("/nodes/pve1/qemu", exact=True).covers("/nodes/pve1/qemu/100/config")
+    assert Scope("/").covers("/version")
+
+
+def test_invalidate_by_prefix_exact_wildcard_and_root(srv: PVEServer) -> None:
+    paths = ["/nodes/pve1/qemu", "/nodes/pve1/qemu/100/config", "/nodes/pve2/storage", "/version"]
+    with ApiClient(token_profile(srv, cache="memory")) as c:
+        for path in paths:
+            c.get(path)
+        c.invalidate(exact=["/nodes/pve1/qemu"])
+        assert [p for p in paths if c.memo_token(p) is None] == ["/nodes/pve1/qemu"]
+        c.invalidate("/nodes/*/storage")
+        assert c.memo_token("/nodes/pve2/storage") is None
+        assert c.memo_token("/nodes/pve1/qemu/100/config") is not None
+        c.invalidate("/")
+        assert [p for p in paths if c.memo_token(p) is not None] == []
+
+
 def test_docs_caching_tables_are_generated_from_the_endpoint_table() -> None:
     text = (ROOT / "docs" / "client.md").read_text(encoding="utf-8")
     assert markdown_table() in text
