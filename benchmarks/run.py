@@ -48,6 +48,7 @@ from bench_inventory import (
     nodes_frame,
     storage_frame,
 )
+from bench_warm import warm_section
 
 FULL: dict[str, Any] = {
     "sizes": [(100, 3), (1000, 10), (10000, 20)],
@@ -70,6 +71,7 @@ FULL: dict[str, Any] = {
     "target_latency": 0.02,
     "target_guests": 1000,
     "wide_workers": 32,
+    "warm": (20, 5000, 20),
 }
 
 QUICK: dict[str, Any] = {
@@ -87,6 +89,7 @@ QUICK: dict[str, Any] = {
     "target_latency": 0.02,
     "target_guests": 100,
     "wide_workers": 32,
+    "warm": (20, 5000, 5),
 }
 
 
@@ -246,9 +249,11 @@ def run(plan: dict[str, Any], quick: bool) -> str:
     with SimServer(gspecs) as gserver:
         group_basic = group_vs_sequential(gserver, gp["latency"], gp["repeats"], details=False)
         group_detailed = group_vs_sequential(gserver, gp["latency"], gp["repeats"], details=True)
+    _log("warm frames")
+    warm = warm_section(*plan["warm"])
     elapsed = time.perf_counter() - started
     _log(f"done in {elapsed:.0f} s")
-    return _report(
+    report = _report(
         plan,
         quick,
         elapsed,
@@ -260,6 +265,7 @@ def run(plan: dict[str, Any], quick: bool) -> str:
         group_basic,
         group_detailed,
     )
+    return report + "\n" + warm
 
 
 def _targets(

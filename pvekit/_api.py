@@ -13,17 +13,20 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from datetime import UTC
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from requests.auth import AuthBase
 
 from . import _errors as errors
 from ._auth import TicketAuth, TokenAuth
+from ._cache import MemoryLayer, Query
 from ._config import Profile, Secret
+from ._endpoints import Scope, stale_scopes, ttl_for
+from ._endpoints import persisted as _persisted
 from ._errors import InvalidInputError, error_for_status, redact
 from ._transport import (
     RETRY_STATUSES,
@@ -36,27 +39,13 @@ from ._transport import (
     tighten_cache_files,
     time_limit,
     timeout_budget,
-    ttl_for,
 )
 
-__all__ = ["ApiClient", "affected_paths", "shape_problem"]
+__all__ = ["ApiClient", "shape_problem"]
 
 _READ = "GET"
-_GUEST_TYPES = ("qemu", "lxc")
-_GUEST_LEVEL = re.compile(r"^/nodes/[^/]+/(?:qemu|lxc)/\d+/")
 # Seconds during which the reads a write of unknown outcome may have changed skip the cache.
 _UNSETTLED_FOR = 60.0
-
-
-def _persisted(method: str, path: str) -> bool:
-    """Whether an answer goes through requests-cache (and so into the SQLite file).
-
-    requests-cache costs ~1.7 ms (memory) to ~3.3 ms (SQLite) of CPU per miss, measured; on
-    a fan-out over 1,000 guests that, not the network, sets the pace. Cluster-level reads are
-    few and worth keeping across kernel restarts; per-guest reads (config, agent, status,
-    rrddata) are many and short-lived, so they live in the in-memory front only.
-    """
-    return method == _READ and ttl_for(path) is not None and not _GUEST_LEVEL.match(path)
 
 
 def _companion(session: requests.Session, base_url: str) -> requests.Session:
@@ -98,54 +87,6 @@ def _clean_params(params: Mapping[str, Any] | None, extra: Mapping[str, Any]) ->
     return merged
 
 
-def _guest_parts(path: str) -> tuple[str | None, str | None, str | None]:
-    """(node, guest type, vmid) found in ``path``, where present."""
-    parts = path.strip("/").split("/")
-    node = parts[1] if len(parts) >= 2 and parts[0] == "nodes" else None
-    gtype = parts[2] if node and len(parts) >= 3 and parts[2] in _GUEST_TYPES else None
-    vmid = parts[3] if gtype and len(parts) >= 4 and parts[3].isdigit() else None
-    return node, gtype, vmid
-
-
-def affected_paths(path: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Cached reads a write to ``path`` makes stale: (prefixes, exact paths).
-
-    Every write drops ``/cluster/resources`` and the task lists. A write under a guest drops
-    that guest's reads, its node's guest list and storage (disks, backups); a write under a
-    node drops that node's reads of the same family; any other write drops its parent path.
-    A ``target``/``target-node`` parameter (migrate, clone) drops the target node's lists too.
-    """
-    prefixes = ["/cluster/resources", "/cluster/tasks", "/cluster/ha"]
-    exact: list[str] = []
-    node, gtype, vmid = _guest_parts(path)
-    parts = path.strip("/").split("/")
-    if node:
-        exact.append(f"/nodes/{node}/tasks")
-        exact.append("/nodes")
-        prefixes.append(f"/nodes/{node}/status")
-        if gtype and vmid:
-            prefixes.append(f"/nodes/{node}/{gtype}/{vmid}")
-            exact.append(f"/nodes/{node}/{gtype}")
-            prefixes.append(f"/nodes/{node}/storage")
-        elif len(parts) >= 3:
-            prefixes.append(f"/nodes/{node}/{parts[2]}")
-            if parts[2] in ("vzdump", "storage"):
-                prefixes.append(f"/nodes/{node}/storage")
-    else:
-        parent = "/" + "/".join(parts[:-1]) if len(parts) > 1 else path
-        prefixes.append(parent)
-        if parts and parts[0] == "storage":
-            prefixes.append("/nodes")
-    for key in ("target", "target-node", "node"):
-        target = params.get(key)
-        if isinstance(target, str) and target and "/" not in target:
-            for t in _GUEST_TYPES:
-                exact.append(f"/nodes/{target}/{t}")
-            prefixes.append(f"/nodes/{target}/storage")
-            exact.append(f"/nodes/{target}/tasks")
-    return list(dict.fromkeys(prefixes)), list(dict.fromkeys(exact))
-
-
 # The shape of what the endpoints pvekit builds tables from answer (per the API schema):
 # lists of objects, or one object. ``null`` is accepted (Proxmox sends it for empty answers).
 _LIST_OF_OBJECTS = re.compile(
@@ -178,14 +119,6 @@ def shape_problem(path: str, data: Any) -> str | None:
     elif _OBJECT.fullmatch(path) and not isinstance(data, Mapping):
         return f"expected an object, got {type(data).__name__}"
     return None
-
-
-def _matches(path: str, prefixes: Iterable[str], exact: Iterable[str]) -> bool:
-    for p in prefixes:
-        p = p.rstrip("/") or "/"
-        if p == "/" or path == p or path.startswith(p + "/"):
-            return True
-    return path in exact
 
 
 def _data_of(body: Any) -> Any:
@@ -252,15 +185,14 @@ class ApiClient:
             if self._cached and self._own_session
             else self.session
         )
-        self._index_lock = threading.Lock()
-        self._index: dict[str, set[str]] = {}
-        self._index_complete = False
-        # Hot front of the cache: the raw bodies of stored GET answers, keyed by path and
-        # query, valid until requests-cache's own expiry. A warm read then skips the whole
-        # requests/requests-cache stack (~2 ms of CPU each) and costs one json.loads.
-        self._memo: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, bytes]] = {}
-        # (until, prefixes, exact) of writes whose outcome is unknown: see _unsettle
-        self._unsettled: list[tuple[float, list[str], list[str]]] = []
+        # The one in-memory cache of this client (answers, cache keys, frames, tasks), in
+        # front of requests-cache: see pvekit/_cache.py.
+        self._layer = MemoryLayer()
+        self._unsettled_lock = threading.Lock()
+        # Whether the requests-cache keys stored before this client existed are in the layer.
+        self._keys_loaded = False
+        # (until, scopes) of writes whose outcome is unknown: see _unsettle
+        self._unsettled: list[tuple[float, list[Scope]]] = []
         self._closed = False
         self.auth: TokenAuth | TicketAuth
         if profile.is_token:
@@ -307,7 +239,8 @@ class ApiClient:
         """Drop cached GETs whose path (relative to /api2/json) starts with any prefix.
 
         ``exact`` paths drop only that path's answers, not what lies below it (a node's guest
-        list, but not every guest's config). With neither, the whole cache is dropped.
+        list, but not every guest's config). A ``*`` segment matches any one segment
+        (``/nodes/*/storage``). With neither, the whole cache is dropped.
         """
         if not self._cached:
             return
@@ -317,12 +250,10 @@ class ApiClient:
             if self._own_session and self.settings.cache is True:
                 # clear() may re-create a damaged file: keep it private.
                 tighten_cache_files(self.settings)
-            with self._index_lock:
-                self._index.clear()
-                self._memo.clear()
-                self._index_complete = True
+            self._layer.clear()
+            self._keys_loaded = True
             return
-        self._drop(list(prefixes), exact)
+        self._drop([Scope(p) for p in prefixes] + [Scope(p, exact=True) for p in exact])
 
     def memo_token(self, path: str, params: Mapping[str, Any] | None = None) -> object | None:
         """Identity of the in-memory answer to ``GET path`` (``None``: none held, or expired).
@@ -330,8 +261,17 @@ class ApiClient:
         The same token twice means the very same answer, so a caller may reuse what it built
         from it; an invalidation, an expiry or a fresh read changes it.
         """
-        entry = self._memo.get(self._memo_key(path, _clean_params(params, {})))
-        return entry if entry is not None and entry[0] > time.time() else None
+        return self._layer.answer(path, _query(_clean_params(params, {})))
+
+    def memo_frame(self, key: Hashable) -> Any | None:
+        """A copy of the frame kept under ``key`` by :meth:`keep_frame`, while every answer
+        it was built from is still the same (``None``: none kept, or an input changed)."""
+        return self._layer.frame(key)
+
+    def keep_frame(self, key: Hashable, frame: Any, inputs: Mapping[str, object | None]) -> None:
+        """Keep (a copy of) ``frame``, built from the answers of ``inputs`` (path -> the
+        :meth:`memo_token` taken when it was read); kept only if every token is set."""
+        self._layer.keep_frame(key, frame, {(p, ()): t for p, t in inputs.items()})
 
     def check(self) -> Any:
         """Make sure the credentials work: log in (password) and read ``/version`` fresh."""
@@ -556,29 +496,29 @@ class ApiClient:
                 return self._attempts(method, path, params, fresh=False)
             except errors.PVEError as exc:
                 if _outcome_unknown(exc):
-                    self._unsettle(path, params)
+                    self._unsettle(method, path, params)
                 raise
         if self._cached and not fresh and self._unsettled and self._is_unsettled(path):
             fresh = True
         return self._attempts(method, path, params, fresh=fresh)
 
-    def _unsettle(self, path: str, params: Mapping[str, Any]) -> None:
+    def _unsettle(self, method: str, path: str, params: Mapping[str, Any]) -> None:
         """A write may have run although no answer said so: treat it as done.
 
         Drops what a success would have dropped and, for a while, reads those paths past the
         cache, since the server may apply the write after the client gave up on it (a timed
         out POST keeps running): a read right after the error must not be cached as the truth.
         """
-        prefixes, exact = affected_paths(path, params)
-        self._drop(prefixes, exact)
-        with self._index_lock:
-            self._unsettled.append((time.monotonic() + _UNSETTLED_FOR, prefixes, exact))
+        scopes = stale_scopes(method, path, params)
+        self._drop(scopes)
+        with self._unsettled_lock:
+            self._unsettled.append((time.monotonic() + _UNSETTLED_FOR, scopes))
 
     def _is_unsettled(self, path: str) -> bool:
         now = time.monotonic()
-        with self._index_lock:
+        with self._unsettled_lock:
             self._unsettled = [u for u in self._unsettled if u[0] > now]
-            return any(_matches(path, prefixes, exact) for _, prefixes, exact in self._unsettled)
+            return any(s.covers(path) for _, scopes in self._unsettled for s in scopes)
 
     def _attempts(self, method: str, path: str, params: dict[str, Any], *, fresh: bool) -> Any:
         if method == _READ and self._cached and not fresh:
@@ -639,8 +579,7 @@ class ApiClient:
                 self._remember(path, response)
                 self._memo_put(path, params, response)
             else:
-                prefixes, exact = affected_paths(path, params)
-                self._drop(prefixes, exact)
+                self._written(method, path, params, data)
             return data
 
     def _wait_to_retry(self, method: str, path: str, why: str, attempt: int, delay: float) -> bool:
@@ -678,7 +617,7 @@ class ApiClient:
             delay,
         )
 
-    # -- cache index: which cache keys hold which API path ------------------------------------
+    # -- the cache layer: what is held, and what a write makes stale --------------------------
 
     def _relative(self, url: str) -> str | None:
         parts = urlsplit(url)
@@ -688,44 +627,48 @@ class ApiClient:
         return parts.path[len(api) :] or "/"
 
     def _remember(self, path: str, response: requests.Response) -> None:
+        """File the requests-cache key of a stored answer under its path."""
         key = getattr(response, "cache_key", None)
-        if not self._cached or not key:
-            return
-        with self._index_lock:
-            self._index.setdefault(path, set()).add(key)
+        if self._cached and key:
+            self._layer.add_key(path, key)
 
-    def _scan_cache(self) -> None:
-        """Index answers stored before this client existed (a persistent SQLite cache)."""
+    def _load_keys(self) -> None:
+        """File the keys of answers stored before this client existed (a persistent cache).
+
+        pvekit's own sessions put the URL path in every key (:func:`~pvekit._transport.
+        cache_key`), so this reads the keys only, never a stored answer; only a key of
+        another shape (an injected session's, an older file's) costs reading its answer.
+        """
+        self._keys_loaded = True
         cache = self.session.cache  # type: ignore[attr-defined]
-        found: dict[str, set[str]] = {}
+        api = self.settings.api_path
         try:
-            items = list(cache.responses.items())
+            keys = list(cache.responses.keys())
         except Exception as exc:  # an unreadable cache must not break a write
-            self.log.debug("[%s] cannot scan the cache: %s", self.profile, type(exc).__name__)
-            items = []
-        for key, response in items:
-            url = getattr(response, "url", None)
+            self.log.debug("[%s] cannot list the cache: %s", self.profile, type(exc).__name__)
+            return
+        for key in keys:
+            url_path, sep, _ = key.partition("#")
+            if sep and url_path.startswith(api):
+                self._layer.add_key(url_path[len(api) :] or "/", key)
+                continue
+            try:
+                url = getattr(cache.responses[key], "url", None)
+            except Exception:  # unreadable or gone: nothing to drop
+                continue
             rel = self._relative(url) if isinstance(url, str) else None
             if rel is not None:
-                found.setdefault(rel, set()).add(key)
-        with self._index_lock:
-            for rel, keys in found.items():
-                self._index.setdefault(rel, set()).update(keys)
-            self._index_complete = True
-
-    @staticmethod
-    def _memo_key(path: str, params: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
-        return path, tuple(sorted((k, str(v)) for k, v in params.items()))
+                self._layer.add_key(rel, key)
 
     def _memo_get(self, path: str, params: Mapping[str, Any]) -> bytes | None:
-        entry = self._memo.get(self._memo_key(path, params))
-        if entry is None or entry[0] <= time.time():
-            return None
-        return entry[1]
+        entry = self._layer.answer(path, _query(params))
+        return None if entry is None else entry[1]
 
     def _memo_put(self, path: str, params: Mapping[str, Any], response: requests.Response) -> None:
-        # A persisted answer is kept until requests-cache's own expiry (so the TTL table and
-        # its never-cache rules stay the single source of truth); a per-guest answer, which
+        if self._layer.pending_tasks() and path.endswith("/status") and "/tasks/" in path:
+            self._task_status(path, response)
+        # A persisted answer is kept until requests-cache's own expiry (so the endpoint table
+        # and its never-cache rules stay the single source of truth); a per-guest answer, which
         # skipped requests-cache, for its TTL from the same table.
         if not self._cached or response.status_code != 200:
             return
@@ -738,25 +681,45 @@ class ApiClient:
             stamp = time.time() + ttl
         else:
             return
-        with self._index_lock:
-            self._memo[self._memo_key(path, params)] = (stamp, response.content)
+        self._layer.put(path, _query(params), stamp, response.content)
 
-    def _drop(self, prefixes: list[str], exact: list[str]) -> None:
+    def _written(self, method: str, path: str, params: Mapping[str, Any], data: Any) -> None:
+        """A write succeeded: drop what it made stale (per the endpoint table) now and, when
+        it answered with a task, again when that task is seen to end."""
         if not self._cached:
             return
-        with self._index_lock:
-            for key in [k for k in self._memo if _matches(k[0], prefixes, exact)]:
-                del self._memo[key]
-        if not self._index_complete:
-            self._scan_cache()
-        with self._index_lock:
-            doomed = [p for p in self._index if _matches(p, prefixes, exact)]
-            keys = [k for p in doomed for k in self._index.pop(p)]
+        scopes = stale_scopes(method, path, params)
+        self._drop(scopes)
+        if scopes and isinstance(data, str) and data.startswith("UPID:"):
+            self._layer.note_task(data, scopes)
+
+    def _task_status(self, path: str, response: requests.Response) -> None:
+        """A task status read: once the task has stopped, its effect has landed."""
+        segments = path.split("/")
+        if len(segments) != 6 or response.status_code != 200:
+            return
+        try:
+            data = _data_of(response.json())
+        except ValueError:
+            return
+        if isinstance(data, Mapping) and data.get("status") == "stopped":
+            self._drop(self._layer.task_ended(unquote(segments[4])))
+
+    def _drop(self, scopes: list[Scope]) -> None:
+        if not self._cached or not scopes:
+            return
+        if not self._keys_loaded:
+            self._load_keys()
+        keys, hit = self._layer.drop(scopes)
         if keys:
             drop_cached(self.session, keys)
             self.log.debug(
                 "[%s] dropped %d cached answer(s) under %s",
                 self.profile,
                 len(keys),
-                ", ".join(doomed[:5]) + (" ..." if len(doomed) > 5 else ""),
+                ", ".join(hit[:5]) + (" ..." if len(hit) > 5 else ""),
             )
+
+
+def _query(params: Mapping[str, Any]) -> Query:
+    return tuple(sorted((k, str(v)) for k, v in params.items()))

@@ -459,7 +459,12 @@ class Cluster:
         Requests: ``/cluster/resources``, ``/cluster/status`` and ``/nodes/{node}/status`` of
         each online node (concurrently) for swap, load, versions and kernel.
         """
-        resources, status = self._get_all(["/cluster/resources", "/cluster/status"], fresh)
+        reused = None if fresh else self.memo_frame(("nodes",))
+        if reused is not None:
+            return reused
+        paths = ["/cluster/resources", "/cluster/status"]
+        resources, status = self._get_all(paths, fresh)
+        inputs = {p: self.memo_token(p) for p in paths}
         resources = [r for r in resources or [] if isinstance(r, dict)]
         self._note_identity(resources)
         online = self._online_nodes(resources)
@@ -472,7 +477,11 @@ class Cluster:
                 progress=progress,
             )
         )
-        return frames.nodes_frame(self.profile, resources, status, node_status)
+        for n in online:
+            inputs[_path("nodes", n, "status")] = self.memo_token(_path("nodes", n, "status"))
+        df = frames.nodes_frame(self.profile, resources, status, node_status)
+        self.keep_frame(("nodes",), df, inputs)
+        return df
 
     def guests(
         self,
@@ -493,16 +502,16 @@ class Cluster:
         read keeps its row; the ``error`` column says why.
         """
         key = ("guests", details, ips)
-        reused = None if fresh or ips else self._reuse_frame(key)
+        reused = None if fresh or ips else self.memo_frame(key)
         if reused is not None:
             return reused
         resources = self.resources(fresh=fresh)
         # Taken at once: every write through this client drops /cluster/resources, so while
         # this token stays current nothing this table was built from has been written.
-        resources_token = self.memo_token("/cluster/resources")
+        inputs = {"/cluster/resources": self.memo_token("/cluster/resources")}
         if not (details or ips):
             df = frames.guests_frame(self.profile, resources)
-            self._keep_frame(key, df, resources_token, [])
+            self.keep_frame(key, df, inputs)
             return df
         online = set(self._online_nodes(resources))
         guests = [
@@ -539,12 +548,11 @@ class Cluster:
             ips=ips,
         )
         if not ips:  # agent answers come and go; only config-based tables are kept
-            inputs = [
-                f"/nodes/{r.get('node')}/{r.get('type')}/{r.get('vmid')}/config"
-                for r in guests
-                if frames._int(r.get("vmid")) in configs
-            ]
-            self._keep_frame(key, df, resources_token, inputs)
+            for r in guests:
+                if frames._int(r.get("vmid")) in configs:
+                    path = _path("nodes", r.get("node"), r.get("type"), r.get("vmid"), "config")
+                    inputs[path] = self.memo_token(path)
+            self.keep_frame(key, df, inputs)
         return df
 
     def guests_from_nodes(
@@ -578,32 +586,6 @@ class Cluster:
             return frames.empty_frame("guests")
         df = pd.concat(parts, ignore_index=True).sort_values("vmid", kind="stable")
         return frames.apply_dtypes(df.reset_index(drop=True), "guests")
-
-    # A warm repeat of a table re-parses every config (~0.3 ms per guest) although nothing
-    # changed: keep the finished frame with the identity tokens of the cached answers it was
-    # built from, and hand out a copy while every one of them is still the same answer.
-    def _keep_frame(
-        self, key: tuple[Any, ...], df: pd.DataFrame, resources_token: object, paths: list[str]
-    ) -> None:
-        paths = ["/cluster/resources", *paths]
-        tokens = [resources_token, *(self.memo_token(p) for p in paths[1:])]
-        if all(t is not None for t in tokens):
-            self._frame_memo()[key] = (paths, tokens, df.copy())
-
-    def _reuse_frame(self, key: tuple[Any, ...]) -> pd.DataFrame | None:
-        hit = self._frame_memo().get(key)
-        if hit is None:
-            return None
-        paths, tokens, df = hit
-        if all(self.memo_token(p) is t for p, t in zip(paths, tokens, strict=True)):
-            return df.copy()
-        return None
-
-    def _frame_memo(self) -> dict[tuple[Any, ...], tuple[list[str], list[object | None], Any]]:
-        memo: dict[tuple[Any, ...], Any] | None = self.__dict__.get("_frames")
-        if memo is None:
-            memo = self.__dict__.setdefault("_frames", {})
-        return memo
 
     def _enrich(
         self, row: Mapping[str, Any], online: set[str], *, ips: bool, fresh: bool
@@ -656,7 +638,12 @@ class Cluster:
         ``/cluster/resources`` plus ``/nodes/{node}/storage`` per online node (``active``,
         ``enabled``, ``avail``).
         """
+        key = ("storage", unique)
+        reused = None if fresh else self.memo_frame(key)
+        if reused is not None:
+            return reused
         resources = self.resources(fresh=fresh)
+        inputs = {"/cluster/resources": self.memo_token("/cluster/resources")}
         online = self._online_nodes(resources)
         per_node = dict(
             self._gather(
@@ -667,7 +654,11 @@ class Cluster:
                 progress=progress,
             )
         )
-        return frames.storage_frame(self.profile, resources, per_node, unique=unique)
+        for n in online:
+            inputs[_path("nodes", n, "storage")] = self.memo_token(_path("nodes", n, "storage"))
+        df = frames.storage_frame(self.profile, resources, per_node, unique=unique)
+        self.keep_frame(key, df, inputs)
+        return df
 
     def tasks(
         self,
@@ -932,11 +923,16 @@ class Cluster:
         CPU is weighted by cores, storage counts shared storages once and skips status
         ``unknown``. Requests: ``/cluster/resources``, ``/cluster/status``, ``/version``.
         """
-        resources, status, version = self._get_all(
-            ["/cluster/resources", "/cluster/status", "/version"], fresh
-        )
+        reused = None if fresh else self.memo_frame(("summary",))
+        if reused is not None:
+            return reused
+        paths = ["/cluster/resources", "/cluster/status", "/version"]
+        resources, status, version = self._get_all(paths, fresh)
+        inputs = {p: self.memo_token(p) for p in paths}
         self._note_identity(r for r in resources or [] if isinstance(r, dict))
-        return frames.summary_frame(self.profile, resources, status, version)
+        df = frames.summary_frame(self.profile, resources, status, version)
+        self.keep_frame(("summary",), df, inputs)
+        return df
 
     def ha_rules(self, *, fresh: bool = False) -> pd.DataFrame:
         """HA placement rules as a frame (columns: ``pvekit._ha.HA_RULE_COLUMNS``).

@@ -619,49 +619,18 @@ class Guest:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _stale(self, *extra: str) -> list[str]:
-        """Cached reads (path prefixes) an action on this guest makes stale."""
-        node = self.node
-        return [
-            self.path,
-            f"/nodes/{node}/status",
-            f"/nodes/{node}/tasks",
-            "/cluster/resources",
-            "/cluster/tasks",
-            "/cluster/ha",
-            *extra,
-        ]
-
-    def _stale_exact(self) -> list[str]:
-        # The node's guest list itself, not the other guests' config and status below it.
-        return [f"/nodes/{self.node}/{self.type}"]
-
-    def _invalidate(self, *extra: str) -> None:
-        self.cluster.invalidate(*self._stale(*extra), exact=self._stale_exact())
-
-    def _task(
-        self,
-        upid: Any,
-        what: str,
-        *,
-        stale: Sequence[str] = (),
-        stale_exact: Sequence[str] = (),
-        on_success: Any = None,
-    ) -> Task:
+    def _task(self, upid: Any, what: str, *, on_success: Any = None) -> Task:
+        # The reads the action makes stale are the client's business (the endpoint table):
+        # dropped when the write was sent and again when the client sees the task end.
         if not isinstance(upid, str) or not upid.startswith("UPID:"):
             raise APIError(
                 f"Proxmox did not answer {what} with a task id (got {upid!r})",
                 profile=self.profile or None,
             )
-        prefixes = list(dict.fromkeys(self._stale(*stale)))
-        exact = [*self._stale_exact(), *stale_exact]
-        self.cluster.invalidate(*prefixes, exact=exact)
         return Task(
             self.cluster,
             upid,
             description=f"{what} {self.type} {self.vmid}",
-            invalidate=prefixes,
-            invalidate_exact=exact,
             on_success=on_success,
         )
 
@@ -827,26 +796,13 @@ class Guest:
                 )
             params["restart"] = True if running else None
             params["target-storage"] = target_storage
-        source = self.node
         upid = self._request("POST", "/migrate", params)
 
         def moved(_task: Task) -> None:
             self._node = target
             self._row["node"] = target
 
-        task = self._task(
-            upid,
-            "migrate",
-            stale_exact=[f"/nodes/{target}/{self.type}"],
-            stale=[
-                f"/nodes/{target}/status",
-                f"/nodes/{target}/tasks",
-                f"/nodes/{source}/storage",
-                f"/nodes/{target}/storage",
-            ],
-            on_success=moved,
-        )
-        return task
+        return self._task(upid, "migrate", on_success=moved)
 
     def _free_vmid(self, newid: int | str | None) -> int:
         if newid is None:
@@ -892,15 +848,7 @@ class Guest:
         }
         params["name" if self.type == "qemu" else "hostname"] = name
         upid = self._request("POST", "/clone", params)
-        stale = ["/cluster/nextid"]
-        if target:
-            stale += [f"/nodes/{target}/storage"]
-        task = self._task(
-            upid,
-            "clone",
-            stale=stale,
-            stale_exact=[f"/nodes/{target}/{self.type}"] if target else [],
-        )
+        task = self._task(upid, "clone")
         task.newid = vmid
         return task
 
@@ -946,7 +894,7 @@ class Guest:
             "skiplock": skiplock or None,
         }
         upid = self._request("DELETE", "", params)
-        return self._task(upid, "delete", stale=[f"/nodes/{self.node}/storage", "/pools"])
+        return self._task(upid, "delete")
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -1049,11 +997,9 @@ class Guest:
             raise InvalidInputError("update() needs at least one setting to change")
         if gtype == "lxc":
             self._request("PUT", "/config", params)
-            self._invalidate()
             return None
         upid = self._request("POST", "/config", params)
         if upid is None:  # nothing was left to do asynchronously
-            self._invalidate()
             return None
         task = self._task(upid, "update")
         if wait:
@@ -1104,9 +1050,8 @@ class Guest:
             params["digest"] = raw["digest"]
         upid = self._request("PUT", "/resize", params)
         if upid is None:  # PVE before 8 resized synchronously
-            self._invalidate()
             return None
-        return self._task(upid, "resize", stale=[f"/nodes/{self.node}/storage"])
+        return self._task(upid, "resize")
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -1262,7 +1207,7 @@ class Guest:
         }
         _schema_check("POST", path, params, self.cluster)
         upid = self.cluster.post(path, params)
-        return self._task(upid, "backup", stale=[f"/nodes/{node}/storage"])
+        return self._task(upid, "backup")
 
     def restore(
         self,
@@ -1337,7 +1282,7 @@ class Guest:
         def restored(_task: Task) -> None:
             self._row = {}
 
-        task = self._task(upid, "restore", stale=[f"/nodes/{where}/storage"], on_success=restored)
+        task = self._task(upid, "restore", on_success=restored)
         task.newid = self.vmid
         return task
 
@@ -1359,10 +1304,8 @@ class Guest:
         path = f"/nodes/{node}/storage/{storage}/content/{quote(volid, safe='')}"
         _schema_check("DELETE", path, {}, self.cluster)
         result = self.cluster.delete(path)
-        stale = [f"/nodes/{node}/storage", f"/nodes/{self.node}/storage"]
         if isinstance(result, str) and result.startswith("UPID:"):
-            return self._task(result, "delete backup of", stale=stale)
-        self._invalidate(*stale)
+            return self._task(result, "delete backup of")
         return None
 
     # -- console ---------------------------------------------------------------------------

@@ -228,26 +228,19 @@ class Node:
         _schema_check("POST", path, params, self.cluster)
         return self.cluster.post(path, params)
 
-    def _task(
-        self, upid: Any, what: str, stale: list[str], exact: tuple[str, ...] | list[str] = ()
-    ) -> Task:
+    def _task(self, upid: Any, what: str) -> Task:
+        # What the action makes stale is the client's (the endpoint table), at send and end.
         if not isinstance(upid, str) or not upid.startswith("UPID:"):
             raise APIError(
                 f"Proxmox did not answer {what} with a task id (got {upid!r})",
                 profile=self.profile or None,
             )
-        return Task(
-            self.cluster,
-            upid,
-            description=f"{what} on {self.name}",
-            invalidate=stale,
-            invalidate_exact=exact,
-        )
+        return Task(self.cluster, upid, description=f"{what} on {self.name}")
 
     def refresh_updates(self) -> Task:
         """Run ``apt-get update`` on the node (``POST /nodes/{node}/apt/update``)."""
         upid = self._post("/apt/update", {})
-        return self._task(upid, "apt update", [self.path + "/apt"])
+        return self._task(upid, "apt update")
 
     def delete_volume(self, volid: str, *, delay: int | None = None) -> Task | None:
         """Delete volume ``volid`` (``storage:path``, any content type; see :meth:`content`).
@@ -262,11 +255,9 @@ class Node:
         params = {"delay": delay}
         _schema_check("DELETE", path, params, self.cluster)
         upid = self.cluster.delete(path, params)
-        stale = [f"{self.path}/storage"]
-        self.cluster.invalidate(*stale)
         if upid is None:
             return None
-        return self._task(upid, f"delete {volid}", stale)
+        return self._task(upid, f"delete {volid}")
 
     def download_url(
         self,
@@ -325,7 +316,7 @@ class Node:
             "verify-certificates": None if verify_certificates else False,
         }
         upid = self._post(f"/storage/{quote(storage, safe='')}/download-url", params)
-        return self._task(upid, f"download {filename}", [f"{self.path}/storage"])
+        return self._task(upid, f"download {filename}")
 
     def _major(self) -> int:
         version = self.cluster.get("/version")
@@ -357,7 +348,7 @@ class Node:
             )
         params = {"reference": reference, "filename": filename}
         upid = self._post(f"/storage/{quote(storage, safe='')}/oci-registry-pull", params)
-        return self._task(upid, f"pull {reference}", [f"{self.path}/storage"])
+        return self._task(upid, f"pull {reference}")
 
     def download_appliance(self, storage: str, template: str) -> Task:
         """Download appliance ``template`` (see :meth:`appliances`) to ``storage``."""
@@ -365,7 +356,7 @@ class Node:
         if not isinstance(template, str) or not _FILENAME_RE.match(template):
             raise InvalidInputError(f"invalid template {template!r}: a template file name")
         upid = self._post("/aplinfo", {"storage": storage, "template": template})
-        return self._task(upid, f"download {template}", [f"{self.path}/storage"])
+        return self._task(upid, f"download {template}")
 
     # -- creating guests ---------------------------------------------------------------------
 
@@ -382,10 +373,7 @@ class Node:
         return number
 
     def _created(self, upid: Any, gtype: str, vmid: int) -> Task:
-        stale = [f"{self.path}/storage", "/cluster/resources", "/cluster/nextid", "/pools"]
-        task = self._task(
-            upid, f"create {gtype} {vmid}", stale, [f"{self.path}/{gtype}", "/cluster/nextid"]
-        )
+        task = self._task(upid, f"create {gtype} {vmid}")
         task.newid = vmid
         return task
 

@@ -182,7 +182,8 @@ class Task:
         self.upid_info: UPID = parsed
         self.upid: str = str(parsed)
         self.description = description or f"{parsed.type} {parsed.id}".strip()
-        # Cached reads the task's effect makes stale once it ends (dropped at the end).
+        # Reads a caller asks to drop when the task ends. pvekit's own actions pass none:
+        # their client drops what the endpoint table says when it sees the task end.
         self._stale: tuple[str, ...] = tuple(invalidate)
         self._stale_exact: tuple[str, ...] = tuple(invalidate_exact)
         self._on_success: list[Callable[[Task], None]] = [on_success] if on_success else []

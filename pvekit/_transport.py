@@ -6,10 +6,11 @@ overrides), created with mode 0600: requests-cache leaves ``Authorization`` out 
 two identities must never share a cache. ``cache="memory"`` keeps it in memory; ``cache=False``
 uses a plain ``requests.Session`` (which vcrpy can record).
 
-Only GET answers with status 200 are stored, for the time :data:`TTL_TABLE` gives their endpoint
-family; ``cache_control`` is off because Proxmox sends ``max-age=0`` on everything. Login, task
-status and log, and every POST/PUT/DELETE are never cached. Stored requests keep no cookie,
-ticket, CSRF token or token secret (those headers are redacted before storage).
+Only GET answers with status 200 are stored, for the time the endpoint table
+(:data:`pvekit._endpoints.READS`) gives their endpoint family; ``cache_control`` is off because
+Proxmox sends ``max-age=0`` on everything. Login, task status and log, and every
+POST/PUT/DELETE are never cached. Stored requests keep no cookie, ticket, CSRF token or token
+secret (those headers are redacted before storage).
 
 TLS: verified by default; ``ca_file`` trusts a CA bundle; ``fingerprint`` pins the server
 certificate's SHA-256 fingerprint, checked by urllib3 right after the TLS handshake, before a
@@ -33,10 +34,13 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from ._endpoints import DEFAULT_TTL, READS, read_regex, ttl_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._config import Profile
@@ -44,16 +48,15 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TTL",
-    "NEVER",
     "REDACTED_HEADERS",
     "RETRY_STATUSES",
-    "TTL_TABLE",
     "DeadlineAdapter",
     "FingerprintAdapter",
     "ResponseTooLargeError",
     "build_session",
     "cache_dir",
     "cache_file",
+    "cache_key",
     "drop_cached",
     "is_cached_session",
     "request_options",
@@ -64,58 +67,6 @@ __all__ = [
     "ttl_for",
     "url_patterns",
 ]
-
-#: TTL value meaning "never store this answer".
-NEVER: int | None = None
-#: Seconds an answer of an endpoint not listed in :data:`TTL_TABLE` stays fresh.
-DEFAULT_TTL = 30
-
-# Placeholders for path segments in the TTL table.
-_SEG = {
-    "{node}": r"[^/?]+",
-    "{type}": r"(?:qemu|lxc)",
-    "{vmid}": r"\d+",
-    "{storage}": r"[^/?]+",
-    "{upid}": r"[^/?]+",
-}
-
-#: (path under /api2/json, seconds or NEVER, match) from specific to general: the first match
-#: wins. ``match`` is ``"prefix"`` (the path and everything below it) or ``"exact"`` (the path
-#: itself with any query string).
-TTL_TABLE: tuple[tuple[str, int | None, str], ...] = (
-    ("/access/ticket", NEVER, "prefix"),
-    ("/nodes/{node}/tasks/{upid}/status", NEVER, "prefix"),
-    ("/nodes/{node}/tasks/{upid}/log", NEVER, "prefix"),
-    ("/nodes/{node}/qemu/{vmid}/agent/exec-status", NEVER, "prefix"),
-    ("/nodes/{node}/tasks", 5, "exact"),
-    ("/cluster/tasks", 5, "prefix"),
-    ("/nodes/{node}/{type}/{vmid}/status/current", 10, "prefix"),
-    ("/nodes/{node}/{type}/{vmid}/rrddata", 60, "prefix"),
-    ("/nodes/{node}/qemu/{vmid}/agent", 30, "prefix"),
-    ("/nodes/{node}/lxc/{vmid}/interfaces", 30, "prefix"),
-    ("/nodes/{node}/{type}/{vmid}/snapshot", 60, "prefix"),
-    ("/nodes/{node}/{type}/{vmid}/config", 300, "prefix"),
-    ("/nodes/{node}/{type}/{vmid}/pending", 300, "prefix"),
-    ("/nodes/{node}/{type}", 10, "exact"),
-    ("/nodes/{node}/storage/{storage}/content", 300, "prefix"),
-    ("/nodes/{node}/storage/{storage}/rrddata", 60, "prefix"),
-    ("/nodes/{node}/storage", 30, "prefix"),
-    ("/nodes/{node}/rrddata", 60, "prefix"),
-    ("/nodes/{node}/status", 10, "prefix"),
-    ("/nodes/{node}/version", 3600, "prefix"),
-    ("/nodes/{node}/network", 300, "prefix"),
-    ("/nodes/{node}/dns", 300, "prefix"),
-    ("/nodes/{node}/hosts", 300, "prefix"),
-    ("/nodes", 10, "exact"),
-    ("/cluster/resources", 10, "prefix"),
-    ("/cluster/status", 10, "prefix"),
-    ("/cluster/ha", 30, "prefix"),
-    ("/cluster/options", 300, "prefix"),
-    ("/cluster/config", 300, "prefix"),
-    ("/storage", 300, "prefix"),
-    ("/pools", 60, "prefix"),
-    ("/version", 3600, "prefix"),
-)
 
 #: Headers that carry secrets; they are never part of a cache key nor of a stored request.
 REDACTED_HEADERS = (
@@ -132,37 +83,31 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 _MAX_DELAY = 30.0
 
 
-def _path_regex(template: str, match: str) -> str:
-    out = re.escape(template)
-    for placeholder, pattern in _SEG.items():
-        out = out.replace(re.escape(placeholder), pattern)
-    tail = r"(?:[/?]|$)" if match == "prefix" else r"(?:\?|$)"
-    return out + tail
-
-
-_COMPILED_TABLE = tuple((re.compile("^" + _path_regex(t, m)), ttl, t) for t, ttl, m in TTL_TABLE)
-
-
-def ttl_for(path: str) -> int | None:
-    """Seconds a GET of ``path`` (relative to /api2/json) is cached; ``None``: never."""
-    for regex, ttl, _template in _COMPILED_TABLE:
-        if regex.match(path):
-            return ttl
-    return DEFAULT_TTL
-
-
 def url_patterns(profile: Profile) -> dict[Any, Any]:
-    """requests-cache ``urls_expire_after`` for one profile, specific to general."""
+    """requests-cache ``urls_expire_after`` for one profile, from the endpoint table
+    (:data:`pvekit._endpoints.READS`), specific to general."""
     from requests_cache import DO_NOT_CACHE
 
     prefix = r"^https?://" + re.escape(profile.host + profile.api_path)
     patterns: dict[Any, Any] = {}
-    for template, ttl, match in TTL_TABLE:
-        patterns[re.compile(prefix + _path_regex(template, match))] = (
-            DO_NOT_CACHE if ttl is None else ttl
+    for entry in READS:
+        patterns[re.compile(prefix + read_regex(entry))] = (
+            DO_NOT_CACHE if entry.ttl is None else entry.ttl
         )
     patterns[re.compile(prefix + r"(?:[/?]|$)")] = DEFAULT_TTL
     return patterns
+
+
+def cache_key(request: Any, **kwargs: Any) -> str:
+    """requests-cache's key of ``request``, after the URL path and a ``#``.
+
+    With the path in the key, the client finds which stored answers a write made stale by
+    reading the keys alone, never the stored answers (see ``ApiClient._load_keys``). The
+    path carries no secret (credentials travel in headers, which are not part of keys).
+    """
+    from requests_cache import create_key
+
+    return f"{urlsplit(str(request.url)).path}#{create_key(request, **kwargs)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -655,6 +600,7 @@ def _cached_session(profile: Profile) -> requests.Session:
         stale_if_error=False,
         match_headers=False,
         ignored_parameters=list(REDACTED_HEADERS),
+        key_fn=cache_key,
     )
 
 

@@ -22,8 +22,8 @@ from pvekit import (
     PermissionDeniedError,
     ServerError,
 )
-from pvekit._api import ApiClient, affected_paths
-from pvekit._transport import TTL_TABLE
+from pvekit._api import ApiClient
+from pvekit._endpoints import READS, stale_scopes
 
 SCHEMA_TSV = ENDPOINTS_91
 
@@ -228,18 +228,23 @@ def test_retry_is_logged(srv: PVEServer, caplog: pytest.LogCaptureFixture) -> No
     assert "GET /nodes: HTTP 503; retry 1/3 in 0.00 s" in caplog.text
 
 
-def test_affected_paths() -> None:
-    prefixes, exact = affected_paths("/nodes/pve1/qemu/100/status/start", {})
+def _stale(method: str, path: str, params: dict[str, str]) -> tuple[list[str], list[str]]:
+    scopes = stale_scopes(method, path, params)
+    return [s.path for s in scopes if not s.exact], [s.path for s in scopes if s.exact]
+
+
+def test_stale_reads_of_writes() -> None:
+    prefixes, exact = _stale("POST", "/nodes/pve1/qemu/100/status/start", {})
     assert "/cluster/resources" in prefixes and "/nodes/pve1/qemu/100" in prefixes
     assert "/nodes/pve1/storage" in prefixes
     assert "/nodes/pve1/qemu" in exact and "/nodes/pve1/tasks" in exact
-    prefixes, exact = affected_paths("/nodes/pve1/qemu/100/migrate", {"target": "pve2"})
+    prefixes, exact = _stale("POST", "/nodes/pve1/qemu/100/migrate", {"target": "pve2"})
     assert "/nodes/pve2/qemu" in exact and "/nodes/pve2/storage" in prefixes
-    prefixes, _ = affected_paths("/nodes/pve1/vzdump", {"vmid": "100"})
+    prefixes, _ = _stale("POST", "/nodes/pve1/vzdump", {"vmid": "100"})
     assert "/nodes/pve1/storage" in prefixes
-    prefixes, _ = affected_paths("/pools/dev", {})
+    prefixes, _ = _stale("POST", "/pools/dev", {})
     assert "/pools" in prefixes
-    prefixes, _ = affected_paths("/storage/nfs1", {})
+    prefixes, _ = _stale("PUT", "/storage/nfs1", {})
     assert "/storage" in prefixes and "/nodes" in prefixes
 
 
@@ -284,9 +289,9 @@ def test_calls_of_the_client_core_exist_in_the_official_schema(srv: PVEServer) -
 
 def test_ttl_table_paths_exist_in_the_schema() -> None:
     schema_paths = {path for path, _method in _schema()}
-    for template, _ttl, _match in TTL_TABLE:
+    for entry in READS:
         for gtype in ("qemu", "lxc"):
-            path = template.replace("{type}", gtype)
+            path = entry.pattern.replace("{type}", gtype)
             if gtype == "qemu" and "/lxc/" in path:
                 continue
             assert path in schema_paths, path

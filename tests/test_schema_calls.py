@@ -353,3 +353,17 @@ def test_every_public_call_is_in_the_official_schema(tls_sim: Simulator) -> None
     assert not [f for f in failed if "ParameterError" in f or "NotImplemented" in f], failed
     problems = offending(requests, routes)
     assert problems == [], f"calls not in {source}:\n" + "\n".join(problems)
+    # Every write sent has a rule of its own in the endpoint table (the reads it makes stale,
+    # or an explicit none), not a generic fall-back.
+    from urllib.parse import quote
+
+    from pvekit._endpoints import write_for
+
+    unruled = set()
+    for r in requests:
+        if r.method != "GET":
+            path = "/".join(quote(s, safe=":@") for s in r.path.split("/"))
+            found = write_for(r.method, path) or write_for(r.method, r.path)
+            if found is None or found[0].generic:
+                unruled.add(f"{r.method} {r.path}")
+    assert not unruled, f"writes without a rule in pvekit/_endpoints.py: {sorted(unruled)}"

@@ -25,9 +25,9 @@ from _pveserver import (
 
 from pvekit import ConnectionError, NodeUnreachableError, ServerError, TimeoutError, TLSError
 from pvekit._api import ApiClient
+from pvekit._endpoints import READS, read_for
 from pvekit._transport import (
     DEFAULT_TTL,
-    TTL_TABLE,
     cache_dir,
     cache_file,
     parse_retry_after,
@@ -158,7 +158,8 @@ def test_ttl_table() -> None:
     assert ttl_for("/something/else") == DEFAULT_TTL
     # order: every entry is reachable (no earlier entry shadows it)
     seen = []
-    for template, ttl, _match in TTL_TABLE:
+    for entry in READS:
+        template, ttl = entry.pattern, entry.ttl
         concrete = (
             template.replace("{node}", "n1")
             .replace("{type}", "qemu")
@@ -166,9 +167,10 @@ def test_ttl_table() -> None:
             .replace("{storage}", "local")
             .replace("{upid}", "UPID%3Ax")
         )
-        assert ttl_for(concrete) == ttl, template
+        concrete += "/x" if entry.match == "below" else ""
+        assert ttl_for(concrete) == ttl and read_for(concrete) is entry, template
         seen.append(concrete)
-    assert len(seen) == len(TTL_TABLE)
+    assert len(seen) == len(READS)
 
 
 def test_cache_hits_and_fresh(srv: PVEServer) -> None:

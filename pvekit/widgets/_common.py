@@ -104,12 +104,8 @@ class Source:
             # tqdm bars inside a panel's background refresh would litter the cell output.
             kwargs["progress"] = False
         if fresh:
-            if _accepts(fn, "fresh"):
-                kwargs["fresh"] = True
-            else:
-                # No fresh flag on this read: drop the cached inventory so the read refetches.
-                for client in self.clients().values():
-                    client.invalidate("/cluster/resources", "/nodes")
+            # Every read of a Cluster and a Group takes fresh=: the client's cache decides.
+            kwargs["fresh"] = True
         return fn(**kwargs)
 
     def guests(self, fresh: bool = False) -> pd.DataFrame:
