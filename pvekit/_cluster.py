@@ -459,7 +459,7 @@ class Cluster:
         Requests: ``/cluster/resources``, ``/cluster/status`` and ``/nodes/{node}/status`` of
         each online node (concurrently) for swap, load, versions and kernel.
         """
-        reused = None if fresh else self.memo_frame(("nodes",))
+        reused = None if fresh else self.api.memo_frame(("nodes",))
         if reused is not None:
             return reused
         paths = ["/cluster/resources", "/cluster/status"]
@@ -480,7 +480,7 @@ class Cluster:
         for n in online:
             inputs[_path("nodes", n, "status")] = self.memo_token(_path("nodes", n, "status"))
         df = frames.nodes_frame(self.profile, resources, status, node_status)
-        self.keep_frame(("nodes",), df, inputs)
+        self.api.keep_frame(("nodes",), df, inputs)
         return df
 
     def guests(
@@ -502,7 +502,7 @@ class Cluster:
         read keeps its row; the ``error`` column says why.
         """
         key = ("guests", details, ips)
-        reused = None if fresh or ips else self.memo_frame(key)
+        reused = None if fresh or ips else self.api.memo_frame(key)
         if reused is not None:
             return reused
         resources = self.resources(fresh=fresh)
@@ -511,7 +511,7 @@ class Cluster:
         inputs = {"/cluster/resources": self.memo_token("/cluster/resources")}
         if not (details or ips):
             df = frames.guests_frame(self.profile, resources)
-            self.keep_frame(key, df, inputs)
+            self.api.keep_frame(key, df, inputs)
             return df
         online = set(self._online_nodes(resources))
         guests = [
@@ -552,7 +552,7 @@ class Cluster:
                 if frames._int(r.get("vmid")) in configs:
                     path = _path("nodes", r.get("node"), r.get("type"), r.get("vmid"), "config")
                     inputs[path] = self.memo_token(path)
-            self.keep_frame(key, df, inputs)
+            self.api.keep_frame(key, df, inputs)
         return df
 
     def guests_from_nodes(
@@ -639,7 +639,7 @@ class Cluster:
         ``enabled``, ``avail``).
         """
         key = ("storage", unique)
-        reused = None if fresh else self.memo_frame(key)
+        reused = None if fresh else self.api.memo_frame(key)
         if reused is not None:
             return reused
         resources = self.resources(fresh=fresh)
@@ -657,7 +657,7 @@ class Cluster:
         for n in online:
             inputs[_path("nodes", n, "storage")] = self.memo_token(_path("nodes", n, "storage"))
         df = frames.storage_frame(self.profile, resources, per_node, unique=unique)
-        self.keep_frame(key, df, inputs)
+        self.api.keep_frame(key, df, inputs)
         return df
 
     def tasks(
@@ -923,7 +923,7 @@ class Cluster:
         CPU is weighted by cores, storage counts shared storages once and skips status
         ``unknown``. Requests: ``/cluster/resources``, ``/cluster/status``, ``/version``.
         """
-        reused = None if fresh else self.memo_frame(("summary",))
+        reused = None if fresh else self.api.memo_frame(("summary",))
         if reused is not None:
             return reused
         paths = ["/cluster/resources", "/cluster/status", "/version"]
@@ -931,7 +931,7 @@ class Cluster:
         inputs = {p: self.memo_token(p) for p in paths}
         self._note_identity(r for r in resources or [] if isinstance(r, dict))
         df = frames.summary_frame(self.profile, resources, status, version)
-        self.keep_frame(("summary",), df, inputs)
+        self.api.keep_frame(("summary",), df, inputs)
         return df
 
     def ha_rules(self, *, fresh: bool = False) -> pd.DataFrame:
