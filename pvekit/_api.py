@@ -25,6 +25,7 @@ from . import _errors as errors
 from ._auth import TicketAuth, TokenAuth
 from ._config import Profile, Secret
 from ._errors import InvalidInputError, error_for_status, redact
+from ._format import unwrap_envelope
 from ._transport import (
     RETRY_STATUSES,
     ResponseTooLargeError,
@@ -190,9 +191,7 @@ def _matches(path: str, prefixes: Iterable[str], exact: Iterable[str]) -> bool:
 
 def _data_of(body: Any) -> Any:
     """The payload of Proxmox's ``{"data": ...}`` envelope (or the body when unwrapped)."""
-    if isinstance(body, Mapping) and "data" in body:
-        return body["data"]
-    return body
+    return unwrap_envelope(body)
 
 
 def _outcome_unknown(exc: errors.PVEError) -> bool:

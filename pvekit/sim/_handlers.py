@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import InvalidInputError
+from .._format import parse_upid
 from . import _rrd
 from ._auth import AuthDB, Identity
 from ._errors import SimHTTPError, param_error
@@ -820,9 +822,10 @@ def _task_class(outcome: str) -> str:
 
 def _task(ctx: Ctx) -> Any:
     upid = ctx.vars["upid"]
-    parts = upid.split(":")
-    if len(parts) < 9 or parts[0] != "UPID":
-        raise param_error({"upid": "unable to parse worker upid"})
+    try:
+        parse_upid(upid)
+    except InvalidInputError:
+        raise param_error({"upid": "unable to parse worker upid"}) from None
     task = ctx.state.find_task(upid)
     if task is None:
         raise SimHTTPError(500, f"no such task ({upid})")

@@ -13,6 +13,7 @@ import ipywidgets as w
 
 from .._errors import InvalidInputError, PVEError
 from .._format import format_bytes
+from .._tasks import log_percent
 from ._actions import ACTIONS, flag, selection_reason, text
 from ._common import (
     CSS,
@@ -36,7 +37,6 @@ __all__ = ["GuestPanel"]
 
 ALL = ""  # filter value meaning "no filter"
 NBSP = "\u00a0"  # browsers collapse plain spaces inside <option>; these keep the columns
-_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
 _PROBE_LIMIT = 10  # selections larger than this are not probed for a paused state
 _SNAPSHOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{1,39}$")
 
@@ -849,12 +849,8 @@ class GuestPanel(w.VBox):
             view.finish(False, f"lost track of the task: {exc}")
             return False
         if status.running:
-            fraction = None
-            for line in reversed(lines):
-                m = _PERCENT.search(line)
-                if m:
-                    fraction = float(m.group(1)) / 100.0
-                    break
+            pct = log_percent(lines)
+            fraction = None if pct is None else pct / 100.0
             view.progress(fraction, f"running {time.monotonic() - view.started:.0f} s", lines)
             return True
         exitstatus = text(status.exitstatus)
