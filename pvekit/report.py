@@ -27,7 +27,6 @@ import functools
 import html
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -68,8 +67,6 @@ TIMEFRAMES = ("hour", "day", "week", "month", "year")
 PLOTLYJS = ("inline", "cdn", "directory")
 PLOTLYJS_FILE = "plotly.min.js"
 Progress = Callable[[str], None]
-# warning classes of pvekit's Cluster/Group that mean "this frame is incomplete"
-_DATA_WARNINGS = {"PartialResultWarning", "IncompleteDataWarning"}
 
 
 class ExportError(PVEError):
@@ -518,8 +515,13 @@ def capacity(
             raise InvalidInputError(
                 f"capacity() needs a pvekit Cluster or Group, got {type(source).__name__}"
             )
+    from ._cluster import IncompleteDataWarning
+    from ._group import PartialResultWarning
+
     say = progress or (lambda _msg: None)
     warnings: list[str] = []
+    # (label, profile, reason) of each read a cluster is missing from, for _condense
+    missing: list[tuple[str, str, str]] = []
     t0 = time.monotonic()
 
     def step(label: str, fn: Callable[[], pd.DataFrame], optional: bool) -> pd.DataFrame | None:
@@ -538,9 +540,13 @@ def capacity(
             say(f"  {label}: skipped: {exc}")
             return None
         for w in caught:
-            if type(w.message).__name__ in _DATA_WARNINGS:
-                warnings.append(f"{label}: {w.message}")
-                say(f"  {label}: warning: {w.message}")
+            msg = w.message
+            if isinstance(msg, PartialResultWarning) and msg.profile is not None:
+                missing.append((label, msg.profile, msg.reason or str(msg)))
+                say(f"  {label}: warning: {msg}")
+            elif isinstance(msg, PartialResultWarning | IncompleteDataWarning):
+                warnings.append(f"{label}: {msg}")
+                say(f"  {label}: warning: {msg}")
             else:
                 _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         say(f"  {label}: {len(df)} rows in {time.monotonic() - start:.1f} s")
@@ -591,7 +597,7 @@ def capacity(
         planning_input = _read_planning_input(
             source, step, nodes, guests, storage, metrics, backups, snapshots
         )
-    warnings = _condense(warnings)
+    warnings = _condense(warnings, missing)
     say("analysing and drawing ...")
     rep = from_frames(
         nodes,
@@ -620,28 +626,16 @@ def capacity(
     return rep
 
 
-_MISSING = re.compile(
-    r"^(?P<label>[^:]+): profile '(?P<profile>[^']+)' (?:\([^)]*\) )?is missing from this "
-    r"\S+ frame: (?P<reason>.*)$",
-    re.S,
-)
-
-
-def _condense(warnings: list[str]) -> list[str]:
-    """One line per unreachable cluster instead of one per frame it is missing from."""
-    missing: dict[tuple[str, str], list[str]] = {}
-    out: list[str] = []
-    for w in warnings:
-        m = _MISSING.match(w)
-        if m is None:
-            out.append(w)
-            continue
-        # the reason names the request that failed; the same failure repeats per frame
-        key = (m["profile"], re.sub(r"^\[[^\]]*\]\s*", "", m["reason"]))
-        missing.setdefault(key, []).append(m["label"])
-    for (profile, reason), labels in missing.items():
-        out.insert(0, f"cluster {profile} is missing from {', '.join(labels)}: {reason}")
-    return out
+def _condense(warnings: list[str], missing: list[tuple[str, str, str]]) -> list[str]:
+    """One line per unreachable cluster instead of one per frame it is missing from, first."""
+    labels: dict[tuple[str, str], list[str]] = {}
+    for label, profile, reason in missing:
+        labels.setdefault((profile, reason), []).append(label)
+    lines = [
+        f"cluster {profile} is missing from {', '.join(names)}: {reason}"
+        for (profile, reason), names in labels.items()
+    ]
+    return lines[::-1] + warnings
 
 
 def _guest_metrics(

@@ -399,9 +399,13 @@ class FakeGroup(FakeSource):
         from pvekit._group import PartialResultWarning
 
         warnings.warn(
-            f"profile 'lab' (127.0.0.1:1) is missing from this {name} frame: "
-            "[GET /cluster/resources; profile 'lab'] Proxmox answered 503: Service Unavailable",
-            PartialResultWarning,
+            PartialResultWarning(
+                f"profile 'lab' (127.0.0.1:1) is missing from this {name} frame: "
+                "[GET /cluster/resources; profile 'lab'] Proxmox answered 503: Service Unavailable",
+                profile="lab",
+                frame=name,
+                reason="Proxmox answered 503: Service Unavailable",
+            ),
             stacklevel=2,
         )
         return super()._get(name, df)
@@ -451,3 +455,48 @@ def test_capacity_on_a_group_with_a_cluster_down() -> None:
     page = rep.to_html()
     assert page.count("Partial report: ") == len(rep.warnings)
     assert "<h2>Connections</h2>" in page
+
+
+class RewordedGroup(FakeGroup):
+    """The same outage, warned in other words: the report reads the warning's fields."""
+
+    def _get(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
+        import warnings
+
+        from pvekit._group import PartialResultWarning
+
+        warnings.warn(
+            PartialResultWarning(
+                f"{name}: cluster lab did not answer",
+                profile="lab",
+                frame=name,
+                reason="Proxmox answered 503: Service Unavailable",
+            ),
+            stacklevel=2,
+        )
+        return FakeSource._get(self, name, df)
+
+
+def test_missing_cluster_is_condensed_from_the_warning_fields_not_its_text() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = report.capacity(RewordedGroup(), "month")
+    assert rep.warnings[0] == (
+        "cluster lab is missing from nodes, guests, storage, backups, snapshots, summary, "
+        "node metrics (month), storage metrics (month): "
+        "Proxmox answered 503: Service Unavailable"
+    )
+    assert sum("missing" in w for w in rep.warnings) == 1
+
+
+def test_partial_and_incomplete_warnings_carry_fields() -> None:
+    from pvekit._cluster import IncompleteDataWarning
+    from pvekit._group import PartialResultWarning
+
+    w = PartialResultWarning("text", profile="lab", frame="nodes", reason="down")
+    assert (str(w), w.profile, w.frame, w.reason) == ("text", "lab", "nodes", "down")
+    i = IncompleteDataWarning("text", profile="prod", what="guest details", failures={"a": "b"})
+    assert (i.profile, i.what, i.failures) == ("prod", "guest details", {"a": "b"})
+    assert PartialResultWarning("old style").profile is None  # a plain message still works
