@@ -40,7 +40,7 @@ from ._errors import (
     ParameterError,
     ServerError,
 )
-from ._format import parse_vmid
+from ._format import parse_bool, parse_vmid
 from ._parse import backup_identity, format_size, parse_size
 from ._tasks import Task
 
@@ -955,7 +955,7 @@ class Guest:
             "name": raw.get("name") if gtype == "qemu" else raw.get("hostname"),
             "cores": cores,
             "tags": _parse.parse_tags(raw.get("tags")),
-            "template": str(raw.get("template", "0")) in ("1", "true"),
+            "template": parse_bool(raw.get("template")) is True,
             "lock": raw.get("lock") or None,
             "digest": raw.get("digest"),
         }
@@ -1144,7 +1144,7 @@ class Guest:
         for node in nodes:
             for st in self._backup_storages(node):
                 name = str(st["storage"])
-                shared = str(st.get("shared", 0)) in ("1", "true")
+                shared = parse_bool(st.get("shared")) is True
                 if shared:
                     if name in seen_shared:
                         continue
