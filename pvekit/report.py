@@ -40,6 +40,9 @@ import pandas as pd
 
 from . import capacity as cap
 from ._errors import InvalidInputError, PVEError
+from .capacity._common import _finite, _fmt_bytes, _rows
+from .capacity._common import _pct as _cap_pct
+from .capacity._findings import _forecast_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -166,7 +169,7 @@ class Report:
         weak = cap.weakest_link(self.analysis.headroom)
         if len(weak):
             parts = []
-            for r in cap._rows(weak):
+            for r in _rows(weak):
                 fits = not pd.isna(r.fits) and bool(r.fits)
                 state = f"{_b(r.mem_headroom)} spare" if fits else "does not fit"
                 parts.append(f"{r.profile}/{r.node} ({state})")
@@ -182,7 +185,7 @@ class Report:
             first = growing.iloc[0]
             # a pool by its one name (a shared pool is no node's view); a node as profile/node
             what = (
-                cap._forecast_pool(first)
+                _forecast_pool(first)
                 if first["kind"] == "storage"
                 else f"{first['profile']}/{first['target']}"
             )
@@ -677,17 +680,17 @@ def _i(v: Any) -> str:
 
 
 def _f1(v: Any) -> str:
-    f = cap._finite(v)
+    f = _finite(v)
     return "-" if f is None else f"{f:.1f}"
 
 
 def _f2(v: Any) -> str:
-    f = cap._finite(v)
+    f = _finite(v)
     return "-" if f is None else f"{f:.2f}"
 
 
-_pct = cap._pct
-_b = cap._fmt_bytes
+_pct = _cap_pct
+_b = _fmt_bytes
 
 
 # column name patterns -> formatter, for the tables
