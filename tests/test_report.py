@@ -192,7 +192,8 @@ def test_plotlyjs_cdn_and_directory(tmp_path, built, capsys) -> None:
 
 
 def test_cli_plotlyjs_directory(tmp_path, capsys, monkeypatch, built) -> None:
-    monkeypatch.setattr(report, "capacity", lambda *a, **k: built[0])
+    # the command calls the capacity() of its own module (pvekit/report/_cli.py)
+    monkeypatch.setattr("pvekit.report._cli.capacity", lambda *a, **k: built[0])
     out = tmp_path / "r.html"
     assert cli_main(["report", "--demo", "--output", str(out), "--plotlyjs", "directory"]) == 0
     assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
@@ -299,7 +300,7 @@ def test_cli_report_demo(tmp_path, capsys, monkeypatch) -> None:
         built.append(real(*args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(report, "capacity", spy)
+    monkeypatch.setattr("pvekit.report._cli.capacity", spy)
     out = tmp_path / "report.html"
     assert cli_main(["report", "--demo", "--output", str(out)]) == 0
     err = capsys.readouterr().err
