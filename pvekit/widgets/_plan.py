@@ -24,7 +24,7 @@ from ._common import (
     guarded,
     submit_exclusive,
 )
-from ._panel import TaskView
+from ._taskview import TaskView
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
