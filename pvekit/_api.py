@@ -191,7 +191,7 @@ def _matches(path: str, prefixes: Iterable[str], exact: Iterable[str]) -> bool:
 
 def _data_of(body: Any) -> Any:
     """The payload of Proxmox's ``{"data": ...}`` envelope (or the body when unwrapped)."""
-    return unwrap_envelope(body)
+    return unwrap_envelope(body, http=True)
 
 
 def _outcome_unknown(exc: errors.PVEError) -> bool:

@@ -225,13 +225,15 @@ def parse_bool(value: Any) -> bool | None:
 _ENVELOPE_KEYS = frozenset({"data", "errors", "message", "total", "changes", "success"})
 
 
-def unwrap_envelope(body: Any) -> Any:
+def unwrap_envelope(body: Any, *, http: bool = False) -> Any:
     """The payload of Proxmox's ``{"data": ...}`` envelope; ``body`` itself when it has none.
 
-    Only a mapping whose keys are all envelope keys counts as an envelope, so a ``pvesh``
-    body (never wrapped) with a field named ``data`` stays whole.
+    A body read over HTTP always has the envelope (QUIRKS 13), so with ``http=True`` any
+    mapping holding ``data`` is one. Otherwise (a ``pvesh`` body is never wrapped) only a
+    mapping whose keys are all envelope keys counts, so a row with a field named ``data``
+    stays whole.
     """
-    if isinstance(body, Mapping) and "data" in body and body.keys() <= _ENVELOPE_KEYS:
+    if isinstance(body, Mapping) and "data" in body and (http or body.keys() <= _ENVELOPE_KEYS):
         return body["data"]
     return body
 

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from pvekit import _ha, frames
+from pvekit._api import _data_of
 from pvekit._format import parse_bool, parse_upid, unwrap_envelope
 from pvekit._parse import backup_identity, format_size, parse_size
 from pvekit._tasks import log_percent
@@ -144,6 +145,9 @@ def test_envelope_with_total_is_unwrapped() -> None:
     # a pvesh body (no envelope) that happens to have a "data" field stays whole
     row = {"data": "x", "name": "y"}
     assert frames.unwrap(row) is row
+    # over HTTP every body is enveloped, whatever else the server adds beside data
+    assert unwrap_envelope({"data": [1], "newkey": 2}, http=True) == [1]
+    assert _data_of({"data": [1], "newkey": 2}) == [1]
 
 
 # -- backup volume ids ------------------------------------------------------------------------
