@@ -10,7 +10,7 @@ import pandas as pd
 from ._common import PLOTLYJS_FILE
 from ._growth import _growth_parts, _growth_tables
 from ._planning_html import _NAV_TEXT, _planning_block, _time_remaining_block
-from ._tables import _CHART_TEXT, _metric_cell, _table
+from ._tables import _CHART_TEXT, _chart_div, _metric_cell, _table
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._report import Report
@@ -245,7 +245,6 @@ def _plotlyjs_tag(mode: str) -> str:
 
 
 def _render(rep: Report, plotlyjs: str = "inline") -> str:
-    import plotly.io as pio
 
     e = html.escape
     parts: list[str] = []
@@ -274,14 +273,7 @@ def _render(rep: Report, plotlyjs: str = "inline") -> str:
     tables = _chart_tables(rep)
     for i, (name, fig) in enumerate(rep.figures.items()):
         heading, text = _CHART_TEXT.get(name, (name, ""))
-        div = pio.to_html(
-            fig,
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=f"chart-{name}",
-            config={"displaylogo": False, "responsive": True},
-            default_width="100%",
-        )
+        div = _chart_div(name, fig)
         parts.append(
             f'<section class="chart" id="{e(name)}"><h2>{e(heading)}</h2>'
             f'<p class="hint">{e(text)}</p>{div}'

@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ._tables import _b, _pct, _table
+from ._tables import _b, _chart_div, _pct, _table
 
 if TYPE_CHECKING:  # pragma: no cover
-    import plotly.graph_objects as go
-
     from ._report import Report
 
 
@@ -47,21 +45,6 @@ def _days_cell(status: Any, days: Any) -> str:
     if s != "growing" or days is None or pd.isna(days):
         return s
     return f"{float(days):.0f}"
-
-
-def _chart_div(name: str, fig: go.Figure) -> str:
-    import plotly.io as pio
-
-    return str(
-        pio.to_html(
-            fig,
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=f"chart-{name}",
-            config={"displaylogo": False, "responsive": True},
-            default_width="100%",
-        )
-    )
 
 
 def _time_remaining_table(tr: pd.DataFrame) -> pd.DataFrame:

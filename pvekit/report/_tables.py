@@ -1,15 +1,18 @@
-"""Table cells and chart captions the page's sections share."""
+"""Table cells, chart divs and chart captions the sections of the page share."""
 
 from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..capacity._common import _finite, _fmt_bytes
 from ..capacity._common import _pct as _cap_pct
+
+if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
 
 
 def _i(v: Any) -> str:
@@ -175,3 +178,18 @@ _CHART_TEXT: dict[str, tuple[str, str]] = {
         "cluster and node. Click a tile to zoom.",
     ),
 }
+
+
+def _chart_div(name: str, fig: go.Figure) -> str:
+    import plotly.io as pio
+
+    return str(
+        pio.to_html(
+            fig,
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=f"chart-{name}",
+            config={"displaylogo": False, "responsive": True},
+            default_width="100%",
+        )
+    )
