@@ -28,6 +28,7 @@ from ._config import Profile, Secret
 from ._endpoints import Scope, stale_scopes, ttl_for
 from ._endpoints import persisted as _persisted
 from ._errors import InvalidInputError, error_for_status, redact
+from ._format import unwrap_envelope
 from ._transport import (
     RETRY_STATUSES,
     ResponseTooLargeError,
@@ -123,9 +124,7 @@ def shape_problem(path: str, data: Any) -> str | None:
 
 def _data_of(body: Any) -> Any:
     """The payload of Proxmox's ``{"data": ...}`` envelope (or the body when unwrapped)."""
-    if isinstance(body, Mapping) and "data" in body:
-        return body["data"]
-    return body
+    return unwrap_envelope(body, http=True)
 
 
 def _outcome_unknown(exc: errors.PVEError) -> bool:

@@ -55,7 +55,24 @@ DEFAULT_TASK_LIMIT = 500
 
 class IncompleteDataWarning(UserWarning):
     """Some rows of a frame could not be read (a node down, a request failed); the warning
-    names what is missing and why."""
+    names what is missing and why.
+
+    ``profile``, ``what`` (which read) and ``failures`` (what failed -> why) say it for
+    programs; the text is for people and may change.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        profile: str | None = None,
+        what: str | None = None,
+        failures: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.profile = profile
+        self.what = what
+        self.failures = dict(failures or {})
 
 
 def _path(*segments: Any) -> str:
@@ -438,8 +455,13 @@ class Cluster:
         listed = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
         warnings.warn(
-            f"profile {self.profile!r}: {what} incomplete, {len(failures)} failed: {listed}{more}",
-            IncompleteDataWarning,
+            IncompleteDataWarning(
+                f"profile {self.profile!r}: {what} incomplete, {len(failures)} failed: "
+                f"{listed}{more}",
+                profile=self.profile,
+                what=what,
+                failures=failures,
+            ),
             stacklevel=4,  # _warn <- _gather <- the public read <- the caller
         )
 

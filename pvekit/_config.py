@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
+from ._format import parse_bool
 
 __all__ = [
     "Config",
@@ -1148,20 +1149,14 @@ def _load_pvetui(path: Path, cfg: Config) -> None:
         cfg.default = default
 
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
 def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return None
-    lowered = raw.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigError(f"environment variable {name}={raw!r} is not true/false")
+    flag = parse_bool(raw)
+    if flag is None:
+        raise ConfigError(f"environment variable {name}={raw!r} is not true/false")
+    return flag
 
 
 def _load_env(environ: Mapping[str, str], cfg: Config) -> None:

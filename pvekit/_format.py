@@ -23,11 +23,13 @@ __all__ = [
     "first_non_loopback_ip",
     "format_bytes",
     "format_uptime",
+    "parse_bool",
     "parse_upid",
     "parse_vmid",
     "safe_bool",
     "safe_float",
     "safe_string",
+    "unwrap_envelope",
 ]
 
 #: Largest VMID Proxmox accepts.
@@ -197,6 +199,45 @@ def safe_bool(value: Any) -> bool:
     return False
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(value: Any) -> bool | None:
+    """A Proxmox boolean (``1``/``0``, ``on``/``off``, ``yes``/``no``, ``true``/``false``, any
+    case, or a number or bool) as a bool; ``None`` when it is none of these (missing, NaN, ``""``).
+
+    The one reading of booleans in pvekit: frames, config strings, HA rows and the simulator's
+    parameters use it (:func:`safe_bool` keeps the Go seed's narrower contract).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return True if text in _TRUE else False if text in _FALSE else None
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        return None if math.isnan(f) else f != 0
+    return None
+
+
+#: Keys Proxmox's JSON formatter may put beside ``data`` (``total`` on task lists and logs).
+_ENVELOPE_KEYS = frozenset({"data", "errors", "message", "total", "changes", "success"})
+
+
+def unwrap_envelope(body: Any, *, http: bool = False) -> Any:
+    """The payload of Proxmox's ``{"data": ...}`` envelope; ``body`` itself when it has none.
+
+    A body read over HTTP always has the envelope (QUIRKS 13), so with ``http=True`` any
+    mapping holding ``data`` is one. Otherwise (a ``pvesh`` body is never wrapped) only a
+    mapping whose keys are all envelope keys counts, so a row with a field named ``data``
+    stays whole.
+    """
+    if isinstance(body, Mapping) and "data" in body and (http or body.keys() <= _ENVELOPE_KEYS):
+        return body["data"]
+    return body
+
+
 def _interface_addresses(iface: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(address, "ipv4"/"ipv6") pairs of a guest-agent or LXC interface record."""
     out: list[tuple[str, str]] = []
@@ -248,8 +289,8 @@ def first_non_loopback_ip(
 _UPID_RE = re.compile(
     r"UPID:(?P<node>[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)"
     r":(?P<pid>[0-9A-Fa-f]{8}):(?P<pstart>[0-9A-Fa-f]{8,9}):(?P<starttime>[0-9A-Fa-f]{8})"
-    # ``id`` may itself hold colons (volume ids of image tasks); ``user`` never does.
-    r":(?P<type>[^:\s]+):(?P<id>\S*?):(?P<user>[^:\s]+):?"
+    # ``id`` may itself hold colons and spaces (volume ids of image tasks); ``user`` never does.
+    r":(?P<type>[^:\s]+):(?P<id>[^\n]*?):(?P<user>[^:\s]+):?"
 )
 
 

@@ -44,7 +44,24 @@ __all__ = ["Group", "PartialResultWarning"]
 
 
 class PartialResultWarning(UserWarning):
-    """Some clusters of a group did not answer; the frame holds the others' rows only."""
+    """Some clusters of a group did not answer; the frame holds the others' rows only.
+
+    ``profile`` (the cluster missing), ``frame`` (which read) and ``reason`` (why, without the
+    request context) say it for programs; the text is for people and may change.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        profile: str | None = None,
+        frame: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.profile = profile
+        self.frame = frame
+        self.reason = reason
 
 
 # Errors that say the cluster itself is unusable (not just this one call).
@@ -324,8 +341,13 @@ class Group(_Members):
                     raise result
                 host = getattr(self._clusters[profile], "host", "?")
                 warnings.warn(
-                    f"profile {profile!r} ({host}) is missing from this {frame} frame: {result}",
-                    PartialResultWarning,
+                    PartialResultWarning(
+                        f"profile {profile!r} ({host}) is missing from this {frame} frame: "
+                        f"{result}",
+                        profile=profile,
+                        frame=frame,
+                        reason=result.message,
+                    ),
                     stacklevel=3,
                 )
                 if placeholder:
@@ -421,8 +443,12 @@ class Group(_Members):
                 if not isinstance(result, PVEError):
                     raise result
                 warnings.warn(
-                    f"profile {profile!r} is missing from this ha_rules frame: {result}",
-                    PartialResultWarning,
+                    PartialResultWarning(
+                        f"profile {profile!r} is missing from this ha_rules frame: {result}",
+                        profile=profile,
+                        frame="ha_rules",
+                        reason=result.message,
+                    ),
                     stacklevel=2,
                 )
             elif len(result):

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._errors import InvalidInputError
-from .capacity import _fmt_bytes, _require
+from .capacity._common import _fmt_bytes, _require
 
 __all__ = ["allocation_history"]
 

@@ -41,7 +41,8 @@ from ._errors import (
     ParameterError,
     ServerError,
 )
-from ._format import parse_vmid
+from ._format import parse_bool, parse_vmid
+from ._parse import backup_identity, format_size, parse_size
 from ._tasks import Task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,18 +78,12 @@ _DISK_KEY_RE = {
     "qemu": re.compile(r"(?:(?:scsi|virtio|sata|ide)\d+|efidisk0|tpmstate0)", re.ASCII),
     "lxc": re.compile(r"(?:rootfs|mp\d+)", re.ASCII),
 }
-_RESIZE_RE = re.compile(
-    r"\s*(\+)?\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?\s*", re.IGNORECASE | re.ASCII
-)
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 #: Longest snapshot name Proxmox accepts (``snapname`` has ``maxLength`` 40).
 SNAPSHOT_NAME_MAX = 40
 _RESERVED_SNAPSHOTS = ("current", "pending")
 _NOTIFICATION_MODES = ("auto", "legacy-sendmail", "notification-system")
 _BACKUP_MODES = ("snapshot", "suspend", "stop")
 _COMPRESSIONS = ("zstd", "gzip", "lzo", "0", "1")
-_VZDUMP_VOLID_RE = re.compile(r"vzdump-(qemu|lxc|openvz)-(\d+)-")
-_PBS_VOLID_RE = re.compile(r"backup/(vm|ct)/(\d+)/")
 _AGENT_POLL = 0.25
 
 
@@ -171,28 +166,10 @@ def _positive_int(value: Any, what: str, low: int = 1, high: int | None = None) 
 
 def _parse_size_arg(size: Any) -> tuple[bool, int]:
     """(relative, bytes) of a resize size: ``"+10G"``, ``"50G"``, ``"512M"`` or an int of bytes."""
-    if isinstance(size, bool):
-        raise InvalidInputError(f"invalid size {size!r}")
-    if isinstance(size, int):
-        if size <= 0:
-            raise InvalidInputError(f"size must be > 0 bytes, not {size}")
-        return False, size
-    if not isinstance(size, str):
+    if isinstance(size, float):
         raise InvalidInputError(f"size must be a string like '+10G' or '50G', not {size!r}")
-    match = _RESIZE_RE.fullmatch(size)
-    if not match:
-        raise InvalidInputError(
-            f"invalid size {size!r}: expected '+10G' (grow by) or '50G' (new size), with unit "
-            "K, M, G or T"
-        )
-    relative = bool(match.group(1))
-    number, unit = match.group(2), match.group(3).upper()
-    scale = _UNITS[unit]
-    if "." in number:
-        whole, frac = number.split(".")
-        nbytes = int(whole) * scale + int(frac) * scale // 10 ** len(frac)
-    else:
-        nbytes = int(number) * scale
+    relative = isinstance(size, str) and size.strip().startswith("+")
+    nbytes = parse_size(size)
     if nbytes <= 0:
         raise InvalidInputError(f"invalid size {size!r}: must be more than 0")
     return relative, nbytes
@@ -200,10 +177,7 @@ def _parse_size_arg(size: Any) -> tuple[bool, int]:
 
 def _size_text(nbytes: int) -> str:
     """Exact Proxmox size text for resize (its pattern allows K, M, G, T or bytes)."""
-    for unit in ("T", "G", "M", "K"):
-        if nbytes % _UNITS[unit] == 0:
-            return f"{nbytes // _UNITS[unit]}{unit}"
-    return str(nbytes)
+    return format_size(nbytes)
 
 
 def _memory_mib(value: Any) -> int:
@@ -261,14 +235,7 @@ def _volid(volid: Any) -> tuple[str, str]:
 
 def _backup_identity(volid: str) -> tuple[str | None, int | None]:
     """(guest type, vmid) a backup volume id names, where it says."""
-    m = _VZDUMP_VOLID_RE.search(volid)
-    if m:
-        gtype = "lxc" if m.group(1) in ("lxc", "openvz") else "qemu"
-        return gtype, int(m.group(2))
-    m = _PBS_VOLID_RE.search(volid)
-    if m:
-        return ("qemu" if m.group(1) == "vm" else "lxc"), int(m.group(2))
-    return None, None
+    return backup_identity(volid)
 
 
 def _schema_check(method: str, path: str, params: Mapping[str, Any], cluster: Any) -> None:
@@ -927,7 +894,7 @@ class Guest:
             "name": raw.get("name") if gtype == "qemu" else raw.get("hostname"),
             "cores": cores,
             "tags": _parse.parse_tags(raw.get("tags")),
-            "template": str(raw.get("template", "0")) in ("1", "true"),
+            "template": parse_bool(raw.get("template")) is True,
             "lock": raw.get("lock") or None,
             "digest": raw.get("digest"),
         }
@@ -1113,7 +1080,7 @@ class Guest:
         for node in nodes:
             for st in self._backup_storages(node):
                 name = str(st["storage"])
-                shared = str(st.get("shared", 0)) in ("1", "true")
+                shared = parse_bool(st.get("shared")) is True
                 if shared:
                     if name in seen_shared:
                         continue

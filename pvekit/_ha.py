@@ -25,6 +25,8 @@ from typing import Any
 
 import pandas as pd
 
+from ._format import parse_bool
+
 __all__ = ["HA_RULE_COLUMNS", "ha_rules_frame", "parse_ha_nodes", "parse_sids"]
 
 HA_RULE_COLUMNS: dict[str, str] = {
@@ -63,7 +65,7 @@ def parse_ha_nodes(value: Any) -> dict[str, int]:
 
 
 def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return parse_bool(value) is True
 
 
 def ha_rules_frame(

@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 
 # The two errors live in the one tree (_errors); importable from here as before.
 from ._errors import ConfigStringError, InvalidInputError, InvalidSizeError
+from ._format import parse_bool
 
 __all__ = [
     "ConfigStringError",
     "InvalidSizeError",
+    "backup_identity",
     "format_size",
     "is_disk_key",
     "is_net_key",
@@ -87,14 +89,15 @@ def parse_size(text: str | int | float) -> int:
 def format_size(nbytes: int) -> str:
     """Format bytes as the shortest exact Proxmox size string: ``34359738368`` -> ``"32G"``.
 
-    The largest binary unit that divides the value evenly is used, so the result parses back
+    The largest binary unit up to ``T`` that divides the value evenly is used, as Proxmox's
+    own ``format_size`` does (and its resize pattern knows no ``P``), so the result parses back
     to the same number (``parse_size(format_size(n)) == n``); ``0`` gives ``"0"``.
     """
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
         raise InvalidSizeError(f"invalid byte count {nbytes!r}: expected a non-negative int")
     if nbytes == 0:
         return "0"
-    for unit in ("P", "T", "G", "M", "K"):
+    for unit in ("T", "G", "M", "K"):
         scale = 1024 ** _UNIT_POWER[unit]
         if nbytes % scale == 0:
             return f"{nbytes // scale}{unit}"
@@ -134,19 +137,13 @@ def parse_kv(text: Any, default_key: str | None = None) -> dict[str, str]:
     return out
 
 
-_TRUE = {"1", "on", "yes", "true"}
-_FALSE = {"0", "off", "no", "false"}
-
-
 def _flag(value: str | None, *, key: str, text: str) -> bool | None:
     if value is None:
         return None
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigStringError(f"invalid property string {text!r}: {key}={value!r} is not 0 or 1")
+    flag = parse_bool(value)
+    if flag is None:
+        raise ConfigStringError(f"invalid property string {text!r}: {key}={value!r} is not 0 or 1")
+    return flag
 
 
 def parse_agent(value: Any) -> bool:
@@ -409,6 +406,23 @@ def parse_networks(config: Mapping[str, Any], gtype: str) -> list[dict[str, Any]
         except InvalidInputError as err:
             nets.append({**dict.fromkeys(_NET_FIELDS), "key": key, "error": err.message})
     return nets
+
+
+_VZDUMP_VOLID_RE = re.compile(r"vzdump-(qemu|lxc|openvz)-(\d+)-")
+_PBS_VOLID_RE = re.compile(r"backup/(vm|ct)/(\d+)/")
+
+
+def backup_identity(volid: str) -> tuple[str | None, int | None]:
+    """(guest type, vmid) a backup volume id names: ``vzdump-qemu-100-...`` on a directory
+    storage, ``backup/vm/100/...`` on Proxmox Backup Server; ``(None, None)`` otherwise.
+    ``openvz`` (old container backups) is ``lxc``."""
+    m = _VZDUMP_VOLID_RE.search(volid)
+    if m:
+        return ("lxc" if m.group(1) in ("lxc", "openvz") else "qemu"), int(m.group(2))
+    m = _PBS_VOLID_RE.search(volid)
+    if m:
+        return ("qemu" if m.group(1) == "vm" else "lxc"), int(m.group(2))
+    return None, None
 
 
 _TAG_SPLIT = re.compile(r"[;,\s]+")

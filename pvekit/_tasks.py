@@ -125,36 +125,14 @@ class TaskStatus:
         )
 
 
-_HEX8 = re.compile(r"^[0-9A-Fa-f]{8,9}$")
-
-
-def _parse(upid: str) -> UPID:
-    """Parse a UPID; also accept an id holding ``:`` (volume ids of ``imgdel`` tasks)."""
-    try:
-        return parse_upid(upid)
-    except InvalidInputError:
-        parts = upid.strip().split(":") if isinstance(upid, str) else []
-        if parts and parts[-1] == "":
-            parts = parts[:-1]
-        if (
-            len(parts) < 9
-            or parts[0] != "UPID"
-            or not parts[1]
-            or not all(_HEX8.match(p) for p in parts[2:5])
-            or not parts[5]
-            or not parts[-1]
-        ):
-            raise
-        return UPID(
-            upid=":".join(parts) + ":",
-            node=parts[1],
-            pid=int(parts[2], 16),
-            pstart=int(parts[3], 16),
-            starttime=int(parts[4], 16),
-            type=parts[5],
-            id=":".join(parts[6:-1]),
-            user=parts[-1],
-        )
+def log_percent(lines: Iterable[str]) -> float | None:
+    """The last progress percentage a task log shows (``"... (25.00%)"``), capped at 100;
+    ``None`` when no line has one. The progress bar and the widgets read it the same way."""
+    for line in reversed(list(lines)):
+        match = _PERCENT_RE.search(line)
+        if match:
+            return min(100.0, float(match.group(1)))
+    return None
 
 
 class Task:
@@ -177,7 +155,7 @@ class Task:
         invalidate_exact: tuple[str, ...] | list[str] = (),
         on_success: Callable[[Task], None] | None = None,
     ) -> None:
-        parsed = upid if isinstance(upid, UPID) else _parse(upid)
+        parsed = upid if isinstance(upid, UPID) else parse_upid(upid)
         self.cluster = cluster
         self.upid_info: UPID = parsed
         self.upid: str = str(parsed)
@@ -462,12 +440,9 @@ class _Progress:
         lines = [t for t in page if t.strip() and t != "no content"]
         if lines:
             last = lines[-1]
-            for line in reversed(lines):
-                match = _PERCENT_RE.search(line)
-                if match:
-                    pct = min(100.0, float(match.group(1)))
-                    self.bar.n = max(self.bar.n, pct)
-                    break
+            pct = log_percent(lines)
+            if pct is not None:
+                self.bar.n = max(self.bar.n, pct)
             # The log is the server's text, shown on a terminal (tqdm) or in a widget.
             self.bar.set_postfix_str(clean_text(last)[-60:], refresh=False)
         if not st.running:

@@ -30,7 +30,8 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ._errors import InvalidInputError
-from .capacity import _USED_TOTAL, _by_metric, _finite, _fmt_bytes, _require, pool_name
+from .capacity._common import _by_metric, _finite, _fmt_bytes, _require, pool_name
+from .capacity._forecast import _USED_TOTAL
 
 __all__ = [
     "COLORS",

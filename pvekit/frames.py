@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _parse
 from ._errors import InvalidInputError
+from ._format import parse_bool, unwrap_envelope
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -364,9 +365,7 @@ _ALL_DTYPES: dict[str, str] = {c.name: c.dtype for specs in COLUMNS.values() for
 
 def unwrap(body: Any) -> Any:
     """Strip the HTTP ``{"data": ...}`` envelope if present (``pvesh`` output has none)."""
-    if isinstance(body, Mapping) and "data" in body and set(body) <= {"data", "errors", "message"}:
-        return body["data"]
-    return body
+    return unwrap_envelope(body)
 
 
 def _rows(body: Any) -> list[Mapping[str, Any]]:
@@ -416,19 +415,7 @@ def _float(value: Any) -> float | None:
 
 
 def _bool(value: Any) -> bool | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
-    return None
+    return parse_bool(value)
 
 
 def _str(value: Any) -> str | None:
@@ -1140,9 +1127,6 @@ def tasks_frame(profile: str, tasks: Any) -> pd.DataFrame:
 # --------------------------------------------------------------------------- backups
 
 
-_VZDUMP_RE = re.compile(r"vzdump-(qemu|lxc|openvz)-(\d+)-")
-
-
 def backups_frame(profile: str, volumes: Any) -> pd.DataFrame:
     """Build the ``backups`` frame from storage content rows (``content=backup``).
 
@@ -1161,13 +1145,13 @@ def backups_frame(profile: str, volumes: Any) -> pd.DataFrame:
         if content not in (None, "backup"):
             continue
         seen.add(volid)
-        match = _VZDUMP_RE.search(volid)
-        gtype = _nonempty(row.get("subtype")) or (match.group(1) if match else None)
+        named_type, named_vmid = _parse.backup_identity(volid)
+        gtype = _nonempty(row.get("subtype")) or named_type
         if gtype == "openvz":
             gtype = "lxc"
         vmid = _int(row.get("vmid"))
-        if vmid is None and match:
-            vmid = int(match.group(2))
+        if vmid is None:
+            vmid = named_vmid
         verification = row.get("verification")
         verified = None
         if isinstance(verification, Mapping) and verification.get("state"):

@@ -334,9 +334,6 @@ OUTSIDE_THE_TREE = {
     ("pvekit._config", "_TooBig"),
     # a requests exception the adapter raises inside requests; _api maps it to APIError
     ("pvekit._transport", "ResponseTooLargeError"),
-    # report.py is being split into a package this round; it takes ExportError from _errors
-    # when that lands (the lead drops this line then: the test fails until they do)
-    ("pvekit.report", "ExportError"),
 }
 
 

@@ -192,7 +192,8 @@ def test_plotlyjs_cdn_and_directory(tmp_path, built, capsys) -> None:
 
 
 def test_cli_plotlyjs_directory(tmp_path, capsys, monkeypatch, built) -> None:
-    monkeypatch.setattr(report, "capacity", lambda *a, **k: built[0])
+    # the command calls the capacity() of its own module (pvekit/report/_cli.py)
+    monkeypatch.setattr("pvekit.report._cli.capacity", lambda *a, **k: built[0])
     out = tmp_path / "r.html"
     assert cli_main(["report", "--demo", "--output", str(out), "--plotlyjs", "directory"]) == 0
     assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
@@ -247,6 +248,23 @@ class FakeSource:
         m = self.f["metrics"]
         return self._get(f"metrics.{kind}", m[m["kind"] == kind])
 
+    # The rest of pvekit._source.Inventory, which capacity() checks at the door. The report
+    # reads none of these from a source it cannot plan for: a call fails the test.
+    profiles = ["prod", "lab"]
+    clusters: dict[str, Any] = {}
+
+    def close(self) -> None:
+        pass
+
+    def guest(self, vmid: Any, profile: Any = None) -> Any:
+        raise AssertionError("the report does not open guest handles")
+
+    def tasks(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        raise AssertionError("the report reads tasks only through the planning input")
+
+    def ha_rules(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        raise AssertionError("the report reads HA rules only through the planning input")
+
 
 def test_capacity_reads_source_with_progress_and_tolerates_optional_failures() -> None:
     src = FakeSource(
@@ -299,7 +317,7 @@ def test_cli_report_demo(tmp_path, capsys, monkeypatch) -> None:
         built.append(real(*args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(report, "capacity", spy)
+    monkeypatch.setattr("pvekit.report._cli.capacity", spy)
     out = tmp_path / "report.html"
     assert cli_main(["report", "--demo", "--output", str(out)]) == 0
     err = capsys.readouterr().err
@@ -399,9 +417,13 @@ class FakeGroup(FakeSource):
         from pvekit._group import PartialResultWarning
 
         warnings.warn(
-            f"profile 'lab' (127.0.0.1:1) is missing from this {name} frame: "
-            "[GET /cluster/resources; profile 'lab'] Proxmox answered 503: Service Unavailable",
-            PartialResultWarning,
+            PartialResultWarning(
+                f"profile 'lab' (127.0.0.1:1) is missing from this {name} frame: "
+                "[GET /cluster/resources; profile 'lab'] Proxmox answered 503: Service Unavailable",
+                profile="lab",
+                frame=name,
+                reason="Proxmox answered 503: Service Unavailable",
+            ),
             stacklevel=2,
         )
         return super()._get(name, df)
@@ -451,3 +473,48 @@ def test_capacity_on_a_group_with_a_cluster_down() -> None:
     page = rep.to_html()
     assert page.count("Partial report: ") == len(rep.warnings)
     assert "<h2>Connections</h2>" in page
+
+
+class RewordedGroup(FakeGroup):
+    """The same outage, warned in other words: the report reads the warning's fields."""
+
+    def _get(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
+        import warnings
+
+        from pvekit._group import PartialResultWarning
+
+        warnings.warn(
+            PartialResultWarning(
+                f"{name}: cluster lab did not answer",
+                profile="lab",
+                frame=name,
+                reason="Proxmox answered 503: Service Unavailable",
+            ),
+            stacklevel=2,
+        )
+        return FakeSource._get(self, name, df)
+
+
+def test_missing_cluster_is_condensed_from_the_warning_fields_not_its_text() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = report.capacity(RewordedGroup(), "month")
+    assert rep.warnings[0] == (
+        "cluster lab is missing from nodes, guests, storage, backups, snapshots, summary, "
+        "node metrics (month), storage metrics (month): "
+        "Proxmox answered 503: Service Unavailable"
+    )
+    assert sum("missing" in w for w in rep.warnings) == 1
+
+
+def test_partial_and_incomplete_warnings_carry_fields() -> None:
+    from pvekit._cluster import IncompleteDataWarning
+    from pvekit._group import PartialResultWarning
+
+    w = PartialResultWarning("text", profile="lab", frame="nodes", reason="down")
+    assert (str(w), w.profile, w.frame, w.reason) == ("text", "lab", "nodes", "down")
+    i = IncompleteDataWarning("text", profile="prod", what="guest details", failures={"a": "b"})
+    assert (i.profile, i.what, i.failures) == ("prod", "guest details", {"a": "b"})
+    assert PartialResultWarning("old style").profile is None  # a plain message still works

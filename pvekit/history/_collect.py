@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import frames as _frames
 from .._errors import InvalidInputError, PVEError
+from .._source import Inventory, Members
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -48,7 +49,7 @@ def _concat(dfs: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def read_snapshot(
-    source: Any,
+    source: Inventory,
     *,
     details: bool = True,
     analyse: bool = True,
@@ -62,7 +63,7 @@ def read_snapshot(
     """
     import pandas as pd
 
-    if not all(callable(getattr(source, n, None)) for n in ("nodes", "guests", "storage")):
+    if not isinstance(source, Inventory):
         raise InvalidInputError(
             f"collect() needs a pvekit Cluster or Group, got {type(source).__name__}"
         )
@@ -73,7 +74,7 @@ def read_snapshot(
     else:
         when = pd.Timestamp(collected_at)
         when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-    if callable(getattr(source, "map", None)) and callable(getattr(source, "status", None)):
+    if isinstance(source, Members):
         results: dict[str, Any] = source.map(lambda c: _read_cluster(c, details, fresh))
         status = source.status()
         # map() skips closed profiles; they are in status() and stay "closed" there.

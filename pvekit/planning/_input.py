@@ -15,7 +15,7 @@ from ._model import records
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._cluster import Cluster
-    from .._group import Group
+    from .._source import Inventory
 
 
 __all__ = ["PlanningInput", "as_input", "local_resources"]
@@ -127,7 +127,7 @@ class PlanningInput:
     @classmethod
     def read(
         cls,
-        source: Cluster | Group,
+        source: Inventory,
         *,
         metrics: str | None = None,
         guest_metrics: bool = False,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import capacity
+from ..capacity._common import _bool, _guest_flags
 
 __all__ = ["N1Model"]
 
@@ -58,14 +58,14 @@ class N1Model:
         # the columns headroom reads from capacity.node_usage, taken from the frames directly
         # (node_usage computes much more, and costs more than the whole count)
         online = (
-            capacity._bool(nodes["online"])
+            _bool(nodes["online"])
             if "online" in nodes
             else nodes["status"].astype("string").fillna("") == "online"
         )
         up = nodes[online.to_numpy()]
         g = guests.copy()
         g["node"] = g["node"].astype("string")
-        _, running = capacity._guest_flags(g)
+        _, running = _guest_flags(g)
         g = g[running]
         mem = pd.to_numeric(g["mem_total"], errors="coerce").astype("float64").fillna(0)
         cores = pd.to_numeric(g["cores"], errors="coerce").astype("float64").fillna(0)

@@ -10,6 +10,7 @@ import pandas as pd
 from .. import capacity
 from .._errors import InvalidInputError
 from .._format import format_bytes
+from ..capacity._rightsizing import _guest_stats
 from ._common import build
 from ._model import records
 
@@ -148,7 +149,7 @@ def reclaimable(
         rs = rightsizing
     idle: set[tuple[str, int]] = set()
     if gm is not None and len(gm):
-        stats = capacity._guest_stats(gm, 0.95)
+        stats = _guest_stats(gm, 0.95)
         for s in records(stats):
             key = (str(s["profile"]), int(s["vmid"]))
             r = by_key.get(key)

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._parse import format_size
+
 __all__ = [
     "DAY",
     "Disk",
@@ -136,29 +138,6 @@ class Disk:
         parts.extend(f"{k}={v}" for k, v in self.options.items())
         parts.append(f"size={format_size(self.size)}")
         return ",".join(parts)
-
-
-def format_size(size: int) -> str:
-    """Bytes in PVE's disk notation (``32G``, ``512M``)."""
-    for unit, factor in (("T", 1024**4), ("G", GIB), ("M", MIB), ("K", 1024)):
-        if size % factor == 0:
-            return f"{size // factor}{unit}"
-    return str(size)
-
-
-def parse_size(text: str) -> int | None:
-    """PVE disk notation to bytes; None when unreadable."""
-    text = text.strip()
-    units = {"": 1, "K": 1024, "M": MIB, "G": GIB, "T": 1024**4}
-    num = text.rstrip("KMGTkmgt")
-    unit = text[len(num) :].upper()
-    try:
-        value = float(num)
-    except ValueError:
-        return None
-    if unit not in units or value < 0:
-        return None
-    return int(value * units[unit])
 
 
 @dataclass

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .._format import parse_bool
+from .._parse import InvalidSizeError, parse_size
 from ._clock import SimClock
 from ._errors import SimHTTPError, param_error
 from ._model import (
@@ -33,7 +35,6 @@ from ._model import (
     Task,
     Volume,
     format_size,
-    parse_size,
     stable_key,
 )
 
@@ -758,7 +759,7 @@ class ClusterState:
             elif _is_disk_key(key, g.type):
                 storage, _, rest = sval.partition(":")
                 size_txt = rest.split(",")[0]
-                size = parse_size(size_txt + ("G" if size_txt.isdigit() else ""))
+                size = _size_or_none(size_txt + ("G" if size_txt.isdigit() else ""))
                 vol = f"vm-{g.vmid}-disk-{len(g.disks)}"
                 g.disks[key] = Disk(key, storage, vol, size or GIB)
             else:
@@ -779,7 +780,7 @@ class ClusterState:
         spec = ep.param_spec(key) if ep else None
         typ = spec.get("t") if spec else None
         if typ == "boolean":
-            return 1 if value.lower() in ("1", "true", "yes", "on") else 0
+            return 1 if parse_bool(value) else 0
         if typ == "integer":
             return int(value)
         return value
@@ -797,7 +798,7 @@ class ClusterState:
             )
         text = str(params["size"])
         grow = text.startswith("+")
-        size = parse_size(text.lstrip("+"))
+        size = _size_or_none(text.lstrip("+"))
         if size is None:
             raise param_error({"size": "value does not match the regex pattern"})
         new = d.size + size if grow else size
@@ -1304,7 +1305,15 @@ class ClusterState:
 def _truthy(value: Any) -> bool:
     if isinstance(value, list):
         value = value[-1] if value else None
-    return str(value).lower() in ("1", "true", "yes", "on")
+    return parse_bool(value) is True
+
+
+def _size_or_none(text: str) -> int | None:
+    """PVE disk notation to bytes (exact, through the client's parser); None when unreadable."""
+    try:
+        return parse_size(text)
+    except InvalidSizeError:
+        return None
 
 
 def _stamp(t: float) -> str:

@@ -18,8 +18,9 @@ from __future__ import annotations
 from ._actions import ACTIONS, Action
 from ._common import Permissions
 from ._dashboard import CHARTS, Dashboard
-from ._panel import GuestPanel, TaskView
+from ._panel import GuestPanel
 from ._plan import PlanPanel
+from ._taskview import TaskView
 
 __all__ = [
     "ACTIONS",

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
 from .._errors import InvalidInputError, PVEError
-from .._format import format_bytes
+from .._tasks import log_percent
+from . import _dialogs
 from ._actions import ACTIONS, flag, selection_reason, text
 from ._common import (
     CSS,
@@ -25,184 +24,29 @@ from ._common import (
     log,
     submit_exclusive,
 )
+from ._rows import (
+    _COLUMNS,
+    _PROBE_LIMIT,
+    ALL,
+    Identity,
+    Key,
+    _Dialog,
+    _line,
+    _Pending,
+    _records,
+    _state,
+    _tags,
+    describe,
+    row_label,
+)
+from ._taskview import TaskView
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .._cluster import Cluster
-    from .._group import Group
+    from .._source import Inventory
 
 __all__ = ["GuestPanel"]
-
-ALL = ""  # filter value meaning "no filter"
-NBSP = "\u00a0"  # browsers collapse plain spaces inside <option>; these keep the columns
-_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
-_PROBE_LIMIT = 10  # selections larger than this are not probed for a paused state
-_SNAPSHOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{1,39}$")
-
-# (header, width) of the columns of the guest list; the last one takes the rest of the line
-_COLUMNS: tuple[tuple[str, int], ...] = (
-    ("profile", 9),
-    ("vmid", 7),
-    ("name", 20),
-    ("type", 6),
-    ("node", 10),
-    ("status", 9),
-    ("cpu", 5),
-    ("memory", 20),
-    ("uptime", 8),
-    ("tags", 0),
-)
-
-Key = tuple[str, int]  # (profile, vmid)
-Identity = tuple[tuple[str, int, str], ...]  # sorted (profile, vmid, node) of a selection
-
-
-def _short_uptime(seconds: Any) -> str:
-    value = text(seconds)
-    if not value:
-        return ""
-    total = int(float(value))
-    if total <= 0:
-        return ""
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    if days:
-        return f"{days}d{hours}h"
-    return f"{hours}h{rest // 60}m" if hours else f"{rest // 60}m"
-
-
-def _state(row: Mapping[str, Any]) -> str:
-    status, qmp = text(row.get("status")), text(row.get("qmpstatus"))
-    return qmp if status == "running" and qmp and qmp != "running" else status
-
-
-def _tags(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(t) for t in value if str(t)]
-    raw = text(value)
-    return [t for t in re.split(r"[;,\s]+", raw) if t] if raw else []
-
-
-def _cell(row: Mapping[str, Any], column: str) -> str:
-    if column == "type":
-        kind = text(row.get("type"))
-        return f"{kind}*" if flag(row.get("template")) else kind
-    if column == "cpu":
-        cpu = text(row.get("cpu"))
-        return f"{float(cpu) * 100:.0f}%" if cpu and text(row.get("status")) == "running" else ""
-    if column == "memory":
-        total = text(row.get("mem_total"))
-        used = text(row.get("mem_used"))
-        if not total:
-            return ""
-        if used and text(row.get("status")) == "running":
-            return f"{format_bytes(int(float(used)))}/{format_bytes(int(float(total)))}"
-        return format_bytes(int(float(total)))
-    if column == "uptime":
-        return _short_uptime(row.get("uptime"))
-    if column == "tags":
-        return ",".join(_tags(row.get("tags")))
-    return text(row.get(column))
-
-
-def _line(cells: Sequence[str]) -> str:
-    parts = []
-    for (_, width), cell in zip(_COLUMNS, cells, strict=True):
-        if width:
-            cell = cell if len(cell) < width else cell[: width - 2] + "…"
-            parts.append(cell.ljust(width))
-        else:
-            parts.append(cell)
-    return "".join(parts).rstrip().replace(" ", NBSP)
-
-
-def row_label(row: Mapping[str, Any]) -> str:
-    """The fixed-width line showing one guest in the list."""
-    return _line([_cell(row, c) for c, _ in _COLUMNS])
-
-
-def describe(row: Mapping[str, Any]) -> str:
-    """'VM 101 (web01), profile prod, node pve1': how confirmations name a guest."""
-    kind = "container" if text(row.get("type")) == "lxc" else "VM"
-    name = text(row.get("name"))
-    named = f" ({name})" if name else ""
-    return (
-        f"{kind} {text(row.get('vmid'))}{named}, profile {text(row.get('profile'))}, "
-        f"node {text(row.get('node'))}"
-    )
-
-
-def _records(frame: Any) -> list[dict[str, Any]]:
-    if frame is None:
-        return []
-    if hasattr(frame, "to_dict"):
-        return list(frame.to_dict("records"))
-    return [dict(r) for r in frame]
-
-
-@dataclass
-class _Pending:
-    """A confirmation waiting for its button: valid for exactly ``identity``."""
-
-    identity: Identity
-    action: str
-    run: Callable[[], Any]
-    scope: str = "panel"  # "snapshot" when it also depends on the chosen snapshot
-
-
-@dataclass
-class _Dialog:
-    kind: str
-    identity: Identity
-    box: w.VBox
-    parts: dict[str, w.Widget] = field(default_factory=dict)
-
-
-class TaskView(w.VBox):
-    """One task in the panel: what it is, a progress bar, its state and the tail of its log."""
-
-    def __init__(self, title: str) -> None:
-        self.title = w.HTML(f"<b>{esc(title)}</b>", layout=w.Layout(width="auto"))
-        self.title.add_class("pvekit-task-title")
-        self.bar = w.FloatProgress(
-            value=0.0, min=0.0, max=1.0, bar_style="info", layout=w.Layout(width="220px")
-        )
-        self.bar.add_class("pvekit-task-progress")
-        self.state = w.HTML("starting")
-        self.state.add_class("pvekit-task-state")
-        self.tail = w.HTML("")
-        self.tail.add_class("pvekit-task-log")
-        self.started = time.monotonic()
-        self.done = False
-        self.ok: bool | None = None
-        self.error: str | None = None
-        super().__init__([w.HBox([self.bar, self.title, self.state]), self.tail])
-        self.add_class("pvekit-task")
-
-    def progress(self, fraction: float | None, state: str, lines: Sequence[str]) -> None:
-        if fraction is not None:
-            self.bar.value = max(self.bar.value, min(max(fraction, 0.0), 1.0))
-        self.state.value = esc(state)
-        self.show_log(lines)
-
-    def show_log(self, lines: Sequence[str]) -> None:
-        if lines:
-            self.tail.value = "<pre>" + esc("\n".join(lines)) + "</pre>"
-
-    def finish(self, ok: bool, message: str, lines: Sequence[str] = ()) -> None:
-        self.done = True
-        self.ok = ok
-        self.bar.value = 1.0
-        self.bar.bar_style = "success" if ok else "danger"
-        elapsed = time.monotonic() - self.started
-        if ok:
-            self.state.value = f"{esc(message)} ({elapsed:.1f} s)"
-        else:
-            self.error = message
-            self.state.value = f'<span class="pvekit-task-error">{esc(message)}</span>'
-            self.add_class("pvekit-task-failed")
-        self.show_log(lines)
 
 
 class GuestPanel(w.VBox):
@@ -223,7 +67,7 @@ class GuestPanel(w.VBox):
 
     def __init__(
         self,
-        cluster_or_group: Cluster | Group,
+        cluster_or_group: Inventory,
         read_only: bool = False,
         *,
         rows: int = 16,
@@ -849,12 +693,8 @@ class GuestPanel(w.VBox):
             view.finish(False, f"lost track of the task: {exc}")
             return False
         if status.running:
-            fraction = None
-            for line in reversed(lines):
-                m = _PERCENT.search(line)
-                if m:
-                    fraction = float(m.group(1)) / 100.0
-                    break
+            pct = log_percent(lines)
+            fraction = None if pct is None else pct / 100.0
             view.progress(fraction, f"running {time.monotonic() - view.started:.0f} s", lines)
             return True
         exitstatus = text(status.exitstatus)
@@ -866,283 +706,37 @@ class GuestPanel(w.VBox):
         self.refresh()
 
     # ------------------------------------------------------------------ dialogs ----------
+    # (in _dialogs.py)
     def _close_dialog(self) -> None:
-        if self._pending is not None and self._pending.scope != "panel":
-            self._cancel_pending()
-        self._dialog = None
-        self.dialog_box.children = ()
+        _dialogs.close_dialog(self)
 
     def _dialog_frame(
-        self, kind: str, rows: Sequence[Mapping[str, Any]], title: str, body: list[w.Widget]
+        self,
+        kind: str,
+        rows: Sequence[Mapping[str, Any]],
+        title: str,
+        body: list[w.Widget],
     ) -> _Dialog:
-        close = w.Button(description="Close", icon="times")
-        close.add_class("pvekit-dialog-close")
-        box = w.VBox([w.HTML(f"<b>{esc(title)}</b>"), *body, close])
-        box.add_class("pvekit-dialog")
-        box.add_class(f"pvekit-dialog-{kind}")
-        dialog = _Dialog(kind, self._identity(rows), box, {"close": close})
-        close.on_click(lambda _b: self._close_dialog())
-        self._dialog = dialog
-        self.dialog_box.children = (box,)
-        return dialog
+        return _dialogs.dialog_frame(self, kind, rows, title, body)
 
     def _open_dialog(self, kind: str, rows: list[dict[str, Any]]) -> None:
-        if kind == "migrate":
-            self._migrate_dialog(rows)
-        elif kind == "backup":
-            self._backup_dialog(rows)
-        elif kind == "snapshot":
-            self._snapshot_dialog(rows[0])
-        else:  # pragma: no cover - ACTIONS only names these
-            raise KeyError(kind)
+        _dialogs.open_dialog(self, kind, rows)
 
     def migration_targets(self, profile: str, source: str) -> list[tuple[str, str]]:
         """(label, node) of the online nodes of ``profile`` other than ``source``, most free
         memory first; the label shows the free memory."""
-        targets = []
-        for n in self._nodes:
-            node = text(n.get("node"))
-            if text(n.get("profile")) != profile or node == source or not self._node_online(n):
-                continue
-            total, used = text(n.get("mem_total")), text(n.get("mem_used"))
-            free = int(float(total)) - int(float(used)) if total and used else None
-            label = f"{node} ({format_bytes(free)} free memory)" if free is not None else node
-            targets.append((free if free is not None else -1, label, node))
-        targets.sort(key=lambda t: (-t[0], t[2]))
-        return [(label, node) for _, label, node in targets]
+        return _dialogs.migration_targets(self, profile, source)
 
     def _migrate_dialog(self, rows: list[dict[str, Any]]) -> None:
-        profile, source = text(rows[0].get("profile")), text(rows[0].get("node"))
-        target = w.Dropdown(options=self.migration_targets(profile, source), description="Target")
-        target.add_class("pvekit-migrate-target")
-        running = [r for r in rows if text(r.get("status")) == "running"]
-        # Proxmox refuses an offline migration of a running VM, and cannot move a running
-        # container live: say what will happen instead of offering a choice that fails.
-        note = w.HTML(
-            "<i>running VMs migrate live; running containers are stopped, moved and started "
-            "again</i>"
-            if running
-            else ""
-        )
-        note.add_class("pvekit-migrate-note")
-        go = w.Button(
-            description="Migrate",
-            icon="exchange",
-            button_style="primary",
-            disabled=not target.options,
-        )
-        go.add_class("pvekit-migrate-go")
-        names = ", ".join(f"{text(r.get('vmid'))} {text(r.get('name'))}" for r in rows)
-        dialog = self._dialog_frame(
-            "migrate",
-            rows,
-            f"Migrate {names} (profile {profile}) from node {source}",
-            [target, note, go],
-        )
-        dialog.parts.update(target=target, note=note, go=go)
-
-        @guarded
-        def run(_self: GuestPanel) -> None:
-            if not target.value:
-                raise InvalidInputError("choose a target node")
-            chosen = str(target.value)
-            self._close_dialog()
-            for row in rows:
-                kw: dict[str, Any] = {"target": chosen}
-                if text(row.get("type")) == "qemu" and text(row.get("status")) == "running":
-                    kw["online"] = True
-                self._start("migrate", [row], kw, title=f"migrate to {chosen}")
-
-        go.on_click(lambda _b: run(self))
+        _dialogs.migrate_dialog(self, rows)
 
     def backup_storages(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
         """(label, storage) usable for backups of all ``rows``: content ``backup``, enabled,
         active on every node hosting one of them, and ``Datastore.AllocateSpace`` allowed."""
-        profile = text(rows[0].get("profile"))
-        nodes = {text(r.get("node")) for r in rows}
-        perms = self._perms.get(profile)
-        seen: dict[str, dict[str, Any]] = {}
-        on_nodes: dict[str, set[str]] = {}
-        for s in self._storage:
-            if text(s.get("profile")) != profile:
-                continue
-            content = s.get("content")
-            kinds = content if isinstance(content, (list, tuple)) else _tags(content)
-            if "backup" not in kinds:
-                continue
-            if not flag(s.get("enabled", True)) or not flag(s.get("active", True)):
-                continue
-            name = text(s.get("storage"))
-            if perms is None or not perms.allows("Datastore.AllocateSpace", f"/storage/{name}"):
-                continue
-            seen.setdefault(name, dict(s))
-            on_nodes.setdefault(name, set()).add(text(s.get("node")))
-        out = []
-        for name, s in sorted(seen.items()):
-            if not nodes <= on_nodes[name]:
-                continue
-            avail = text(s.get("avail"))
-            free = f", {format_bytes(int(float(avail)))} free" if avail else ""
-            out.append((f"{name} ({text(s.get('type'))}{free})", name))
-        return out
+        return _dialogs.backup_storages(self, rows)
 
     def _backup_dialog(self, rows: list[dict[str, Any]]) -> None:
-        options = self.backup_storages(rows)
-        storage = w.Dropdown(options=options, description="Storage")
-        storage.add_class("pvekit-backup-storage")
-        mode = w.Dropdown(
-            options=["snapshot", "suspend", "stop"], value="snapshot", description="Mode"
-        )
-        mode.add_class("pvekit-backup-mode")
-        go = w.Button(
-            description="Back up", icon="save", button_style="primary", disabled=not options
-        )
-        go.add_class("pvekit-backup-go")
-        note = w.HTML("" if options else "<i>no backup-capable storage on these nodes</i>")
-        names = ", ".join(f"{text(r.get('vmid'))} {text(r.get('name'))}" for r in rows)
-        dialog = self._dialog_frame("backup", rows, f"Back up {names}", [storage, mode, note, go])
-        dialog.parts.update(storage=storage, mode=mode, go=go)
-
-        @guarded
-        def run(_self: GuestPanel) -> None:
-            if not storage.value:
-                raise InvalidInputError("choose a backup storage")
-            chosen, how = str(storage.value), str(mode.value)
-            self._close_dialog()
-            self._start(
-                "backup", rows, {"storage": chosen, "mode": how}, title=f"backup to {chosen}"
-            )
-
-        go.on_click(lambda _b: run(self))
+        _dialogs.backup_dialog(self, rows)
 
     def _snapshot_dialog(self, row: dict[str, Any]) -> None:
-        profile, vmid = text(row.get("profile")), int(row["vmid"])
-        perms = self._perms.get(profile) or Permissions({})
-        pool = text(row.get("pool")) or None
-        can_take = perms.allows("VM.Snapshot", f"/vms/{vmid}", pool=pool)
-        can_rollback = perms.allows_any(
-            ("VM.Snapshot", "VM.Snapshot.Rollback"), f"/vms/{vmid}", pool=pool
-        )
-        listing = w.Select(options=[], rows=6, layout=w.Layout(width="100%"))
-        listing.add_class("pvekit-snapshot-list")
-        listing.add_class("pvekit-mono")
-        name = w.Text(placeholder="snapshot name", description="Name")
-        name.add_class("pvekit-snapshot-name")
-        description = w.Text(placeholder="optional", description="Description")
-        description.add_class("pvekit-snapshot-description")
-        vmstate = w.Checkbox(
-            value=False,
-            description="include RAM",
-            indent=False,
-            layout=w.Layout(
-                display="flex"
-                if text(row.get("type")) == "qemu" and text(row.get("status")) == "running"
-                else "none"
-            ),
-        )
-        vmstate.add_class("pvekit-snapshot-vmstate")
-        create = w.Button(description="Take snapshot", icon="camera", disabled=not can_take)
-        create.add_class("pvekit-snapshot-create")
-        rollback = w.Button(
-            description="Rollback", icon="undo", button_style="danger", disabled=True
-        )
-        rollback.add_class("pvekit-snapshot-rollback")
-        delete = w.Button(description="Delete", icon="trash", button_style="danger", disabled=True)
-        delete.add_class("pvekit-snapshot-delete")
-        status = w.HTML("<i>loading snapshots…</i>")
-        status.add_class("pvekit-snapshot-status")
-        dialog = self._dialog_frame(
-            "snapshot",
-            [row],
-            f"Snapshots of {describe(row)}",
-            [
-                listing,
-                status,
-                w.HBox([name, description, vmstate, create]),
-                w.HBox([rollback, delete]),
-            ],
-        )
-        dialog.parts.update(
-            list=listing,
-            name=name,
-            description=description,
-            vmstate=vmstate,
-            create=create,
-            rollback=rollback,
-            delete=delete,
-            status=status,
-        )
-
-        def chosen_changed(_change: Mapping[str, Any]) -> None:
-            picked = bool(listing.value)
-            rollback.disabled = not (picked and can_rollback)
-            delete.disabled = not (picked and can_take)
-            if self._pending is not None and self._pending.scope == "snapshot":
-                self._cancel_pending("snapshot choice changed: confirmation cancelled")
-
-        listing.observe(chosen_changed, names="value")
-
-        def load() -> None:
-            try:
-                snaps = _records(self._src.guest(profile, vmid).snapshots())
-            except PVEError as exc:
-                status.value = f'<span class="pvekit-message-error">{esc(exc)}</span>'
-                return
-            snaps = [s for s in snaps if text(s.get("name")) and text(s.get("name")) != "current"]
-            options = []
-            for s in snaps:
-                when = text(s.get("snaptime"))[:19]
-                label = f"{text(s.get('name')):<20} {when:<20} {text(s.get('description'))[:40]}"
-                options.append((label.rstrip().replace(" ", NBSP), text(s.get("name"))))
-            if self._dialog is dialog:
-                listing.options = options
-                status.value = f"{len(options)} snapshot(s)"
-
-        def reload_later() -> None:
-            if self._dialog is dialog:
-                load()
-
-        @guarded
-        def take(_self: GuestPanel) -> None:
-            snap = name.value.strip()
-            if not _SNAPSHOT_NAME.match(snap):
-                raise InvalidInputError(
-                    f"snapshot name {snap!r}: 2-40 letters, digits, '-' or '_', "
-                    "starting with a letter"
-                )
-            kw: dict[str, Any] = {"name": snap}
-            if description.value.strip():
-                kw["description"] = description.value.strip()
-            if vmstate.value and vmstate.layout.display != "none":
-                kw["vmstate"] = True
-            name.value = ""
-            self._start("snapshot", [row], kw, title=f"snapshot {snap}", after=reload_later)
-
-        @guarded
-        def ask(_self: GuestPanel, what: str) -> None:
-            snap = listing.value
-            if not snap:
-                raise InvalidInputError("choose a snapshot first")
-            if what == "rollback":
-                text_ = f"Roll back to snapshot '{snap}' (the current state is lost)"
-                method, title = "rollback", f"rollback to {snap}"
-            else:
-                text_ = f"Delete snapshot '{snap}'"
-                method, title = "delete_snapshot", f"delete snapshot {snap}"
-            self._ask(
-                what,
-                [row],
-                text_,
-                lambda: self._start(
-                    what, [row], {"name": snap}, method=method, title=title, after=reload_later
-                ),
-                scope="snapshot",
-            )
-            self.confirm_button.description = "Confirm " + (
-                "rollback" if what == "rollback" else "delete"
-            )
-
-        create.on_click(lambda _b: take(self))
-        rollback.on_click(lambda _b: ask(self, "rollback"))
-        delete.on_click(lambda _b: ask(self, "delete"))
-        self._runner.submit(load)
+        _dialogs.snapshot_dialog(self, row)

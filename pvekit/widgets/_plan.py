@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from .._errors import InvalidInputError, PVEError
+from .._tasks import log_percent
 from ._actions import text
 from ._common import (
     CSS,
@@ -23,7 +24,7 @@ from ._common import (
     guarded,
     submit_exclusive,
 )
-from ._panel import _PERCENT, TaskView
+from ._taskview import TaskView
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -593,12 +594,8 @@ class PlanPanel(w.VBox):
         except PVEError:
             return not view.done  # the apply job reports the outcome; keep trying till then
         if status.running:
-            fraction = None
-            for line in reversed(lines):
-                hit = _PERCENT.search(line)
-                if hit:
-                    fraction = float(hit.group(1)) / 100.0
-                    break
+            pct = log_percent(lines)
+            fraction = None if pct is None else pct / 100.0
             if not view.done:
                 view.progress(fraction, f"migrating {time.monotonic() - view.started:.0f} s", lines)
             return True
