@@ -15,6 +15,7 @@ text ``str``, tags and other multi-values Python lists (``object``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -554,15 +555,26 @@ def _cast(pd: Any, values: Any, dtype: str) -> Any:
             None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
             for v in series
         ]
-        text = pd.Series(cleaned, dtype="object", index=index)
-        # pandas 2 turns None into the string "None" with astype("str"): keep object there.
-        return text.astype("str") if int(pd.__version__.split(".")[0]) >= 3 else text
+        return _text(pd, pd.Series(cleaned, dtype="object", index=index))
     return series.astype(dtype)
+
+
+def _text(pd: Any, text: Any) -> Any:
+    """An object Series of str and None as the ``str`` dtype of this pandas."""
+    # pandas 2 turns None into the string "None" with astype("str"): keep object there.
+    return text.astype("str") if _pandas_major(pd) >= 3 else text
+
+
+@functools.cache
+def _pandas_major(pd: Any) -> int:
+    return int(pd.__version__.split(".")[0])
 
 
 def _build(
     frame: str, data: dict[str, list[Any]], *, details: bool = False, ips: bool = False
 ) -> pd.DataFrame:
+    """The frame of ``data`` (column name -> list of values, absent columns null) with the
+    documented columns, order and dtypes: each column converted in one go (:func:`_column`)."""
     import pandas as pd
 
     specs = _column_specs(frame, details=details, ips=ips)
@@ -572,8 +584,133 @@ def _build(
         values = data.get(spec.name)
         if values is None:
             values = [None] * length
-        out[spec.name] = _cast(pd, pd.Series(values, dtype="object"), spec.dtype)
-    return pd.DataFrame(out, columns=[s.name for s in specs])
+        out[spec.name] = _column(pd, values, spec.dtype)
+    # The arrays are new: no copy; their lengths must agree (pandas raises otherwise).
+    return pd.DataFrame(out, columns=[s.name for s in specs], copy=False)
+
+
+_NONE = type(None)
+_INT_KINDS = frozenset({int, _NONE})
+_NUMBER_KINDS = frozenset({int, float, _NONE})
+_BOOL_KINDS = frozenset({bool, _NONE})
+_TEXT_KINDS = frozenset({str, _NONE})
+
+
+def _column(pd: Any, values: list[Any], dtype: str) -> Any:
+    """``values`` as one column of ``dtype``: exactly ``_cast`` of them (value by value), but
+    converted by numpy/pandas in one call where every value already has the plain Python
+    type of that dtype (int or None for ``Int64``, str or None for text...), which is what
+    the builders produce. Anything else (strings for numbers, datetimes, numpy scalars,
+    out-of-range numbers) takes ``_cast``, so the result never depends on the path."""
+    kinds = set(map(type, values))
+    fast = _FAST_COLUMNS.get(dtype)
+    out = fast(pd, values, kinds) if fast is not None else None
+    if out is None:
+        return _cast(pd, pd.Series(values, dtype="object"), dtype)
+    return out
+
+
+def _none_mask(np: Any, values: list[Any]) -> Any:
+    return np.fromiter([v is None for v in values], dtype=bool, count=len(values))
+
+
+def _int_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _INT_KINDS:
+        return None
+    try:
+        if _NONE in kinds:
+            data = np.array([0 if v is None else v for v in values], dtype=np.int64)
+            mask = _none_mask(np, values)
+        else:
+            data = np.array(values, dtype=np.int64)
+            mask = np.zeros(len(values), dtype=bool)
+    except OverflowError:
+        return None  # beyond int64: _safe_int makes those null
+    if len(data) and int(data.min()) < -_INT64_MAX:
+        return None  # -2**63 fits int64 but _safe_int nulls it
+    return pd.arrays.IntegerArray(data, mask)
+
+
+def _float_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _NUMBER_KINDS:
+        return None
+    try:
+        data = np.array(values, dtype=np.float64)  # None -> NaN
+    except OverflowError:
+        return None  # an int beyond float range: _float's own error
+    data[~np.isfinite(data)] = np.nan  # _float: inf and NaN are null
+    return data
+
+
+def _bool_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _BOOL_KINDS:
+        return None
+    data = np.fromiter([v is True for v in values], dtype=bool, count=len(values))
+    return pd.arrays.BooleanArray(data, _none_mask(np, values))
+
+
+def _str_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    if not kinds <= _TEXT_KINDS:
+        return None
+    return _text(pd, pd.Series(values, dtype="object"))
+
+
+def _category_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _TEXT_KINDS:
+        return None
+    dtype, position = _category_dtype(tuple(sorted({v for v in values if v is not None})))
+    codes = np.fromiter(
+        [-1 if v is None else position[v] for v in values], dtype=np.int32, count=len(values)
+    )
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _category_dtype(categories: tuple[str, ...]) -> tuple[Any, dict[str, int]]:
+    """The dtype ``_cast`` gives a column holding exactly ``categories`` (pandas' own sort
+    and categories dtype), and each category's code. Built once per set: most category
+    columns hold the same few values (qemu/lxc, running/stopped...) frame after frame."""
+    import pandas as pd
+
+    dtype: Any = pd.Series(list(categories), dtype="object").astype("category").dtype
+    return dtype, {str(c): i for i, c in enumerate(dtype.categories)}
+
+
+def _time_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _NUMBER_KINDS:
+        return None
+    try:
+        epochs = np.array(values, dtype=np.float64)
+    except OverflowError:
+        return None
+    epochs[~(np.abs(epochs) < _EPOCH_LIMIT)] = np.nan  # _safe_epoch; NaN stays NaN
+    times = pd.to_datetime(pd.Series(epochs, dtype="float64"), unit="s", utc=True)
+    return times.astype(_TIME)
+
+
+def _object_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    return pd.Series(values, dtype="object")
+
+
+_FAST_COLUMNS = {
+    "Int64": _int_column,
+    "float64": _float_column,
+    "boolean": _bool_column,
+    "str": _str_column,
+    "category": _category_column,
+    _TIME: _time_column,
+    "object": _object_column,
+}
 
 
 def empty_frame(frame: str, *, details: bool = False, ips: bool = False) -> pd.DataFrame:
@@ -588,16 +725,20 @@ class _Table:
         self.data: dict[str, list[Any]] = {name: [] for name in names}
 
     def add(self, **values: Any) -> None:
+        get = values.get
         for name, column in self.data.items():
-            column.append(values.get(name))
+            column.append(get(name))
 
 
 def _frame_from(frame: str, rows: Iterable[Mapping[str, Any]], **common: Any) -> pd.DataFrame:
-    """The frame built from one mapping per row (absent keys null), ``common`` in every row."""
-    table = _Table(columns(frame))
-    for row in rows:
-        table.add(**common, **row)
-    return _build(frame, table.data)
+    """The frame built from one mapping per row (absent keys null), ``common`` in every row:
+    one list per column, taken from the rows in one pass each."""
+    rows = list(rows)
+    data = {
+        name: [common[name]] * len(rows) if name in common else [row.get(name) for row in rows]
+        for name in columns(frame)
+    }
+    return _build(frame, data)
 
 
 # --------------------------------------------------------------------------- nodes
