@@ -635,7 +635,7 @@ typed_cells = {
 }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.sampled_from(sorted(typed_cells)), st.data())
 def test_one_column_fast_path_equals_cast(dtype: str, data: st.DataObject) -> None:
     """Plain Python values (the fast path) and anything else (the fallback): the column is
