@@ -10,7 +10,12 @@
    ``growth_trend``, and how read and growth times grow with days (90, 180, 365) and guests
    (2,500, 5,000, 10,000 over 90 days).
 
-Run: ``python benchmarks/bench_history.py [--days 365] [--guests 10000] [--json out.json]``.
+0. The demo history (``--demo-days``, default 180): ``pvekit.demo(history_days=N)`` in this
+   process and ``pvekit collect --demo --days N`` as a command, wall and CPU time (this
+   process and its worker processes), the real collector over HTTP against the simulator.
+
+Run: ``python benchmarks/bench_history.py [--days 365] [--guests 10000] [--json out.json]``;
+``--demo-only`` runs part 0 alone.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +77,35 @@ def large_snapshot(root: Path) -> tuple[dict[str, Any], Any]:
         "guests_bytes": _du(root / "large" / "guests"),
         "read_back_s": back_s,
     }, snap
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def demo_history(days: int, root: Path) -> dict[str, Any]:
+    """Wall and CPU seconds of the demo history, as a library call and as the command."""
+    out: dict[str, Any] = {"days": days}
+    wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
+    group = pvekit.demo(history_days=days)
+    try:
+        out["demo_wall_s"] = time.perf_counter() - wall
+        out["demo_cpu_s"] = time.process_time() - cpu + _children_cpu() - children
+        out["demo_build"] = dict(group.history_build)
+        out["snapshots"] = len(group.history.snapshots())
+    finally:
+        group.close()
+    location = root / "demo-cli"
+    shutil.rmtree(location, ignore_errors=True)
+    cmd = [sys.executable, "-m", "pvekit.cli", "collect", "--demo", "--days", str(days)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    wall, children = time.perf_counter(), _children_cpu()
+    subprocess.run([*cmd, "--store", str(location)], check=True, env=env, capture_output=True)
+    out["cli_wall_s"] = time.perf_counter() - wall
+    out["cli_cpu_s"] = _children_cpu() - children
+    out["cli_snapshots"] = len(Store(location).snapshots())
+    return out
 
 
 def _grow(base: pd.DataFrame, guests: int) -> pd.DataFrame:
@@ -179,11 +215,21 @@ def main() -> int:
     ap.add_argument(
         "--full-months", type=int, help="time the all-columns read on this many months only"
     )
+    ap.add_argument("--demo-days", type=int, default=180, help="days of demo history (0: skip)")
+    ap.add_argument("--demo-only", action="store_true", help="only the demo history (part 0)")
     args = ap.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="pvekit-bench-history-"))
     # large: a snapshot of the simulator each run; the synthetic stores go on where they are
     root.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"cpus": os.cpu_count()}
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "load": os.getloadavg()}
+    if args.demo_days:
+        print(f"0. demo history, {args.demo_days} days ...", flush=True)
+        results["demo_history"] = demo_history(args.demo_days, root)
+        print(json.dumps(results["demo_history"], indent=1), flush=True)
+    if args.demo_only:
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        return 0
     print("1. large scenario snapshot (20 nodes, 5,000 guests, details) ...", flush=True)
     results["large"], snap = large_snapshot(root)
     print(json.dumps(results["large"], indent=1), flush=True)

@@ -15,6 +15,7 @@ text ``str``, tags and other multi-values Python lists (``object``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -374,7 +375,8 @@ def _rows(body: Any) -> list[Mapping[str, Any]]:
         data = [data]
     if not isinstance(data, list | tuple):
         return []
-    return [row for row in data if isinstance(row, Mapping)]
+    # type() first: isinstance against the Mapping ABC costs ~1 us a row on 10,000 rows.
+    return [row for row in data if type(row) is dict or isinstance(row, Mapping)]
 
 
 def _int(value: Any) -> int | None:
@@ -541,15 +543,26 @@ def _cast(pd: Any, values: Any, dtype: str) -> Any:
             None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
             for v in series
         ]
-        text = pd.Series(cleaned, dtype="object", index=index)
-        # pandas 2 turns None into the string "None" with astype("str"): keep object there.
-        return text.astype("str") if int(pd.__version__.split(".")[0]) >= 3 else text
+        return _text(pd, pd.Series(cleaned, dtype="object", index=index))
     return series.astype(dtype)
+
+
+def _text(pd: Any, text: Any) -> Any:
+    """An object Series of str and None as the ``str`` dtype of this pandas."""
+    # pandas 2 turns None into the string "None" with astype("str"): keep object there.
+    return text.astype("str") if _pandas_major(pd) >= 3 else text
+
+
+@functools.cache
+def _pandas_major(pd: Any) -> int:
+    return int(pd.__version__.split(".")[0])
 
 
 def _build(
     frame: str, data: dict[str, list[Any]], *, details: bool = False, ips: bool = False
 ) -> pd.DataFrame:
+    """The frame of ``data`` (column name -> list of values, absent columns null) with the
+    documented columns, order and dtypes: each column converted in one go (:func:`_column`)."""
     import pandas as pd
 
     specs = _column_specs(frame, details=details, ips=ips)
@@ -559,8 +572,170 @@ def _build(
         values = data.get(spec.name)
         if values is None:
             values = [None] * length
-        out[spec.name] = _cast(pd, pd.Series(values, dtype="object"), spec.dtype)
-    return pd.DataFrame(out, columns=[s.name for s in specs])
+        out[spec.name] = _column(pd, values, spec.dtype)
+    # The arrays are new: no copy; their lengths must agree (pandas raises otherwise). The
+    # dict keeps the documented order (columns= would cost a reindex of every column).
+    return pd.DataFrame(out, copy=False)
+
+
+_NONE = type(None)
+_INT_KINDS = frozenset({int, _NONE})
+_NUMBER_KINDS = frozenset({int, float, _NONE})
+_BOOL_KINDS = frozenset({bool, _NONE})
+_TEXT_KINDS = frozenset({str, _NONE})
+
+
+def _column(pd: Any, values: list[Any], dtype: str) -> Any:
+    """``values`` as one column of ``dtype``: exactly ``_cast`` of them (value by value), but
+    converted by numpy/pandas in one call where every value already has the plain Python
+    type of that dtype (int or None for ``Int64``, str or None for text...), which is what
+    the builders produce. Anything else (strings for numbers, datetimes, numpy scalars,
+    out-of-range numbers) takes ``_cast``, so the result never depends on the path."""
+    kinds = set(map(type, values))
+    fast = _FAST_COLUMNS.get(dtype)
+    out = fast(pd, values, kinds) if fast is not None else None
+    if out is None:
+        return _cast(pd, pd.Series(values, dtype="object"), dtype)
+    return out
+
+
+def _none_mask(np: Any, values: list[Any]) -> Any:
+    return np.fromiter([v is None for v in values], dtype=bool, count=len(values))
+
+
+def _int_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _INT_KINDS:
+        return None
+    try:
+        if _NONE in kinds:
+            data = np.array([0 if v is None else v for v in values], dtype=np.int64)
+            mask = _none_mask(np, values)
+        else:
+            data = np.array(values, dtype=np.int64)
+            mask = np.zeros(len(values), dtype=bool)
+    except OverflowError:
+        return None  # beyond int64: _safe_int makes those null
+    if len(data) and int(data.min()) < -_INT64_MAX:
+        return None  # -2**63 fits int64 but _safe_int nulls it
+    return pd.arrays.IntegerArray(data, mask)
+
+
+def _float_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _NUMBER_KINDS:
+        return None
+    try:
+        data = np.array(values, dtype=np.float64)  # None -> NaN
+    except OverflowError:
+        return None  # an int beyond float range: _float's own error
+    data[~np.isfinite(data)] = np.nan  # _float: inf and NaN are null
+    return data
+
+
+def _bool_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _BOOL_KINDS:
+        return None
+    data = np.fromiter([v is True for v in values], dtype=bool, count=len(values))
+    return pd.arrays.BooleanArray(data, _none_mask(np, values))
+
+
+def _str_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    if not kinds <= _TEXT_KINDS:
+        return None
+    if _pandas_major(pd) >= 3:
+        return pd.array(values, dtype=_str_dtype(pd))  # what astype("str") makes of them
+    return pd.Series(values, dtype="object")
+
+
+@functools.cache
+def _str_dtype(pd: Any) -> Any:
+    """The ``str`` dtype, looked up once (the lookup costs more than a short column)."""
+    return pd.api.types.pandas_dtype("str")
+
+
+def _category_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _TEXT_KINDS:
+        return None
+    dtype, position = _category_dtype(tuple(sorted({v for v in values if v is not None})))
+    codes = np.fromiter(
+        [-1 if v is None else position[v] for v in values], dtype=np.int32, count=len(values)
+    )
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _category_dtype(categories: tuple[str, ...]) -> tuple[Any, dict[str, int]]:
+    """The dtype ``_cast`` gives a column holding exactly ``categories`` (pandas' own sort
+    and categories dtype), and each category's code. Built once per set: most category
+    columns hold the same few values (qemu/lxc, running/stopped...) frame after frame."""
+    import pandas as pd
+
+    dtype: Any = pd.Series(list(categories), dtype="object").astype("category").dtype
+    return dtype, {str(c): i for i, c in enumerate(dtype.categories)}
+
+
+def _time_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    import numpy as np
+
+    if not kinds <= _NUMBER_KINDS:
+        return None
+    try:
+        epochs = np.array(values, dtype=np.float64)
+    except OverflowError:
+        return None
+    epochs[~(np.abs(epochs) < _EPOCH_LIMIT)] = np.nan  # _safe_epoch; NaN stays NaN
+    times = pd.to_datetime(pd.Series(epochs, dtype="float64"), unit="s", utc=True)
+    return times.astype(_TIME)
+
+
+def _object_column(pd: Any, values: list[Any], kinds: set[type]) -> Any:
+    return pd.Series(values, dtype="object")
+
+
+_FAST_COLUMNS = {
+    "Int64": _int_column,
+    "float64": _float_column,
+    "boolean": _bool_column,
+    "str": _str_column,
+    "category": _category_column,
+    _TIME: _time_column,
+    "object": _object_column,
+}
+
+
+def _ints(values: list[Any]) -> list[Any]:
+    """``[_int(v) for v in values]``, without the calls when each is an int or None."""
+    return values if set(map(type, values)) <= _INT_KINDS else [_int(v) for v in values]
+
+
+def _float_values(values: list[Any]) -> list[Any]:
+    """``[_float(v) for v in values]`` as a ``float64`` column sees it: ints and floats
+    stay as they are (the column turns them, and inf or NaN, into what ``_float`` gives)."""
+    return values if set(map(type, values)) <= _NUMBER_KINDS else [_float(v) for v in values]
+
+
+def _bools(values: list[Any]) -> list[Any]:
+    """``[_bool(v) for v in values]``, without the calls when each is a bool or None."""
+    return values if set(map(type, values)) <= _BOOL_KINDS else [_bool(v) for v in values]
+
+
+def _strs(values: list[Any]) -> list[Any]:
+    """``[_str(v) for v in values]``, without the calls when each is a str or None."""
+    return values if set(map(type, values)) <= _TEXT_KINDS else [_str(v) for v in values]
+
+
+def _nonempties(values: list[Any]) -> list[Any]:
+    """``[_nonempty(v) for v in values]``; for str or None values just ``""`` -> None."""
+    if set(map(type, values)) <= _TEXT_KINDS:
+        return [v or None for v in values]
+    return [_nonempty(v) for v in values]
 
 
 def empty_frame(frame: str, *, details: bool = False, ips: bool = False) -> pd.DataFrame:
@@ -575,16 +750,20 @@ class _Table:
         self.data: dict[str, list[Any]] = {name: [] for name in names}
 
     def add(self, **values: Any) -> None:
+        get = values.get
         for name, column in self.data.items():
-            column.append(values.get(name))
+            column.append(get(name))
 
 
 def _frame_from(frame: str, rows: Iterable[Mapping[str, Any]], **common: Any) -> pd.DataFrame:
-    """The frame built from one mapping per row (absent keys null), ``common`` in every row."""
-    table = _Table(columns(frame))
-    for row in rows:
-        table.add(**common, **row)
-    return _build(frame, table.data)
+    """The frame built from one mapping per row (absent keys null), ``common`` in every row:
+    one list per column, taken from the rows in one pass each."""
+    rows = list(rows)
+    data = {
+        name: [common[name]] * len(rows) if name in common else [row.get(name) for row in rows]
+        for name in columns(frame)
+    }
+    return _build(frame, data)
 
 
 # --------------------------------------------------------------------------- nodes
@@ -724,55 +903,63 @@ def guests_frame(
     errors = errors or {}
     rows = [r for r in _rows(resources) if r.get("type") in ("qemu", "lxc")]
     rows.sort(key=lambda r: _int(r.get("vmid")) or 0)
-    table = _Table(columns("guests", details=details, ips=ips))
-    for row in rows:
-        vmid = _int(row.get("vmid"))
-        gtype = str(row.get("type"))
-        disk_used = _int(row.get("disk"))
-        if gtype == "qemu" and not disk_used:
-            # QEMU always reports 0 here: only the guest agent knows file system usage.
-            disk_used = None
-        values: dict[str, Any] = {
-            "profile": profile,
-            "vmid": vmid,
-            "name": _str(row.get("name")),
-            "type": gtype,
-            "node": _str(row.get("node")),
-            "status": _nonempty(row.get("status")),
-            "template": bool(_bool(row.get("template"))),
-            "tags": _parse.parse_tags(row.get("tags")),
-            "pool": _nonempty(row.get("pool")),
-            "ha_state": _nonempty(row.get("hastate")),
-            "lock": _nonempty(row.get("lock")),
-            "cpu": _float(row.get("cpu")),
-            "cores": _int(row.get("maxcpu")),
-            "mem_used": _int(row.get("mem")),
-            "mem_total": _int(row.get("maxmem")),
-            "disk_used": disk_used,
-            "disk_total": _int(row.get("maxdisk")),
-            "uptime": _int(row.get("uptime")),
-            "netin": _int(row.get("netin")),
-            "netout": _int(row.get("netout")),
-            "diskread": _int(row.get("diskread")),
-            "diskwrite": _int(row.get("diskwrite")),
-        }
-        problems: list[str] = []
-        if vmid is not None and errors.get(vmid):
-            problems.append(str(errors[vmid]))
-        config = unwrap(configs.get(vmid)) if vmid is not None else None
-        config = config if isinstance(config, Mapping) else None
-        if details:
-            values.update(guest_details(config, gtype))
-        if ips:
-            info = guest_ips(ip_data.get(vmid) if vmid is not None else None, config, gtype)
-            if info.pop("error", None):
-                problems.append(str(info.get("_agent_error")))
-            info.pop("_agent_error", None)
-            values.update(info)
-        if details or ips:
-            values["error"] = "; ".join(dict.fromkeys(problems)) or None
-        table.add(**values)
-    return _build("guests", table.data, details=details, ips=ips)
+
+    def col(key: str) -> list[Any]:
+        return [r.get(key) for r in rows]
+
+    vmids = _ints(col("vmid"))
+    gtypes = [str(r.get("type")) for r in rows]
+    data: dict[str, list[Any]] = {
+        "profile": [profile] * len(rows),
+        "vmid": vmids,
+        "name": _strs(col("name")),
+        "type": gtypes,
+        "node": _strs(col("node")),
+        "status": _nonempties(col("status")),
+        "template": [bool(b) for b in _bools(col("template"))],
+        "tags": [_parse.parse_tags(v) for v in col("tags")],
+        "pool": _nonempties(col("pool")),
+        "ha_state": _nonempties(col("hastate")),
+        "lock": _nonempties(col("lock")),
+        "cpu": _float_values(col("cpu")),
+        "cores": _ints(col("maxcpu")),
+        "mem_used": _ints(col("mem")),
+        "mem_total": _ints(col("maxmem")),
+        # QEMU always reports 0 here: only the guest agent knows file system usage.
+        "disk_used": [
+            None if t == "qemu" and not d else d
+            for t, d in zip(gtypes, _ints(col("disk")), strict=True)
+        ],
+        "disk_total": _ints(col("maxdisk")),
+        "uptime": _ints(col("uptime")),
+        "netin": _ints(col("netin")),
+        "netout": _ints(col("netout")),
+        "diskread": _ints(col("diskread")),
+        "diskwrite": _ints(col("diskwrite")),
+    }
+    if details or ips:
+        extra = [c.name for c in COLUMNS["guests_details"]] if details else []
+        extra += [c.name for c in COLUMNS["guests_ips"]] if ips else []
+        added: dict[str, list[Any]] = {name: [] for name in extra}
+        error_column: list[str | None] = []
+        for vmid, gtype in zip(vmids, gtypes, strict=True):
+            problems: list[str] = []
+            if vmid is not None and errors.get(vmid):
+                problems.append(str(errors[vmid]))
+            config = unwrap(configs.get(vmid)) if vmid is not None else None
+            config = config if isinstance(config, Mapping) else None
+            values: dict[str, Any] = guest_details(config, gtype) if details else {}
+            if ips:
+                info = guest_ips(ip_data.get(vmid) if vmid is not None else None, config, gtype)
+                if info.pop("error", None):
+                    problems.append(str(info.get("_agent_error")))
+                values.update(info)
+            for name, column in added.items():
+                column.append(values.get(name))
+            error_column.append("; ".join(dict.fromkeys(problems)) or None)
+        data.update(added)
+        data["error"] = error_column
+    return _build("guests", data, details=details, ips=ips)
 
 
 def guest_details(config: Mapping[str, Any] | None, gtype: str) -> dict[str, Any]:
@@ -1220,8 +1407,13 @@ def metrics_frame(
     other than ``time`` becomes one row (``metric``, ``value``); nulls (the newest RRD rows
     may be empty) and non-numeric fields are skipped.
     """
-    table = _Table(columns("metrics"))
+    times: list[float] = []
+    metrics: list[str] = []
+    values: list[float] = []
+    targets: list[str] = []
+    nodes: list[Any] = []
     for target, node, body in series:
+        start = len(values)
         for row in _rows(body):
             time = _float(row.get("time"))
             if time is None:
@@ -1229,19 +1421,26 @@ def metrics_frame(
             for metric, raw in row.items():
                 if metric == "time":
                     continue
-                value = _float(raw)
+                # RRD values are floats (or null) nearly always: skip the call for those.
+                value = (raw if math.isfinite(raw) else None) if type(raw) is float else _float(raw)
                 if value is None:
                     continue
-                table.add(
-                    profile=profile,
-                    kind=kind,
-                    target=str(target),
-                    node=node,
-                    time=time,
-                    metric=metric,
-                    value=value,
-                )
-    return _build("metrics", table.data)
+                times.append(time)
+                metrics.append(metric)
+                values.append(value)
+        added = len(values) - start
+        targets += [str(target)] * added
+        nodes += [node] * added
+    data = {
+        "profile": [profile] * len(values),
+        "kind": [kind] * len(values),
+        "target": targets,
+        "node": nodes,
+        "time": times,
+        "metric": metrics,
+        "value": values,
+    }
+    return _build("metrics", data)
 
 
 # --------------------------------------------------------------------------- summary

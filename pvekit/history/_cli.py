@@ -122,10 +122,12 @@ def run(args: argparse.Namespace) -> int:
         group.close()
         info: dict[str, float] = group.history_build  # type: ignore[attr-defined]
         log.info(
-            "stored %d daily snapshots in %.1f s (%.1f s collecting)",
+            "stored %d daily snapshots in %.1f s (%.1f s collecting, %.1f s CPU in %d process(es))",
             args.days,
             time.perf_counter() - t0,
             info["collect_seconds"],
+            info["cpu_seconds"],
+            info["workers"],
         )
         return 0
     if args.demo:

@@ -35,7 +35,50 @@ def _read_cluster(cluster: Any, details: bool, fresh: bool) -> dict[str, pd.Data
 
 
 def _concat(dfs: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate one kind's frames; categories become the union, sorted, like a live one."""
+    """Concatenate one kind's frames; categories become the union, sorted, like a live one.
+
+    A category column whose categories differ between the frames is re-coded onto their
+    sorted union first, so pandas' concat keeps it a category (casting the joined values
+    back, as :func:`_concat_frames` does, costs ~2 ms a column)."""
+    import numpy as np
+    import pandas as pd
+
+    names = list(dfs[0].columns)
+    if any(list(df.columns) != names for df in dfs[1:]):
+        return _concat_frames(dfs)
+    aligned = list(dfs)
+    for name, dtype in dfs[0].dtypes.items():
+        if not isinstance(dtype, pd.CategoricalDtype):
+            continue
+        arrays = [df[name].array for df in dfs]
+        if not all(isinstance(a.dtype, pd.CategoricalDtype) for a in arrays):
+            return _concat_frames(dfs)
+        if all(a.dtype == dtype for a in arrays):
+            continue
+        union, position = _union_dtype(pd, arrays)
+        for i, a in enumerate(arrays):
+            recode = np.array([position.get(str(c), -1) for c in a.categories], dtype=np.int64)
+            codes = np.where(a.codes >= 0, recode[a.codes] if len(recode) else -1, -1)
+            if aligned[i] is dfs[i]:
+                aligned[i] = dfs[i].copy(deep=False)
+            aligned[i][name] = pd.Categorical.from_codes(codes, dtype=union, validate=False)
+    return pd.concat(aligned, ignore_index=True)
+
+
+def _union_dtype(pd: Any, arrays: list[Any]) -> tuple[Any, dict[str, int]]:
+    """The category dtype of the values of ``arrays`` together (what ``astype("category")``
+    of the joined values gives, categories sorted) and each category's code."""
+    present = tuple(sorted({str(c) for a in arrays for c in a.unique().dropna()}))
+    dtype, position = _frames._category_dtype(present)  # the builders' dtype, cached
+    if tuple(str(c) for c in dtype.categories) != present:  # pragma: no cover - pandas' sort
+        col = pd.Series(list(present), dtype="object").astype("category")
+        dtype = col.cat.reorder_categories(sorted(col.cat.categories)).dtype
+        position = {str(c): i for i, c in enumerate(dtype.categories)}
+    return dtype, position
+
+
+def _concat_frames(dfs: list[pd.DataFrame]) -> pd.DataFrame:
+    """pandas' concat, then each widened category column cast back, categories sorted."""
     import pandas as pd
 
     df = pd.concat(dfs, ignore_index=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing as mp
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidInputError
@@ -18,25 +20,62 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["build_demo_history"]
 
 _DAY = 86400.0
+# Fan-out threads of each collector client. The simulator answers from this machine's CPU:
+# beyond a few threads they only queue for the GIL (16 cost ~15 ms of thread start-up and
+# switching a day for nothing).
+_COLLECTOR_WORKERS = 4
+# A worker process costs ~2 s of CPU before its first day (interpreter, imports, its own
+# simulator): below this many days one process is faster.
+_PARALLEL_FROM_DAYS = 60
+# Simulated days a worker's start-up is worth, when splitting the days between processes.
+_STARTUP_DAYS = 12
+
+
+def _collector(sim: Any) -> Any:
+    """The collector's own clients of the simulator: one per cluster, over HTTP, with the
+    in-memory cache and the API token a collector service runs with.
+
+    A token, not a ticket: the simulator's clock moves a day between snapshots, so a ticket
+    would have expired at every one of them (a 401, a new login and the read again, each
+    day, for each cluster).
+    """
+    from .._connect import connect
+    from .._group import Group
+
+    clusters: list[Any] = []
+    try:
+        for name, simcluster in sim.clusters.items():
+            kwargs = dict(simcluster.connect_kwargs(identity="token"))
+            kwargs.pop("profile", None)
+            cluster = connect(name, cache="memory", **kwargs)
+            cluster.max_workers = _COLLECTOR_WORKERS
+            clusters.append(cluster)
+    except BaseException:
+        for c in clusters:
+            c.close()
+        raise
+    return Group(clusters, name="demo-history")
 
 
 def _invalidate_day(group: Any, changed: dict[str, list[str]]) -> None:
-    """Drop what a day of growth changed from each client's cache.
+    """Drop from each client's cache what a day of growth changed, and only that.
 
-    Cluster-wide lists and node/storage status change every day; a guest's config only when
-    the growth model resized it. Unchanged configs stay cached: that is what keeps 180 days
-    of detailed snapshots a matter of seconds (a real collector reads ``fresh``).
+    ``/cluster/resources`` and each node's status and storage change every day (usage,
+    uptime, the guests created and removed); a guest's config only when the growth model
+    resized it. The rest (``/version``, ``/cluster/status``, unchanged configs) is the same
+    answer as yesterday's: read from the cache, that is what keeps 180 days of detailed
+    snapshots a matter of seconds (a real collector reads ``fresh``).
     """
     for cluster in group:
-        nodes = [n for n in getattr(cluster, "_demo_nodes", ())]
-        prefixes = ["/cluster/", "/version"]
-        prefixes += [f"/nodes/{n}/status" for n in nodes]
-        prefixes += [f"/nodes/{n}/storage" for n in nodes]
-        cluster.invalidate(*prefixes, exact=changed.get(cluster.profile, []))
+        nodes = getattr(cluster, "_demo_nodes", ())
+        exact = ["/cluster/resources", *changed.get(cluster.profile, [])]
+        exact += [f"/nodes/{n}/status" for n in nodes]
+        cluster.invalidate(*(f"/nodes/{n}/storage" for n in nodes), exact=exact)
 
 
 def _collect_days(
     group: Any,
+    sim: Any,
     store: Store,
     model: Any,
     first: int,
@@ -48,7 +87,6 @@ def _collect_days(
     returns the seconds spent reading."""
     from ._collect import read_snapshot
 
-    sim = group.simulator
     for cluster in group:
         cluster._demo_nodes = sorted(sim[cluster.profile].state.nodes)
     t0 = time.perf_counter()
@@ -63,8 +101,8 @@ def _collect_days(
                     changed.setdefault(ev.cluster, []).append(ev.config_path)
                 _invalidate_day(group, changed)
             start = time.perf_counter()
-            # The capacity analysis costs more than the reads (~0.7 s against ~0.3 s a day):
-            # findings every 30 days and on the last day.
+            # The capacity analysis costs more than a day's reads: findings every 30 days
+            # and on the last day.
             analyse = day % 30 == 0 or day == days - 1
             snap = read_snapshot(
                 group, details=True, analyse=analyse, fresh=False, collected_at=sim.clock.now()
@@ -84,30 +122,142 @@ def _collect_days(
     return collect_s
 
 
-def _chunk_worker(
-    url: str, options: dict[str, Any], start: float, seed: int, first: int, last: int, days: int
-) -> float:
-    """In a worker process: the same demo (same seed, same clock start), the growth model
-    replayed to ``first`` (no HTTP: state changes only), then days ``first``..``last - 1``
-    collected over HTTP into the same store."""
-    from .._connect import demo
-    from ..sim import SimClock
-    from ..sim._growth import GrowthModel
-    from ._store import Store
+def _fingerprint(sim: Any) -> list[Any]:
+    """What a worker's simulator must match: clusters, nodes (online or not) and guests."""
+    out: list[Any] = []
+    for name, c in sorted(sim.clusters.items()):
+        # lists, not tuples: the worker gets it through JSON
+        nodes = sorted([n, bool(node.online)] for n, node in c.state.nodes.items())
+        out.append([name, nodes, sorted(c.state.guests)])
+    return out
 
-    group: Any = demo(seed=seed, clock=SimClock(start=start))
+
+def _replicable(sim: Any) -> bool:
+    """A worker rebuilds the simulator from scenario, seed and version only: the demo
+    scenario without extra options (offline nodes...) is what it can reproduce."""
+    from ..sim import Simulator
+
+    if sim.scenario != "demo":
+        return False
+    twin = Simulator("demo", seed=sim.seed, pve_version=sim.pve_version)
+    return _fingerprint(twin) == _fingerprint(sim)
+
+
+def _run_chunk(spec: dict[str, Any]) -> dict[str, float]:
+    """Days ``first``..``last - 1`` of the demo history in this process: a simulator of the
+    same seed and clock start, the growth model replayed to ``first`` (state changes only,
+    no HTTP), then those days collected over HTTP into the store."""
+    from ..sim import SimClock, Simulator
+    from ..sim._growth import GrowthModel
+    from ._store import HistoryError, Store
+
+    cpu = time.process_time()
+    sim = Simulator(
+        "demo", seed=spec["seed"], pve_version=spec["pve_version"], clock=SimClock(spec["start"])
+    )
+    if _fingerprint(sim) != spec["fingerprint"]:
+        raise HistoryError("demo history worker: its simulator differs from the demo's")
+    sim.start()
     try:
-        sim = group.simulator
-        model = GrowthModel(sim.clock, [c.state for c in sim.clusters.values()], seed=seed)
-        for _ in range(1, first):
-            model.step(1.0)
-        return _collect_days(group, Store(url, **options), model, first, last, days, _quiet)
+        group = _collector(sim)
+        try:
+            states = [c.state for c in sim.clusters.values()]
+            model = GrowthModel(sim.clock, states, seed=spec["seed"])
+            for _ in range(1, spec["first"]):
+                model.step(1.0)
+            store = Store(spec["url"], **spec["options"])
+            args = (spec["first"], spec["last"], spec["days"], _quiet)
+            collect_s = _collect_days(group, sim, store, model, *args)
+        finally:
+            group.close()
     finally:
-        group.close()
+        sim.stop()
+    return {"collect_seconds": collect_s, "cpu_seconds": time.process_time() - cpu}
+
+
+def _worker_main(spec: dict[str, Any]) -> None:
+    """Entry point of a worker process: timings of its chunk on stdout, as JSON."""
+    print(json.dumps(_run_chunk(spec)))
+
+
+# A plain interpreter, not multiprocessing: spawn re-imports the caller's __main__ (a script
+# calling pvekit.demo(history_days=...) without a main guard would run itself again), fork
+# copies a process that runs server threads. The spec goes on stdin (store options may hold
+# credentials), never on the command line, with this process's sys.path.
+_WORKER_BOOT = (
+    "import json, sys; spec = json.loads(sys.stdin.readline()); "
+    "sys.path[:0] = spec.pop('path'); "
+    "from pvekit.history._demo import _worker_main; _worker_main(spec)"
+)
+
+
+class _Worker:
+    """One worker process and its output files (files, not pipes: a worker that writes
+    much to stderr must not block while this process is busy with its own days)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        import tempfile
+
+        self.first, self.last = spec["first"], spec["last"]
+        self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in close())
+        self.err = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_BOOT],
+            stdin=subprocess.PIPE,
+            stdout=self.out,
+            stderr=self.err,
+            text=True,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({**spec, "path": sys.path}) + "\n")
+        self.proc.stdin.close()
+
+    def result(self) -> dict[str, float]:
+        from ._store import HistoryError
+
+        status = self.proc.wait()
+        self.out.seek(0)
+        self.err.seek(0)
+        out, err = self.out.read(), self.err.read().strip()
+        if status != 0:
+            why = err.splitlines()[-1] if err else f"exit status {status}"
+            raise HistoryError(
+                f"demo history worker for days {self.first + 1}..{self.last} failed: {why}"
+            )
+        result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        return result
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+        self.err.close()
 
 
 def _quiet(_msg: str) -> None:
     return None
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _chunks(days: int, workers: int) -> list[tuple[int, int]]:
+    """Day ranges, the first ``workers - 1`` for worker processes and the last for this
+    process: a worker starts later (its start-up), so it gets fewer days."""
+    if workers == 1:
+        return [(0, days)]
+    # w processes over the same time: each worker does `share - startup` days, this one
+    # `share`, so that days = w * share - (w - 1) * startup.
+    share = (days + (workers - 1) * _STARTUP_DAYS) / workers
+    each = max(1.0, share - _STARTUP_DAYS)
+    cuts = {min(days - 1, round(i * each)) for i in range(1, workers)}
+    bounds = [0, *sorted(cuts), days]
+    return list(itertools.pairwise(bounds))
 
 
 def build_demo_history(
@@ -122,51 +272,59 @@ def build_demo_history(
     """Collect ``days`` daily snapshots of a demo Group whose simulator clock starts ``days``
     ago; between snapshots the seeded growth model changes the clusters. Returns timings.
 
-    With ``workers`` > 1 (default: one per CPU, up to 4, for 60 days or more) the earlier
-    days are collected by worker processes, each with its own simulator of the same seed and
-    clock start and the model replayed to its first day; this process takes the last days,
-    so the group ends in the final state.
+    The collector has clients of its own (see :func:`_collector`), so ``group`` keeps its
+    identity and cache. With ``workers`` > 1 (default: one per CPU, up to 4, from 60 days)
+    the earlier days are collected by worker processes, each with its own simulator of the
+    same seed and clock start and the model replayed to its first day; this process takes
+    the last days, so the group's simulator ends in the final state.
     """
     from ..sim._growth import GrowthModel
 
     sim = getattr(group, "simulator", None)
     if sim is None:
         raise InvalidInputError("demo history needs the Group returned by pvekit.demo()")
-    if not isinstance(days, int) or days < 1:
+    if not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise InvalidInputError(f"history days must be a whole number >= 1, got {days!r}")
     if workers is None:
-        workers = min(os.cpu_count() or 1, 4) if days >= 60 else 1
+        workers = min(_cpus(), 4) if days >= _PARALLEL_FROM_DAYS else 1
     workers = max(1, min(workers, days))
+    if workers > 1 and (not store._local or not _replicable(sim)):
+        workers = 1  # a memory:// store or a customised simulator lives in this process only
+    cpu0, t0 = time.process_time(), time.perf_counter()
     start = sim.clock.now()
     model = GrowthModel(sim.clock, [c.state for c in sim.clusters.values()], seed=seed)
     group.simulator_growth = model
     say = progress or _quiet
-    t0 = time.perf_counter()
-    bounds = [round(i * days / workers) for i in range(workers + 1)]
-    chunks = list(itertools.pairwise(bounds))
-    first, last = chunks[-1]
-    futures: list[Future[float]] = []
-    pool = None
-    if len(chunks) > 1:
-        # spawn, not fork: this process runs server threads
-        pool = ProcessPoolExecutor(len(chunks) - 1, mp_context=mp.get_context("spawn"))
-        futures = [
-            pool.submit(_chunk_worker, store._url, store._options, start, seed, lo, hi, days)
-            for lo, hi in chunks[:-1]
-        ]
+    chunks = _chunks(days, workers)
+    spec = {
+        "seed": seed,
+        "pve_version": sim.pve_version,
+        "start": start,
+        "days": days,
+        "url": store._url,
+        "options": store._options,
+        "fingerprint": _fingerprint(sim) if len(chunks) > 1 else None,
+    }
+    procs = [_Worker({**spec, "first": lo, "last": hi}) for lo, hi in chunks[:-1]]
     try:
+        first, last = chunks[-1]
         for _ in range(1, first):
             model.step(1.0)
-        collect_s = _collect_days(group, store, model, first, last, days, say)
-        collect_s += sum(f.result() for f in futures)
+        collector = _collector(sim)
+        try:
+            collect_s = _collect_days(collector, sim, store, model, first, last, days, say)
+        finally:
+            collector.close()
+        results = [p.result() for p in procs]
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        for p in procs:
+            p.close()
     return {
         "days": days,
         "workers": len(chunks),
         "seconds": time.perf_counter() - t0,
-        "collect_seconds": collect_s,
+        "collect_seconds": collect_s + sum(r["collect_seconds"] for r in results),
+        "cpu_seconds": time.process_time() - cpu0 + sum(r["cpu_seconds"] for r in results),
     }
 
 

@@ -8,6 +8,7 @@ concatenate them without promotion surprises.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -127,7 +128,9 @@ def _arrow_type(pa: Any, name: str, dtype: str) -> Any:
     }[dtype]
 
 
+@functools.cache
 def arrow_schema(kind: str) -> pa.Schema:
+    """The fixed Arrow schema of one kind (built once: schemas are immutable)."""
     import pyarrow as pa
 
     return pa.schema(
@@ -182,28 +185,15 @@ def to_arrow(kind: str, df: pd.DataFrame) -> pa.Table:
 
     schema = arrow_schema(kind)
     n = len(df)
-    # Columns already in their documented dtype convert in one call (C++); the rest
-    # (lists, dicts, categories, anything a caller built loosely) one by one below.
-    plain = [
-        f
-        for f in schema
-        if f.name in df.columns
-        and not (pa.types.is_list(f.type) or pa.types.is_dictionary(f.type))
-        and _plain(pd, df[f.name].dtype, f.type)
-    ]
-    fast: dict[str, Any] = {}
-    if plain:
-        sub = pa.Table.from_pandas(
-            df[[f.name for f in plain]], schema=pa.schema(plain), preserve_index=False
-        )
-        fast = {name: sub.column(name) for name in sub.column_names}
+    # One conversion per column, each straight from its pandas array: a frame of a few rows
+    # costs its columns' conversions, not pandas' and pyarrow's per-call set-up (selecting
+    # the plain columns into a new frame, Table.from_pandas' metadata) on top.
+    dtypes = dict(zip(df.columns, df.dtypes, strict=True))
     arrays = []
     for field in schema:
         name = field.name
-        if name in fast:
-            arrays.append(fast[name])
-            continue
-        if name not in df.columns:
+        dtype = dtypes.get(name)
+        if dtype is None:
             arrays.append(pa.nulls(n, field.type))
             continue
         col = df[name]
@@ -212,24 +202,31 @@ def to_arrow(kind: str, df: pd.DataFrame) -> pa.Table:
         elif pa.types.is_list(field.type):
             arrays.append(pa.array(_string_list(col), type=field.type))
         elif pa.types.is_dictionary(field.type):
-            text = col if isinstance(col.dtype, pd.StringDtype) else col.astype("string")
-            arrays.append(
-                pa.array(text, type=pa.string(), from_pandas=True)
-                .dictionary_encode()
-                .cast(field.type)
-            )
+            # Encoded in order of appearance, as always (not in the categories' order).
+            if isinstance(dtype, pd.CategoricalDtype):
+                text = pa.array(col, from_pandas=True).dictionary_decode().cast(pa.string())
+            else:
+                text = pa.array(
+                    col if isinstance(dtype, pd.StringDtype) else col.astype("string"),
+                    type=pa.string(),
+                    from_pandas=True,
+                )
+            arrays.append(text.dictionary_encode().cast(field.type))
+        elif _plain(pd, dtype, field.type):
+            # The array itself (Arrow-backed, masked, datetime or numpy), not the Series:
+            # pa.array's pandas checks cost more than converting a short column.
+            values = col.to_numpy() if dtype == "float64" else col.array
+            arrays.append(pa.array(values, type=field.type, from_pandas=True))
         elif pa.types.is_timestamp(field.type):
-            times = col if str(col.dtype) == _TIME else pd.to_datetime(col, utc=True).astype(_TIME)
+            times = pd.to_datetime(col, utc=True).astype(_TIME)
             arrays.append(pa.array(times, type=field.type))
         elif pa.types.is_string(field.type):
-            text = col if isinstance(col.dtype, pd.StringDtype) else col.astype("string")
+            text = col.astype("string")
             arrays.append(pa.array(text, type=field.type, from_pandas=True))
         elif pa.types.is_boolean(field.type):
-            flags = col if str(col.dtype) == "boolean" else col.astype("boolean")
-            arrays.append(pa.array(flags, type=field.type))
+            arrays.append(pa.array(col.astype("boolean"), type=field.type))
         elif pa.types.is_integer(field.type):
-            ints = col if str(col.dtype) == "Int64" else col.astype("Int64")
-            arrays.append(pa.array(ints, type=field.type))
+            arrays.append(pa.array(col.astype("Int64"), type=field.type))
         else:
             arrays.append(pa.array(col.astype("float64"), type=field.type, from_pandas=True))
     return pa.Table.from_arrays(arrays, schema=schema)
