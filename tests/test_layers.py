@@ -234,7 +234,8 @@ def test_only_the_demo_imports_the_simulator() -> None:
     assert importers == {
         ("pvekit._connect", "demo"),
         ("pvekit.history._demo", "build_demo_history"),
-        ("pvekit.history._demo", "_chunk_worker"),
+        ("pvekit.history._demo", "_run_chunk"),
+        ("pvekit.history._demo", "_replicable"),
         ("pvekit.history._demo", "past_clock"),
     }
 
