@@ -108,6 +108,8 @@ class LeanPool:
         self._context = (
             _tls_context(verify, self.fingerprint is not None) if self.scheme == "https" else None
         )
+        # Unchecked TLS warns as urllib3 does on the requests path (the profile asked for it).
+        self._insecure = self.scheme == "https" and verify is False and self.fingerprint is None
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -130,6 +132,17 @@ class LeanPool:
         return conn
 
     def _connect(self, conn: http.client.HTTPConnection) -> None:
+        if self._insecure:
+            import warnings
+
+            from urllib3.exceptions import InsecureRequestWarning
+
+            warnings.warn(
+                f"Unverified HTTPS request is being made to host '{self.hostname}': the "
+                "profile turned certificate checks off (verify_ssl=False)",
+                InsecureRequestWarning,
+                stacklevel=2,
+            )
         conn.connect()
         if self.fingerprint is not None:
             sock: Any = conn.sock
