@@ -268,6 +268,8 @@ class ApiClient:
             else self.session
         )
         self._lean, self._lean_adapter, self._lean_prefix = self._lean_pool(profile)
+        # The token's header, checked by TokenAuth on the first lean read, then reused.
+        self._lean_token: Secret | None = None
         self._index_lock = threading.Lock()
         self._index: dict[str, set[str]] = {}
         self._index_complete = False
@@ -478,7 +480,13 @@ class ApiClient:
         headers["Host"] = self.settings.host
         headers["Accept-Encoding"] = "gzip, deflate"
         request.headers = headers
-        auth(request)
+        token = self._lean_token
+        if token is not None and auth is self.auth:
+            headers["Authorization"] = token.reveal()
+        else:
+            auth(request)
+            if isinstance(auth, TokenAuth) and auth is self.auth:
+                self._lean_token = Secret.of(headers["Authorization"])
         return self._lean.get(target, request.headers, request)
 
     def _send(

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import hmac
 import http.client
+import re
 import select
 import socket
 import ssl
@@ -80,6 +81,135 @@ def _tls_context(verify: bool | str, pinned: bool) -> ssl.SSLContext:
     if os.path.isdir(bundle):
         return ssl.create_default_context(capath=bundle)
     return ssl.create_default_context(cafile=bundle)
+
+
+# What http.client refuses in a request target and in header values (CR/LF injection).
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+_BAD_NAME = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+# http.client's limits on what a server may send before the body.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+def _request_head(target: str, headers: Mapping[str, str]) -> bytes | None:
+    """The GET's request line and headers, or ``None`` when a header is not sendable."""
+    if _BAD_TARGET.search(target):
+        return None
+    lines = [f"GET {target} HTTP/1.1"]
+    for name, value in headers.items():
+        if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+            return None
+        lines.append(f"{name}: {value}")
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+
+
+def _line(fp: Any) -> bytes:
+    line: bytes = fp.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise http.client.LineTooLong("header line")
+    return line
+
+
+def _read_head(fp: Any) -> tuple[str, int, str, list[tuple[str, str]]]:
+    """(version, status, reason, header fields) of the next final answer (1xx skipped).
+
+    http.client parses headers with the email package (about a third of a small read's
+    CPU, measured): an answer's head is simple enough to read here, within its limits.
+    """
+    while True:
+        line = _line(fp)
+        if not line:
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
+        parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise http.client.BadStatusLine(line.decode("iso-8859-1")[:80])
+        try:
+            status = int(parts[1])
+        except ValueError:
+            raise http.client.BadStatusLine(line.decode("iso-8859-1")[:80]) from None
+        if not 100 <= status <= 999:
+            raise http.client.BadStatusLine(line.decode("iso-8859-1")[:80])
+        fields: list[tuple[str, str]] = []
+        while True:
+            raw = _line(fp)
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            if len(fields) >= _MAX_HEADERS:
+                raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+            text = raw.decode("iso-8859-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t") and fields:  # an obsolete folded line
+                name, value = fields[-1]
+                fields[-1] = (name, f"{value} {text.strip()}")
+                continue
+            name, sep, value = text.partition(":")
+            if not sep or not name.strip():
+                raise http.client.HTTPException("malformed header line in the answer")
+            fields.append((name.strip(), value.strip()))
+        if 100 <= status < 200:
+            continue  # 100 Continue and other informational answers precede the real one
+        return parts[0], status, parts[2] if len(parts) > 2 else "", fields
+
+
+def _read_body(
+    fp: Any,
+    status: int,
+    headers: CaseInsensitiveDict[str],
+    limit: int,
+    request: requests.PreparedRequest,
+) -> tuple[bytes, bool]:
+    """(body as sent, connection reusable), refusing more than ``limit`` bytes."""
+    if status in (204, 304):
+        return b"", True
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        body = bytearray()
+        while True:
+            size_line = _line(fp).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise http.client.IncompleteRead(bytes(body)) from None
+            if size == 0:
+                while _line(fp) not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields: not used
+                return bytes(body), True
+            if len(body) + size > limit:
+                raise ResponseTooLargeError(limit, request=request)
+            chunk = fp.read(size + 2)
+            if len(chunk) < size + 2:
+                raise http.client.IncompleteRead(bytes(body) + chunk)
+            body += chunk[:size]
+    length = headers.get("Content-Length")
+    if length is not None:
+        try:
+            want = int(length.strip())
+        except ValueError:
+            raise http.client.HTTPException(f"invalid Content-Length {length[:40]!r}") from None
+        if want < 0:
+            raise http.client.HTTPException(f"invalid Content-Length {length[:40]!r}")
+        if want > limit:
+            raise ResponseTooLargeError(limit, request=request)
+        data: bytes = fp.read(want)
+        if len(data) < want:
+            raise http.client.IncompleteRead(data, want - len(data))
+        return data, True
+    data = fp.read(limit + 1)  # no length: the answer ends with the connection
+    if len(data) > limit:
+        raise ResponseTooLargeError(limit, request=request)
+    return data, False
+
+
+def _discard(conn: http.client.HTTPConnection) -> None:
+    """Close a connection and the reader made from its socket (which holds the fd too)."""
+    fp = getattr(conn, "_pvekit_fp", None)
+    if fp is not None:
+        conn._pvekit_fp = None  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError):
+            fp.close()
+    conn.close()
 
 
 class LeanPool:
@@ -149,7 +279,7 @@ class LeanPool:
             der = sock.getpeercert(binary_form=True) or b""
             got = hashlib.sha256(der).hexdigest()
             if not hmac.compare_digest(got, self.fingerprint):
-                conn.close()
+                _discard(conn)
                 raise requests.exceptions.SSLError(
                     f"Fingerprints did not match. Expected {self.fingerprint!r}, got {got!r}"
                 )
@@ -172,7 +302,7 @@ class LeanPool:
             except (OSError, ValueError):
                 readable = [sock]
             if readable:
-                conn.close()
+                _discard(conn)
                 continue
             return conn, True
 
@@ -181,7 +311,7 @@ class LeanPool:
             if not self._closed and len(self._idle) < self.maxsize:
                 self._idle.append(conn)
                 return
-        conn.close()
+        _discard(conn)
 
     @property
     def idle(self) -> int:
@@ -194,7 +324,7 @@ class LeanPool:
             idle, self._idle = self._idle, []
         for conn in idle:
             with contextlib.suppress(OSError):
-                conn.close()
+                _discard(conn)
 
     # -- one GET ------------------------------------------------------------------------------
 
@@ -228,17 +358,17 @@ class LeanPool:
                 try:
                     return self._exchange(conn, reused, target, headers, request, deadline, when)
                 except _RETRYABLE_ON_REUSE as exc:
-                    conn.close()
+                    _discard(conn)
                     # A kept-alive connection the server had just closed: nothing reached it,
                     # so the GET goes once more on a new connection.
                     if reused and attempt == 0 and not (deadline and deadline.fired):
                         continue
                     raise self._mapped(exc, request, deadline, when, now) from None
                 except (OSError, http.client.HTTPException, ssl.CertificateError) as exc:
-                    conn.close()
+                    _discard(conn)
                     raise self._mapped(exc, request, deadline, when, now) from None
                 except BaseException:
-                    conn.close()
+                    _discard(conn)
                     raise
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
@@ -276,42 +406,37 @@ class LeanPool:
             left = None if when is None else max(0.001, when - time.monotonic())
             read = self.read_timeout
             conn.sock.settimeout(read if left is None else min(read, left))
-        try:
-            conn.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers.items():
-                conn.putheader(name, value)
-            conn.endheaders()
-        except ValueError:
-            # http.client quotes the offending value (it may be a credential): say less.
+        head = _request_head(target, headers)
+        if head is None:
+            # http.client would quote the offending value (it may be a credential): say less.
             raise requests.exceptions.InvalidHeader(
                 "a request header was rejected as invalid", request=request
-            ) from None
-        resp = conn.getresponse()
-        # raw_items: the headers as received, without the email policy's per-read clean-up
-        # (a third of http.client's parsing cost, measured).
-        received = CaseInsensitiveDict(resp.msg.raw_items())
+            )
+        sock: Any = conn.sock
+        sock.sendall(head)
+        fp = getattr(conn, "_pvekit_fp", None)
+        if fp is None:
+            fp = conn._pvekit_fp = sock.makefile("rb")  # type: ignore[attr-defined]
+        version, status, reason, fields = _read_head(fp)
+        received: CaseInsensitiveDict[str] = CaseInsensitiveDict(fields)
         limit = self.max_bytes
-        length = received.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
-            conn.close()
-            raise ResponseTooLargeError(limit, request=request)
-        raw = resp.read(limit + 1)
-        if len(raw) > limit:
-            conn.close()
-            raise ResponseTooLargeError(limit, request=request)
-        if not resp.isclosed():
-            resp.read()  # nothing is left but a chunked trailer
+        raw, reusable = _read_body(fp, status, received, limit, request)
         body = self._decoded(raw, received.get("Content-Encoding"), request)
         response = requests.Response()
-        response.status_code = resp.status
-        response.reason = resp.reason
+        response.status_code = status
+        response.reason = reason
         response.headers = received
         response._content = body
         response.url = self.origin + target
         response.request = request
         response.encoding = "utf-8"
-        if resp.will_close:
-            conn.close()
+        connection = received.get("Connection", "").lower()
+        if (
+            not reusable
+            or "close" in connection
+            or (version == "HTTP/1.0" and "keep-alive" not in connection)
+        ):
+            _discard(conn)
         else:
             self._checkin(conn)
         return response

@@ -240,3 +240,41 @@ def test_server_closing_an_idle_connection_costs_no_error(srv: PVEServer) -> Non
             conn.sock.shutdown(socket.SHUT_RDWR)  # dead while idle, as after a keep-alive timeout
         assert c.get("/nodes/pve1/qemu/101/config")["path"].endswith("/101/config")
         assert c._lean.opened == 2
+
+
+def test_chunked_answer_and_an_answer_ending_with_the_connection() -> None:
+    payload = json.dumps({"data": {"cores": 4}}).encode()
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % 5
+        + payload[:5]
+        + b"\r\n"
+        + b"%x;ext=1\r\n" % (len(payload) - 5)
+        + payload[5:]
+        + b"\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    )
+    until_close = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + payload
+
+    for answer, kept in ((chunked, 1), (until_close, 0)):
+
+        def serve(conn: socket.socket, answer: bytes = answer) -> None:
+            conn.sendall(answer)
+            if answer is until_close:
+                conn.shutdown(socket.SHUT_WR)
+
+        with RawServer(serve, connections=1) as raw:
+            c = ApiClient(_raw_profile(raw.url, cache="memory"))
+            try:
+                assert c.get(GUEST) == {"cores": 4}
+                assert c._lean is not None and c._lean.idle == kept
+            finally:
+                c.close()
+
+
+def test_header_injection_is_refused_without_quoting_the_value(srv: PVEServer) -> None:
+    with ApiClient(token_profile(srv, cache="memory")) as c:
+        c._plain.headers["X-Evil"] = "a\r\nInjected: 1"
+        with pytest.raises(pvekit.ConnectionError) as info:
+            c.get(GUEST)
+        assert "Injected" not in str(info.value)
+    assert srv.count("GET", GUEST) == 0
