@@ -25,7 +25,7 @@ from urllib.parse import quote
 from . import _progress, frames
 from ._api import ApiClient, shape_problem
 from ._errors import APIError, InvalidInputError, PVEError
-from ._fanout import FanOut
+from ._fanout import FanOut, current_share
 from ._format import parse_vmid
 from ._parse import parse_agent
 from ._transport import current_limit, time_limit
@@ -232,6 +232,9 @@ class Cluster(ApiClient):
                 return err
 
         workers = max(1, min(self.max_workers, len(items)))
+        share = current_share()  # a group's even share of its requests in flight
+        if share is not None:
+            workers = max(1, min(workers, share))
         from tqdm.auto import tqdm
 
         with tqdm(

@@ -16,15 +16,17 @@ by ``close()``; threads are started only as the concurrency asks for them.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
-__all__ = ["FanOut"]
+__all__ = ["GROUP_IN_FLIGHT", "FanOut", "current_share", "in_flight_share"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,6 +37,31 @@ _ALPHA = 0.25
 _MIN_GAIN = 1.5
 
 _in_worker = threading.local()
+_share = threading.local()
+
+#: Requests a Group keeps in flight over all its clusters at once: each cluster's fan-out gets
+#: an even share (at least 1). Past a few dozen, threads of one interpreter add switching
+#: and TLS connections, not throughput (the clients' CPU is the bound, measured).
+GROUP_IN_FLIGHT = 64
+
+
+@contextlib.contextmanager
+def in_flight_share(limit: int | None) -> Iterator[None]:
+    """Bound the fan-outs this thread starts inside the block to ``limit`` at once."""
+    previous = getattr(_share, "limit", None)
+    _share.limit = limit if previous is None or limit is None else min(limit, previous)
+    try:
+        yield
+    finally:
+        _share.limit = previous
+
+
+def current_share() -> int | None:
+    """The in-flight bound set by :func:`in_flight_share` in this thread, if any."""
+    limit: int | None = getattr(_share, "limit", None)
+    return limit
+
+
 # Items of a run whose wall and CPU are all measured before measuring only every _EVERY-th.
 _FIRST = 8
 _EVERY = 4
@@ -54,15 +81,68 @@ def _runqueue_wait() -> float:
         return 0.0
 
 
+class _Workers:
+    """Threads taking jobs from one queue; a thread starts only when none is idle, so a
+    fan-out never holds more threads than it had jobs in flight at once."""
+
+    def __init__(self, name: str, token: object) -> None:
+        self.name = name
+        self.token = token
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.idle = 0
+        self.started = 0
+        self.stopped = False
+
+    def submit(self, job: Callable[[], None], size: int) -> None:
+        with self.lock:
+            stopped = self.stopped
+        if stopped:  # closed while a run was dispatching: its last items run here
+            job()
+            return
+        with self.lock:
+            self.threads = [t for t in self.threads if t.is_alive()]
+            if self.idle == 0 and len(self.threads) < size:
+                t = threading.Thread(target=self._loop, name=f"pvekit-{self.name}", daemon=True)
+                self.threads.append(t)
+                self.started += 1
+                t.start()
+            else:
+                self.idle -= 1  # that idle thread is spoken for
+        self.jobs.put(job)
+
+    def _loop(self) -> None:
+        _in_worker.owner = self.token
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            job()
+            with self.lock:
+                self.idle += 1
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            threads = list(self.threads)
+        for _ in threads:
+            self.jobs.put(None)
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join(30)
+
+
 class FanOut:
     """A cluster's long-lived, adaptive executor (see the module docs)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._size = 0
-        self._closed = False
+        self._token = object()  # marks this fan-out's worker threads
+        self._workers: _Workers | None = _Workers(name, self._token)
+        # The threads end with the fan-out even if close() is never called.
+        weakref.finalize(self, self._workers.stop)
         # Smoothed seconds of wall and CPU per item, kept across calls: the next table of
         # the same cluster starts at the concurrency the last one ended with.
         self._wall: float | None = None
@@ -72,44 +152,26 @@ class FanOut:
         self.peak = 0
         #: items in flight right now (tests observe it)
         self.in_flight = 0
-        #: threads this fan-out started over its life
-        self.threads_started = 0
 
-    # -- pool ---------------------------------------------------------------------------------
+    @property
+    def threads_started(self) -> int:
+        """Threads this fan-out started over its life."""
+        return self._started_total
 
-    def _executor(self, size: int) -> ThreadPoolExecutor | None:
-        with self._lock:
-            if self._closed:
-                return None
-            if self._pool is None or self._size != size:
-                # A resized pool replaces the old one without shutting it down: another
-                # call may still be submitting to it; its idle threads end once it is freed.
-                self._pool = ThreadPoolExecutor(
-                    max_workers=size,
-                    thread_name_prefix=f"pvekit-{self.name}",
-                    initializer=self._started,
-                )
-                self._size = size
-            return self._pool
-
-    def _started(self) -> None:
-        _in_worker.owner = self
-        with self._lock:
-            self.threads_started += 1
+    _started_total = 0
 
     @property
     def threads(self) -> int:
         """Worker threads alive right now."""
-        pool = self._pool
-        return len(getattr(pool, "_threads", ())) if pool is not None else 0
+        w = self._workers
+        return sum(t.is_alive() for t in w.threads) if w is not None else 0
 
     def close(self) -> None:
         """Stop the worker threads (running items finish); later runs stay sequential."""
         with self._lock:
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.stop()
 
     # -- concurrency --------------------------------------------------------------------------
 
@@ -149,7 +211,7 @@ class FanOut:
         """
         results: list[Any] = [None] * len(items)
         self.peak = 0
-        if getattr(_in_worker, "owner", None) is self or limit <= 1 or len(items) <= 1:
+        if getattr(_in_worker, "owner", None) is self._token or limit <= 1 or len(items) <= 1:
             # Inside one of this pool's own workers (a nested fan-out) a pool wait could
             # deadlock: the calling thread does the work.
             for i, item in enumerate(items):
@@ -180,20 +242,14 @@ class FanOut:
                 if done is not None:
                     done()
                 continue
-            pool = self._executor(max(limit, size or limit)) if failure is None else None
+            pool = self._workers if failure is None else None
             while pool is not None and pending < want and nxt < count:
                 pending += 1
                 with self._lock:
                     self.in_flight += 1
                     self.peak = max(self.peak, self.in_flight)
-                try:
-                    pool.submit(work, nxt, items[nxt])
-                except RuntimeError:  # closed by another thread just now
-                    pending -= 1
-                    with self._lock:
-                        self.in_flight -= 1
-                    pool = None
-                    break
+                pool.submit(partial(work, nxt, items[nxt]), max(limit, size or limit))
+                self._started_total = pool.started
                 nxt += 1
             if pool is None and failure is None and nxt < count:
                 # Closed meanwhile: finish in this thread.

@@ -146,3 +146,27 @@ def test_nested_fan_out_inside_a_worker_does_not_deadlock() -> None:
 
     assert fan.run(outer, [1, 2, 3], limit=2) == [[10, 11, 12], [20, 21, 22], [30, 31, 32]]
     fan.close()
+
+
+def test_a_group_shares_its_requests_in_flight_among_its_clusters(
+    inproc: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pvekit._group as group_module
+
+    monkeypatch.setattr(group_module, "GROUP_IN_FLIGHT", 4)
+    probes = {name: InFlight(inproc[name], delay=0.05) for name in ("prod", "lab")}
+    clusters = [
+        pvekit.connect(**inproc[name].connect_kwargs(identity="token"), cache="memory")
+        for name in ("prod", "lab")
+    ]
+    group = pvekit.Group(clusters)
+    try:
+        group.guests(details=True, progress=False)
+        for name, probe in probes.items():
+            assert probe.handled > 4, name
+            assert probe.peak == 2, name  # 4 in flight over 2 clusters
+        pools = [c._fan_pool() for c in clusters]
+        assert all(p.threads_started <= 2 for p in pools)
+    finally:
+        group.close()
+    assert all(p.threads == 0 for p in pools)  # Group.close() closed each cluster's pool
