@@ -79,7 +79,7 @@ FULL: dict[str, Any] = {
         "cpu_latencies": [0.0, 0.02],
         "cpu_repeats": 2,
         "latencies": [0.0, 0.005, 0.02, 0.05],
-        "detailed_repeats": 3,
+        "detailed_repeats": 2,
         "group": (5, 200, 0.02),
         "group_repeats": 2,
         "estate": [50, 100, 200],
