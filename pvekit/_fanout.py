@@ -98,19 +98,21 @@ class _Workers:
     def submit(self, job: Callable[[], None], size: int) -> None:
         with self.lock:
             stopped = self.stopped
+            if not stopped:
+                # idle: threads waiting for a job minus jobs waiting for a thread
+                if self.idle <= 0 and len(self.threads) >= size:
+                    self.threads = [t for t in self.threads if t.is_alive()]
+                if self.idle <= 0 and len(self.threads) < size:
+                    t = threading.Thread(target=self._loop, name=f"pvekit-{self.name}", daemon=True)
+                    self.threads.append(t)
+                    self.started += 1
+                    t.start()
+                else:
+                    self.idle -= 1  # that idle thread is spoken for
+                # Queued under the lock: stop()'s sentinels come after every job submitted.
+                self.jobs.put(job)
         if stopped:  # closed while a run was dispatching: its last items run here
             job()
-            return
-        with self.lock:
-            self.threads = [t for t in self.threads if t.is_alive()]
-            if self.idle == 0 and len(self.threads) < size:
-                t = threading.Thread(target=self._loop, name=f"pvekit-{self.name}", daemon=True)
-                self.threads.append(t)
-                self.started += 1
-                t.start()
-            else:
-                self.idle -= 1  # that idle thread is spoken for
-        self.jobs.put(job)
 
     def _loop(self) -> None:
         _in_worker.owner = self.token
