@@ -23,7 +23,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from typing import Any, TypeVar
 
 __all__ = ["GROUP_IN_FLIGHT", "FanOut", "current_share", "in_flight_share"]
@@ -221,60 +220,13 @@ class FanOut:
                 if done is not None:
                     done()
             return results
-        finished: queue.SimpleQueue[tuple[int, bool, Any, float, float]] = queue.SimpleQueue()
-
-        def work(i: int, item: T) -> None:
-            try:
-                value, wall, cpu = self._timed(fn, item)
-                finished.put((i, True, value, wall, cpu))
-            except BaseException as exc:  # handed to the calling thread, raised there
-                finished.put((i, False, exc, 0.0, 0.0))
-
-        nxt = 0
-        pending = 0
-        count = len(items)
-        failure: BaseException | None = None
-        while nxt < count or pending:
-            want = self.concurrency(limit)
-            if failure is None and pending == 0 and want == 1 and nxt < count:
-                # Sequential: no thread hop at all.
-                results[nxt] = self._timed(fn, items[nxt])[0]
-                nxt += 1
-                self.peak = max(self.peak, 1)
-                if done is not None:
-                    done()
-                continue
-            pool = self._workers if failure is None else None
-            while pool is not None and pending < want and nxt < count:
-                pending += 1
-                with self._lock:
-                    self.in_flight += 1
-                    self.peak = max(self.peak, self.in_flight)
-                pool.submit(partial(work, nxt, items[nxt]), max(limit, size or limit))
-                self._started_total = pool.started
-                nxt += 1
-            if pool is None and failure is None and nxt < count:
-                # Closed meanwhile: finish in this thread.
-                results[nxt] = self._timed(fn, items[nxt])[0]
-                nxt += 1
-                if done is not None:
-                    done()
-                continue
-            if not pending:
-                break
-            i, ok, value, _wall, _cpu = finished.get()
-            pending -= 1
-            with self._lock:
-                self.in_flight -= 1
-            if ok:
-                results[i] = value
-            elif failure is None:
-                failure = value
-                nxt = count  # submit nothing more; wait for what runs
-            if done is not None:
-                done()
-        if failure is not None:
-            raise failure
+        run = _Run(self, fn, items, results, limit, max(limit, size or limit), done)
+        run.work(caller=True)  # the calling thread works too; helpers join as it measures
+        with run.cond:
+            while run.busy:
+                run.cond.wait()
+        if run.failure is not None:
+            raise run.failure
         return results
 
     def _timed(self, fn: Callable[[T], R], item: T) -> tuple[R, float, float]:
@@ -291,3 +243,80 @@ class FanOut:
         with self._lock:
             self._observe(wall, cpu)
         return value, wall, cpu
+
+
+class _Run:
+    """One :meth:`FanOut.run`: the caller and the helpers it grew take items in turn.
+
+    Each thread takes its next item itself (no hand-off through the caller per item) and,
+    after each item, the concurrency is re-read: helpers start while fewer threads work
+    than it asks for, and a helper leaves when more do.
+    """
+
+    def __init__(
+        self,
+        fan: FanOut,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        results: list[Any],
+        limit: int,
+        size: int,
+        done: Callable[[], None] | None,
+    ) -> None:
+        self.fan, self.fn, self.items, self.results = fan, fn, items, results
+        self.limit, self.size, self.done = limit, size, done
+        self.cond = threading.Condition()
+        self.nxt = 0
+        self.busy = 0  # items taken and not finished
+        self.helpers = 0  # helper threads working on this run (or queued to)
+        self.failure: BaseException | None = None
+
+    def work(self, caller: bool = False) -> None:
+        fan, count = self.fan, len(self.items)
+        while True:
+            with self.cond:
+                if (
+                    self.failure is not None
+                    or self.nxt >= count
+                    or (not caller and 1 + self.helpers > fan.concurrency(self.limit))
+                ):
+                    if not caller:
+                        self.helpers -= 1
+                    return
+                i = self.nxt
+                self.nxt += 1
+                self.busy += 1
+                with fan._lock:
+                    fan.in_flight += 1
+                    fan.peak = max(fan.peak, fan.in_flight)
+            try:
+                value = fan._timed(self.fn, self.items[i])[0]
+                error: BaseException | None = None
+            except BaseException as exc:  # raised in the calling thread once all are done
+                value, error = None, exc
+            spawn = 0
+            with self.cond:
+                self.busy -= 1
+                with fan._lock:
+                    fan.in_flight -= 1
+                if error is not None:
+                    if self.failure is None:
+                        self.failure = error
+                else:
+                    self.results[i] = value
+                    if self.done is not None:
+                        self.done()
+                if self.failure is None and self.nxt < count:
+                    want = min(fan.concurrency(self.limit), count - self.nxt + self.busy)
+                    spawn = max(0, want - 1 - self.helpers)
+                    self.helpers += spawn
+                if not self.busy:
+                    self.cond.notify_all()
+            workers = fan._workers
+            for _ in range(spawn):
+                if workers is None:  # closed: the threads already working finish the run
+                    with self.cond:
+                        self.helpers -= 1
+                    continue
+                workers.submit(self.work, self.size)
+                fan._started_total = workers.started
