@@ -2,7 +2,7 @@
 """Run every pvekit benchmark against the simulator and write ``BENCHMARKS.md``.
 
     python benchmarks/run.py            # full run (~10 minutes on a 2-core machine)
-    python benchmarks/run.py --quick    # smoke run (< 1 minute), smaller sizes and repeats
+    python benchmarks/run.py --quick    # smoke run (a few minutes), smaller sizes and repeats
     python benchmarks/run.py --only speed [--quick]   # one section, printed (issue 18's)
 
 pvekit and proxmoxer (used as its documentation shows) read the same simulated clusters,
@@ -563,7 +563,7 @@ def _report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke run (< 1 minute)")
+    parser.add_argument("--quick", action="store_true", help="fast smoke run (a few minutes)")
     parser.add_argument(
         "--output",
         type=Path,
