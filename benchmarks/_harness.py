@@ -82,7 +82,11 @@ def _serve(specs: list[ClusterSpec], conn: Connection) -> None:  # pragma: no co
     sims = []
     clusters = []
     for spec in specs:
-        sim = Simulator(spec.scenario, https=True, seed=0, **spec.options)
+        options = dict(spec.options)
+        # Clusters of one seed are the same cluster to a Group (same identity): an estate
+        # of distinct clusters gives each its own seed.
+        seed = int(options.pop("seed", 0))
+        sim = Simulator(spec.scenario, https=True, seed=seed, **options)
         sim.start()
         sims.append(sim)
         for sc in sim.clusters.values():

@@ -2,7 +2,8 @@
 """Run every pvekit benchmark against the simulator and write ``BENCHMARKS.md``.
 
     python benchmarks/run.py            # full run (~10 minutes on a 2-core machine)
-    python benchmarks/run.py --quick    # smoke run (< 1 minute), smaller sizes and repeats
+    python benchmarks/run.py --quick    # smoke run (a few minutes), smaller sizes and repeats
+    python benchmarks/run.py --only speed [--quick]   # one section, printed (issue 18's)
 
 pvekit and proxmoxer (used as its documentation shows) read the same simulated clusters,
 served over HTTPS by a child process with injected latency (0, 5, 20, 50 ms per request).
@@ -48,6 +49,8 @@ from bench_inventory import (
     nodes_frame,
     storage_frame,
 )
+from bench_speed import SpeedResult, run_speed
+from bench_speed import report as speed_report
 from bench_warm import warm_section
 
 FULL: dict[str, Any] = {
@@ -72,6 +75,19 @@ FULL: dict[str, Any] = {
     "target_guests": 1000,
     "wide_workers": 32,
     "warm": (20, 5000, 20),
+    "speed": {
+        "size": (300, 3),
+        "layer_requests": 1000,
+        "cpu_latencies": [0.0, 0.02],
+        "cpu_repeats": 2,
+        "latencies": [0.0, 0.005, 0.02, 0.05],
+        "detailed_repeats": 2,
+        "group": (5, 200, 0.02),
+        "group_repeats": 2,
+        "estate": [50, 100, 200],
+        "estate_guests": 200,
+        "estate_latency": 0.02,
+    },
 }
 
 QUICK: dict[str, Any] = {
@@ -90,6 +106,19 @@ QUICK: dict[str, Any] = {
     "target_guests": 100,
     "wide_workers": 32,
     "warm": (20, 5000, 5),
+    "speed": {
+        "size": (300, 3),
+        "layer_requests": 300,
+        "cpu_latencies": [0.02],
+        "cpu_repeats": 1,
+        "latencies": [0.0, 0.02],
+        "detailed_repeats": 1,
+        "group": (5, 200, 0.02),
+        "group_repeats": 1,
+        "estate": [50],
+        "estate_guests": 200,
+        "estate_latency": 0.02,
+    },
 }
 
 
@@ -243,7 +272,9 @@ def run(plan: dict[str, Any], quick: bool) -> str:
     gp = plan["group"]
     _log(f"group of {gp['clusters']} clusters")
     gspecs = [
-        ClusterSpec(f"c{i + 1}", "large", {"nodes": gp["nodes"], "guests": gp["guests"]})
+        ClusterSpec(
+            f"c{i + 1}", "large", {"nodes": gp["nodes"], "guests": gp["guests"], "seed": i + 1}
+        )
         for i in range(gp["clusters"])
     ]
     with SimServer(gspecs) as gserver:
@@ -251,6 +282,7 @@ def run(plan: dict[str, Any], quick: bool) -> str:
         group_detailed = group_vs_sequential(gserver, gp["latency"], gp["repeats"], details=True)
     _log("warm frames")
     warm = warm_section(*plan["warm"])
+    speed = run_speed(plan["speed"], _log)
     elapsed = time.perf_counter() - started
     _log(f"done in {elapsed:.0f} s")
     report = _report(
@@ -264,6 +296,7 @@ def run(plan: dict[str, Any], quick: bool) -> str:
         sqlite_case,
         group_basic,
         group_detailed,
+        speed,
     )
     return report + "\n" + warm
 
@@ -361,6 +394,7 @@ def _report(
     sqlite_case: Case | None,
     group_basic: dict[str, Stats],
     group_detailed: dict[str, Stats],
+    speed: SpeedResult | None = None,
 ) -> str:
     from importlib.metadata import version
 
@@ -399,6 +433,8 @@ def _report(
         md_table(["target", "measured", "result"], _targets(plan, basic, detailed, sqlite_case))
     )
     out.append("")
+    if speed is not None:
+        out.append(speed_report(speed))
     out.append("## Guest inventory, basic table (`cluster.guests()`)\n")
     out.append(_cases_table(basic))
     out.append("")
@@ -533,12 +569,18 @@ def _report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke run (< 1 minute)")
+    parser.add_argument("--quick", action="store_true", help="fast smoke run (a few minutes)")
     parser.add_argument(
         "--output",
         type=Path,
         default=ROOT / "BENCHMARKS.md",
         help="where to write the Markdown report (default: BENCHMARKS.md at the repo root)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["speed"],
+        default=None,
+        help="run one section only and print it (nothing is written unless --output)",
     )
     args = parser.parse_args(argv)
     # Keep the benchmark away from the user's config and cache (SQLite cache files go to a
@@ -549,7 +591,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["PVEKIT_PVETUI_CONFIG"] = str(Path(tmp) / "pvetui.yml")
     for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         os.environ.pop(var, None)
-    report = run(QUICK if args.quick else FULL, args.quick)
+    plan = QUICK if args.quick else FULL
+    if args.only == "speed":
+        started = time.perf_counter()
+        section = speed_report(run_speed(plan["speed"], _log))
+        _log(f"done in {time.perf_counter() - started:.0f} s")
+        print(section)
+        if "--output" in (argv if argv is not None else sys.argv):
+            args.output.write_text(section + "\n", encoding="utf-8")
+            _log(f"wrote {args.output}")
+        return 0
+    report = run(plan, args.quick)
     args.output.write_text(report + "\n", encoding="utf-8")
     _log(f"wrote {args.output}")
     return 0

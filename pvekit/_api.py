@@ -8,6 +8,7 @@ and drops the cached reads a write made stale.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -16,10 +17,11 @@ import time
 from collections.abc import Hashable, Iterable, Mapping
 from datetime import UTC
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import requests
 from requests.auth import AuthBase
+from requests.utils import requote_uri
 
 from . import _errors as errors
 from ._auth import TicketAuth, TokenAuth
@@ -29,8 +31,10 @@ from ._endpoints import Scope, stale_scopes, ttl_for
 from ._endpoints import persisted as _persisted
 from ._errors import InvalidInputError, error_for_status, redact
 from ._format import unwrap_envelope
+from ._lean import LeanPool
 from ._transport import (
     RETRY_STATUSES,
+    DeadlineAdapter,
     ResponseTooLargeError,
     build_session,
     drop_cached,
@@ -45,8 +49,19 @@ from ._transport import (
 __all__ = ["ApiClient", "shape_problem"]
 
 _READ = "GET"
+# What an API path must not hold: a query string, a fragment, white space, an empty segment.
+_BAD_PATH = re.compile(r"[?#\s]|//")
 # Seconds during which the reads a write of unknown outcome may have changed skip the cache.
 _UNSETTLED_FOR = 60.0
+
+
+@functools.lru_cache(maxsize=8192)
+def _bulk_read(path: str) -> bool:
+    """Whether a GET of ``path`` skips requests-cache (and may take the lean path).
+
+    Remembered per path: the TTL table is a scan of ~30 patterns, run three times a read.
+    """
+    return not _persisted(_READ, path)
 
 
 def _companion(session: requests.Session, base_url: str) -> requests.Session:
@@ -184,6 +199,9 @@ class ApiClient:
             if self._cached and self._own_session
             else self.session
         )
+        self._lean, self._lean_adapter, self._lean_prefix = self._lean_pool(profile)
+        # The token's header, checked by TokenAuth on the first lean read, then reused.
+        self._lean_token: Secret | None = None
         # The one in-memory cache of this client (answers, cache keys, frames, tasks), in
         # front of requests-cache: see pvekit/_cache.py.
         self._layer = MemoryLayer()
@@ -283,6 +301,8 @@ class ApiClient:
         if self._closed:
             return
         self._closed = True
+        if self._lean is not None:
+            self._lean.close()
         if self._own_session:
             self.session.close()
             if self._plain is not self.session:
@@ -311,7 +331,7 @@ class ApiClient:
                 profile=self.profile,
                 method=method,
             )
-        if "?" in path or "#" in path or any(c.isspace() for c in path) or "//" in path:
+        if _BAD_PATH.search(path):
             raise InvalidInputError(
                 f"API path {path!r} must not contain a query string, spaces or '//': "
                 "pass parameters separately and quote path segments",
@@ -350,9 +370,69 @@ class ApiClient:
             )
         return errors.ConnectionError(f"cannot reach {self.host}: {detail}", **ctx)
 
+    def _lean_pool(self, profile: Profile) -> tuple[LeanPool | None, Any, str]:
+        """The lean path of this client's per-guest GETs, where it may take one.
+
+        Only on a session pvekit built itself (an injected one is always used as given), with
+        a cache (``cache=False`` stays on requests, which vcrpy records), without a proxy, and
+        with pvekit's own adapter mounted for the profile's URL.
+        """
+        prefix = f"{profile.scheme}://{profile.host}/"
+        adapter = self._plain.adapters.get(prefix)
+        if (
+            not self._own_session
+            or not self._cached
+            or self._options.get("proxies")
+            or not isinstance(adapter, DeadlineAdapter)
+        ):
+            return None, None, prefix
+        pool = LeanPool(
+            self.base_url,
+            verify=self._options["verify"],
+            fingerprint=profile.fingerprint if profile.scheme == "https" else None,
+            timeout=self._options["timeout"],
+            max_bytes=adapter.max_bytes,
+        )
+        return pool, adapter, prefix
+
+    def _lean_ok(self, method: str, path: str) -> bool:
+        # The adapter check keeps a transport mounted later (a test's, a recorder's) in charge.
+        return (
+            self._lean is not None
+            and method == _READ
+            and _bulk_read(path)
+            and self._plain.adapters.get(self._lean_prefix) is self._lean_adapter
+        )
+
+    def _send_lean(self, path: str, params: dict[str, Any], auth: AuthBase) -> requests.Response:
+        assert self._lean is not None
+        request = requests.PreparedRequest()
+        request.method = _READ
+        target = self.settings.api_path + path
+        if params:
+            target += "?" + urlencode(params, doseq=True)
+        target = requote_uri(target)
+        request.url = self._lean.origin + target
+        headers: requests.structures.CaseInsensitiveDict[str] = (
+            requests.structures.CaseInsensitiveDict(self._plain.headers)  # type: ignore[arg-type]
+        )
+        headers["Host"] = self.settings.host
+        headers["Accept-Encoding"] = "gzip, deflate"
+        request.headers = headers
+        token = self._lean_token
+        if token is not None and auth is self.auth:
+            headers["Authorization"] = token.reveal()
+        else:
+            auth(request)
+            if isinstance(auth, TokenAuth) and auth is self.auth:
+                self._lean_token = Secret.of(headers["Authorization"])
+        return self._lean.get(target, request.headers, request)
+
     def _send(
         self, method: str, path: str, params: dict[str, Any], *, fresh: bool, auth: AuthBase
     ) -> requests.Response:
+        if self._lean_ok(method, path):
+            return self._send_lean(path, params, auth)
         kwargs: dict[str, Any] = dict(self._options)
         if method in ("GET", "DELETE"):
             kwargs["params"] = params or None

@@ -15,10 +15,10 @@ progress bar in notebooks, and records per-item failures instead of failing the 
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -26,6 +26,7 @@ from urllib.parse import quote
 from . import _progress, frames
 from ._api import ApiClient, shape_problem
 from ._errors import APIError, InvalidInputError, PVEError
+from ._fanout import FanOut, current_share
 from ._format import parse_vmid
 from ._parse import parse_agent
 from ._transport import current_limit, time_limit
@@ -51,6 +52,7 @@ TIMEFRAMES = ("hour", "day", "week", "month", "year", "decade")
 CONSOLIDATIONS = ("AVERAGE", "MAX")
 METRIC_KINDS = ("node", "guest", "storage")
 DEFAULT_TASK_LIMIT = 500
+_FAN_LOCK = threading.Lock()  # creates a cluster's fan-out executor once
 
 
 class IncompleteDataWarning(UserWarning):
@@ -226,7 +228,8 @@ class Cluster:
         return body
 
     def close(self) -> None:
-        """Release the client's connections and cache file."""
+        """Release the HTTP connections, the cache file and the fan-out threads."""
+        self._close_fan_out()
         self.api.close()
 
     def __enter__(self) -> Cluster:
@@ -387,21 +390,24 @@ class Cluster:
                 return err
 
         workers = max(1, min(self.max_workers, len(items)))
+        share = current_share()  # a group's even share of its requests in flight
+        if share is not None:
+            workers = max(1, min(workers, share))
         from tqdm.auto import tqdm
 
-        results: list[R | PVEError] = []
-        with (
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pvekit") as pool,
-            tqdm(
-                total=len(items),
-                desc=f"{self.profile}: {desc}",
-                disable=how != "bar",
-                leave=False,
-            ) as bar,
-        ):
-            for result in pool.map(guarded, items):
-                results.append(result)
-                bar.update(1)
+        with tqdm(
+            total=len(items),
+            desc=f"{self.profile}: {desc}",
+            disable=how != "bar",
+            leave=False,
+        ) as bar:
+            results: list[R | PVEError] = self._fan_pool().run(
+                guarded,
+                items,
+                limit=workers,
+                size=max(1, self.max_workers),
+                done=lambda: bar.update(1),
+            )
         if how == "log":
             failed = sum(isinstance(r, PVEError) for r in results)
             _progress.LOGGER.info(
@@ -413,6 +419,22 @@ class Cluster:
                 f", {failed} failed" if failed else "",
             )
         return results
+
+    def _fan_pool(self) -> FanOut:
+        """This cluster's long-lived fan-out executor, created on first use."""
+        pool: FanOut | None = self.__dict__.get("_fan")
+        if pool is None:
+            with _FAN_LOCK:
+                pool = self.__dict__.get("_fan")
+                if pool is None:
+                    pool = self.__dict__["_fan"] = FanOut(str(getattr(self, "profile", "")))
+        return pool
+
+    def _close_fan_out(self) -> None:
+        """Stop this cluster's fan-out threads (``close()`` calls it)."""
+        pool: FanOut | None = self.__dict__.get("_fan")
+        if pool is not None:
+            pool.close()
 
     def _gather(
         self,

@@ -30,6 +30,7 @@ from ._errors import (
     TransportError,
 )
 from ._errors import TimeoutError as PVETimeoutError
+from ._fanout import GROUP_IN_FLIGHT, in_flight_share
 from ._format import parse_vmid
 from ._transport import time_limit, timeout_budget
 
@@ -265,10 +266,14 @@ class Group(_Members):
                 profile=name,
             )
 
+        # All clusters' requests share one interpreter's CPU: past GROUP_IN_FLIGHT requests
+        # in flight, more threads only add switching and TLS connections.
+        share = max(1, GROUP_IN_FLIGHT // len(names))
+
         def run(name: str) -> Any:
             outcome: Any
             # Every request of this cluster's call (and of its own fan-out) ends by the limit.
-            with time_limit(limit):
+            with time_limit(limit), in_flight_share(share):
                 try:
                     outcome = fn(self._clusters[name])
                 except Exception as err:
