@@ -240,22 +240,31 @@ FRAMES = {
 def test_warm_frame_is_reused_without_requests_or_threads(
     demo: Simulator, label: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pvekit._cluster as cluster_module
+    import threading
+
+    from pvekit._fanout import FanOut
 
     read = FRAMES[label]
     c = _cluster(demo)
     try:
         first = read(c)
         demo.clear_requests()
-        pools: list[int] = []
-        real = cluster_module.ThreadPoolExecutor
+        # A warm frame neither fans out nor starts a thread.
+        pools: list[str] = []
+        real_run, real_start = FanOut.run, threading.Thread.start
 
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            pools.append(1)
-            return real(*args, **kwargs)
+        def counted_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            pools.append("fan-out")
+            return real_run(self, *args, **kwargs)
 
-        monkeypatch.setattr(cluster_module, "ThreadPoolExecutor", counted)
+        def counted_start(self: threading.Thread) -> None:
+            pools.append(f"thread {self.name}")
+            real_start(self)
+
+        monkeypatch.setattr(FanOut, "run", counted_run)
+        monkeypatch.setattr(threading.Thread, "start", counted_start)
         second = read(c)
+        monkeypatch.undo()
         assert _sent(demo) == [] and pools == []
         assert second.equals(first) and second is not first
         # A caller changing its frame does not change the next one.
