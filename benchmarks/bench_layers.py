@@ -133,7 +133,7 @@ def contenders(info: ClusterInfo) -> dict[str, tuple[Callable[[str, str, int], A
     """name -> (read one config, the client to close)."""
     lean = pvekit_client(info)
     legacy = pvekit_client(info)
-    legacy._lean = None  # the requests path, as before the lean path
+    legacy.api._lean = None  # the requests path, as before the lean path (the pool is the client's)
     prox = proxmoxer_client(info)
 
     def pv(client: Any) -> Callable[[str, str, int], Any]:

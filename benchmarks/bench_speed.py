@@ -101,7 +101,7 @@ def cpu_per_read(
             for stats, lean in ((pv, True), (legacy, False)):
                 client = pvekit_client(info)
                 if not lean:
-                    client._lean = None
+                    client.api._lean = None  # the requests path, as before issue 18
                 client.get("/version")  # log in and connect outside the timing
                 try:
                     stats.add(measure(partial(_fan_reads, client, targets, kind), server))
