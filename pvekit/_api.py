@@ -8,7 +8,6 @@ and drops the cached reads a write made stale.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -53,15 +52,6 @@ _READ = "GET"
 _BAD_PATH = re.compile(r"[?#\s]|//")
 # Seconds during which the reads a write of unknown outcome may have changed skip the cache.
 _UNSETTLED_FOR = 60.0
-
-
-@functools.lru_cache(maxsize=8192)
-def _bulk_read(path: str) -> bool:
-    """Whether a GET of ``path`` skips requests-cache (and may take the lean path).
-
-    Remembered per path: the TTL table is a scan of ~30 patterns, run three times a read.
-    """
-    return not _persisted(_READ, path)
 
 
 def _companion(session: requests.Session, base_url: str) -> requests.Session:
@@ -400,7 +390,7 @@ class ApiClient:
         return (
             self._lean is not None
             and method == _READ
-            and _bulk_read(path)
+            and not _persisted(_READ, path)
             and self._plain.adapters.get(self._lean_prefix) is self._lean_adapter
         )
 

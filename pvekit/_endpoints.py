@@ -26,6 +26,7 @@ when the page differs from it; ``python scripts/build_docs.py`` rewrites it).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -144,8 +145,13 @@ def read_regex(entry: Read) -> str:
     return _pattern_regex(entry.pattern, named=False) + entry.tail()
 
 
+@functools.lru_cache(maxsize=16384)
 def read_for(path: str) -> Read | None:
-    """The entry of :data:`READS` that decides ``GET path`` (``None``: the default TTL)."""
+    """The entry of :data:`READS` that decides ``GET path`` (``None``: the default TTL).
+
+    Remembered per path: a read asks it up to three times (TTL, persisted, lean path) and
+    each ask is a scan of the whole table; the table is fixed at import.
+    """
     for regex, entry in _READ_REGEX:
         if regex.match(path):
             return entry
