@@ -39,7 +39,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -381,6 +381,27 @@ class LeanPool:
         finally:
             if deadline is not None:
                 deadline.cancel()
+
+    def get_many(
+        self,
+        items: Sequence[tuple[str, requests.PreparedRequest]],
+        headers: Mapping[str, str],
+        *,
+        in_flight: int,
+    ) -> list[requests.Response | requests.RequestException]:
+        """GET each ``(target, request)`` of ``items`` with the same ``headers``, at most
+        ``in_flight`` at once; one entry per item, in order: the answer as :meth:`get`
+        returns it, or the ``requests`` exception :meth:`get` would have raised.
+
+        (Sequential for now: the interface the batch read path is built against.)
+        """
+        out: list[requests.Response | requests.RequestException] = []
+        for target, request in items:
+            try:
+                out.append(self.get(target, headers, request))
+            except requests.RequestException as exc:
+                out.append(exc)
+        return out
 
     def _exchange(
         self,
