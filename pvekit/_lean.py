@@ -29,16 +29,20 @@ the parser alone on one 777-byte answer, 19-35 us, 65-84 us and 118-156 us (2026
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import hmac
 import http.client
+import os
 import re
 import select
+import selectors
 import socket
 import ssl
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,124 +103,316 @@ _MAX_LINE = 65536
 _MAX_HEADERS = 100
 
 
-def _request_head(target: str, headers: Mapping[str, str]) -> bytes | None:
-    """The GET's request line and headers, or ``None`` when a header is not sendable."""
+def _request_line(target: str) -> bytes | None:
+    """``GET target HTTP/1.1``, or ``None`` when the target is not sendable."""
     if _BAD_TARGET.search(target):
         return None
-    lines = [f"GET {target} HTTP/1.1"]
-    for name, value in headers.items():
-        if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
-            return None
-        lines.append(f"{name}: {value}")
     try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return f"GET {target} HTTP/1.1\r\n".encode("latin-1")
     except UnicodeEncodeError:
         return None
 
 
-def _line(fp: Any) -> bytes:
-    line: bytes = fp.readline(_MAX_LINE + 1)
-    if len(line) > _MAX_LINE:
-        raise http.client.LineTooLong("header line")
-    return line
+def _header_block(headers: Mapping[str, str]) -> bytes | None:
+    """The header lines and the blank line ending them, or ``None`` when one is not sendable."""
+    lines = []
+    for name, value in headers.items():
+        if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+            return None
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    try:
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError:
+        return None
 
 
-def _read_head(fp: Any) -> tuple[str, int, str, list[tuple[str, str]]]:
-    """(version, status, reason, header fields) of the next final answer (1xx skipped).
+def _request_head(target: str, headers: Mapping[str, str]) -> bytes | None:
+    """The GET's request line and headers, or ``None`` when a part is not sendable."""
+    line = _request_line(target)
+    block = _header_block(headers)
+    return None if line is None or block is None else line + block
 
-    http.client parses headers with the email package (about a third of a small read's
-    CPU, measured): an answer's head is simple enough to read here, within its limits.
+
+_BLANK = (b"\r\n", b"\n", b"")
+# What to read per recv: a whole small answer, or one TLS record's worth, in one call.
+_RECV = 65536
+# Parser states: the status line, header lines, then the body by length, by chunks (size
+# line, data with its CRLF, trailer lines) or up to the end of the connection.
+_STATUS, _FIELDS, _LENGTH, _SIZE, _CHUNK, _TRAILER, _TO_CLOSE, _DONE = range(8)
+
+
+_NO_HEADERS: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+
+
+class _Answer:
+    """One HTTP/1.1 answer, parsed from the bytes as they arrive (:meth:`feed`).
+
+    The lean path's only parser: :meth:`LeanPool.get` feeds it from a blocking socket and
+    :meth:`LeanPool.get_many` from non-blocking ones, so both read by the same rules and
+    limits (http.client's: 65,536-byte lines, 100 header fields). http.client parses headers
+    with the email package (about a third of a small read's CPU, measured): an answer's head
+    is simple enough to read here. Nothing is buffered outside this object, so bytes the
+    server sent past the answer are seen (:attr:`leftover`) and the connection dropped.
     """
-    while True:
-        line = _line(fp)
-        if not line:
-            raise http.client.RemoteDisconnected("Remote end closed connection without response")
-        parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
+
+    __slots__ = (
+        "_buf",
+        "_chunk",
+        "_eof",
+        "_got",
+        "_limit",
+        "_need",
+        "_parts",
+        "_pos",
+        "_request",
+        "_size",
+        "_state",
+        "_want",
+        "fields",
+        "headers",
+        "reason",
+        "reusable",
+        "started",
+        "status",
+        "version",
+    )
+
+    def __init__(self, limit: int, request: requests.PreparedRequest) -> None:
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self._state = _STATUS
+        self._limit = limit
+        self._request = request
+        self._want = self._got = self._need = self._size = 0
+        self._parts: list[bytes] = []
+        self._chunk: list[bytes] = []
+        #: a byte of the answer arrived (a reused connection that failed before is retried)
+        self.started = False
+        self.version = ""
+        self.status = 0
+        self.reason = ""
+        self.fields: list[tuple[str, str]] = []
+        self.headers = _NO_HEADERS  # replaced once the head is read
+        #: the body ended by its framing and the connection may carry another request
+        self.reusable = False
+
+    def feed(self, data: bytes) -> bool:
+        """Take the bytes received (``b""``: the connection ended); ``True`` once complete."""
+        if data:
+            self.started = True
+            if self._pos < len(self._buf):
+                self._buf = self._buf[self._pos :] + data
+            else:
+                self._buf = data
+            self._pos = 0
+        else:
+            self._eof = True
+        return self._run()
+
+    @property
+    def leftover(self) -> bool:
+        """Bytes arrived past the answer (a server sending more than it framed)."""
+        return self._pos < len(self._buf)
+
+    def body(self) -> bytes:
+        return b"".join(self._parts)
+
+    def _run(self) -> bool:
+        while True:
+            state = self._state
+            if state == _DONE:
+                return True
+            if state in (_LENGTH, _CHUNK, _TO_CLOSE):
+                if not self._take():
+                    return False
+                continue
+            if state == _STATUS and self._whole_head():
+                continue
+            line = self._line()
+            if line is None:
+                return False
+            if state == _FIELDS:
+                self._field(line)
+            elif state == _STATUS:
+                if not line:
+                    raise http.client.RemoteDisconnected(
+                        "Remote end closed connection without response"
+                    )
+                self._status_line(line.decode("iso-8859-1"))
+            elif state == _SIZE:
+                self._size_line(line)
+            elif line in _BLANK:  # the end of the trailer fields (not used)
+                self._done(True)
+
+    def _line(self) -> bytes | None:
+        """The next line with its ending; ``None`` until it is complete; at the end of the
+        connection what is left (``b""`` once nothing is)."""
+        buf, pos = self._buf, self._pos
+        end = buf.find(b"\n", pos, pos + _MAX_LINE)
+        if end >= 0:
+            self._pos = end + 1
+            return buf[pos : end + 1]
+        if len(buf) - pos > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        if not self._eof:
+            return None
+        self._pos = len(buf)
+        return buf[pos:]
+
+    def _whole_head(self) -> bool:
+        """Read a head that is all in the buffer in one pass (the usual case: a small answer
+        arrives in one recv); ``False`` leaves it to the line-by-line path. Only heads that
+        path would read the same way take this one: CRLF line endings, too short for a line
+        over the limit, within the header count; the fields go through the same rules."""
+        buf, pos = self._buf, self._pos
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0 or end - pos > _MAX_LINE - 2:
+            return False
+        text = buf[pos:end].decode("iso-8859-1")
+        lines = text.split("\r\n")
+        if len(lines) > _MAX_HEADERS + 1 or text.count("\n") != len(lines) - 1:
+            return False
+        self._status_line(lines[0] + "\r\n")
+        for line in lines[1:]:
+            self._add_field(line)
+        self._pos = end + 4
+        self._head_done()
+        return True
+
+    def _status_line(self, text: str) -> None:
+        parts = text.rstrip("\r\n").split(None, 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-            raise http.client.BadStatusLine(line.decode("iso-8859-1")[:80])
+            raise http.client.BadStatusLine(text[:80])
         try:
             status = int(parts[1])
         except ValueError:
-            raise http.client.BadStatusLine(line.decode("iso-8859-1")[:80]) from None
+            raise http.client.BadStatusLine(text[:80]) from None
         if not 100 <= status <= 999:
-            raise http.client.BadStatusLine(line.decode("iso-8859-1")[:80])
-        fields: list[tuple[str, str]] = []
-        while True:
-            raw = _line(fp)
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            if len(fields) >= _MAX_HEADERS:
-                raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
-            text = raw.decode("iso-8859-1").rstrip("\r\n")
-            if text[:1] in (" ", "\t") and fields:  # an obsolete folded line
-                name, value = fields[-1]
-                fields[-1] = (name, f"{value} {text.strip()}")
-                continue
-            name, sep, value = text.partition(":")
-            if not sep or not name.strip():
-                raise http.client.HTTPException("malformed header line in the answer")
-            fields.append((name.strip(), value.strip()))
-        if 100 <= status < 200:
-            continue  # 100 Continue and other informational answers precede the real one
-        return parts[0], status, parts[2] if len(parts) > 2 else "", fields
+            raise http.client.BadStatusLine(text[:80])
+        self.version = parts[0]
+        self.status = status
+        self.reason = parts[2] if len(parts) > 2 else ""
+        self.fields = []
+        self._state = _FIELDS
 
+    def _field(self, line: bytes) -> None:
+        if line in _BLANK:
+            self._head_done()
+            return
+        if len(self.fields) >= _MAX_HEADERS:
+            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+        self._add_field(line.decode("iso-8859-1"))
 
-def _read_body(
-    fp: Any,
-    status: int,
-    headers: CaseInsensitiveDict[str],
-    limit: int,
-    request: requests.PreparedRequest,
-) -> tuple[bytes, bool]:
-    """(body as sent, connection reusable), refusing more than ``limit`` bytes."""
-    if status in (204, 304):
-        return b"", True
-    if "chunked" in headers.get("Transfer-Encoding", "").lower():
-        body = bytearray()
-        while True:
-            size_line = _line(fp).split(b";", 1)[0].strip()
+    def _add_field(self, text: str) -> None:
+        fields = self.fields
+        text = text.rstrip("\r\n")
+        if text[:1] in (" ", "\t") and fields:  # an obsolete folded line
+            name, value = fields[-1]
+            fields[-1] = (name, f"{value} {text.strip()}")
+            return
+        name, sep, value = text.partition(":")
+        if not sep or not name.strip():
+            raise http.client.HTTPException("malformed header line in the answer")
+        fields.append((name.strip(), value.strip()))
+
+    def _head_done(self) -> None:
+        if self.status < 200:
+            self._state = _STATUS  # 100 Continue and other informational answers: skipped
+            return
+        headers = self.headers = CaseInsensitiveDict(self.fields)
+        if self.status in (204, 304):
+            self._done(True)
+        elif "chunked" in headers.get("Transfer-Encoding", "").lower():
+            self._state = _SIZE
+        elif (length := headers.get("Content-Length")) is not None:
             try:
-                size = int(size_line, 16)
+                want = int(length.strip())
             except ValueError:
-                raise http.client.IncompleteRead(bytes(body)) from None
-            if size == 0:
-                while _line(fp) not in (b"\r\n", b"\n", b""):
-                    pass  # trailer fields: not used
-                return bytes(body), True
-            if len(body) + size > limit:
-                raise ResponseTooLargeError(limit, request=request)
-            chunk = fp.read(size + 2)
-            if len(chunk) < size + 2:
-                raise http.client.IncompleteRead(bytes(body) + chunk)
-            body += chunk[:size]
-    length = headers.get("Content-Length")
-    if length is not None:
+                raise http.client.HTTPException(f"invalid Content-Length {length[:40]!r}") from None
+            if want < 0:
+                raise http.client.HTTPException(f"invalid Content-Length {length[:40]!r}")
+            if want > self._limit:
+                raise ResponseTooLargeError(self._limit, request=self._request)
+            self._want = want
+            if want:
+                self._state = _LENGTH
+            else:
+                self._done(True)
+        else:
+            self._state = _TO_CLOSE  # no length: the answer ends with the connection
+
+    def _size_line(self, line: bytes) -> None:
         try:
-            want = int(length.strip())
+            size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError:
-            raise http.client.HTTPException(f"invalid Content-Length {length[:40]!r}") from None
-        if want < 0:
-            raise http.client.HTTPException(f"invalid Content-Length {length[:40]!r}")
-        if want > limit:
-            raise ResponseTooLargeError(limit, request=request)
-        data: bytes = fp.read(want)
-        if len(data) < want:
-            raise http.client.IncompleteRead(data, want - len(data))
-        return data, True
-    data = fp.read(limit + 1)  # no length: the answer ends with the connection
-    if len(data) > limit:
-        raise ResponseTooLargeError(limit, request=request)
-    return data, False
+            raise http.client.IncompleteRead(self.body()) from None
+        if size < 0:
+            raise http.client.IncompleteRead(self.body())
+        if size == 0:
+            self._state = _TRAILER
+            return
+        if self._got + size > self._limit:
+            raise ResponseTooLargeError(self._limit, request=self._request)
+        self._size = size
+        self._need = size + 2  # the chunk and its CRLF
+        self._chunk = []
+        self._state = _CHUNK
+
+    def _take(self) -> bool:
+        """Move buffered bytes into the body; ``False`` while more must arrive."""
+        buf, pos = self._buf, self._pos
+        state = self._state
+        if state == _TO_CLOSE:
+            if pos < len(buf):
+                self._parts.append(buf[pos:])
+                self._got += len(buf) - pos
+                self._buf, self._pos = b"", 0
+                if self._got > self._limit:
+                    raise ResponseTooLargeError(self._limit, request=self._request)
+            if self._eof:
+                self._done(False)
+                return True
+            return False
+        need = self._want - self._got if state == _LENGTH else self._need
+        piece = buf[pos : pos + need]
+        end = pos + len(piece)
+        if end == len(buf):
+            self._buf, self._pos = b"", 0
+        else:
+            self._pos = end
+        if state == _LENGTH:
+            if piece:
+                self._parts.append(piece)
+                self._got += len(piece)
+            if self._got == self._want:
+                self._done(True)
+                return True
+            if self._eof:
+                raise http.client.IncompleteRead(self.body(), self._want - self._got)
+            return False
+        if piece:
+            self._chunk.append(piece)
+            self._need -= len(piece)
+        if not self._need:
+            self._parts.append(b"".join(self._chunk)[: self._size])
+            self._got += self._size
+            self._chunk = []
+            self._state = _SIZE
+            return True
+        if self._eof:
+            raise http.client.IncompleteRead(self.body() + b"".join(self._chunk))
+        return False
+
+    def _done(self, reusable: bool) -> None:
+        self._state = _DONE
+        self.reusable = reusable and not self._eof
 
 
 def _discard(conn: http.client.HTTPConnection) -> None:
-    """Close a connection and the reader made from its socket (which holds the fd too)."""
-    fp = getattr(conn, "_pvekit_fp", None)
-    if fp is not None:
-        conn._pvekit_fp = None  # type: ignore[attr-defined]
-        with contextlib.suppress(OSError):
-            fp.close()
-    conn.close()
+    with contextlib.suppress(OSError):
+        conn.close()
 
 
 class LeanPool:
@@ -268,38 +464,48 @@ class LeanPool:
         self.opened += 1
         return conn
 
+    def _warn_insecure(self) -> None:
+        import warnings
+
+        from urllib3.exceptions import InsecureRequestWarning
+
+        warnings.warn(
+            f"Unverified HTTPS request is being made to host '{self.hostname}': the "
+            "profile turned certificate checks off (verify_ssl=False)",
+            InsecureRequestWarning,
+            stacklevel=3,
+        )
+
+    def _pin_error(self, sock: Any) -> requests.RequestException | None:
+        """The error when the peer's certificate is not the pinned one (``None``: it is)."""
+        if self.fingerprint is None:
+            return None
+        der = sock.getpeercert(binary_form=True) or b""
+        got = hashlib.sha256(der).hexdigest()
+        if hmac.compare_digest(got, self.fingerprint):
+            return None
+        return requests.exceptions.SSLError(
+            f"Fingerprints did not match. Expected {self.fingerprint!r}, got {got!r}"
+        )
+
     def _connect(self, conn: http.client.HTTPConnection) -> None:
         if self._insecure:
-            import warnings
-
-            from urllib3.exceptions import InsecureRequestWarning
-
-            warnings.warn(
-                f"Unverified HTTPS request is being made to host '{self.hostname}': the "
-                "profile turned certificate checks off (verify_ssl=False)",
-                InsecureRequestWarning,
-                stacklevel=2,
-            )
+            self._warn_insecure()
         conn.connect()
-        if self.fingerprint is not None:
-            sock: Any = conn.sock
-            der = sock.getpeercert(binary_form=True) or b""
-            got = hashlib.sha256(der).hexdigest()
-            if not hmac.compare_digest(got, self.fingerprint):
-                _discard(conn)
-                raise requests.exceptions.SSLError(
-                    f"Fingerprints did not match. Expected {self.fingerprint!r}, got {got!r}"
-                )
+        pin = self._pin_error(conn.sock)
+        if pin is not None:
+            _discard(conn)
+            raise pin
         if conn.sock is not None:
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
-        """An idle connection still open (``True``: reused), or a new one."""
-        while True:
+    def _checkout(self, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection still open (``True``: reused), or a new one (always if ``fresh``)."""
+        while not fresh:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
-                return self._new_connection(), False
+                break
             sock = conn.sock
             if sock is None:
                 continue
@@ -312,6 +518,7 @@ class LeanPool:
                 _discard(conn)
                 continue
             return conn, True
+        return self._new_connection(), False
 
     def _checkin(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -319,6 +526,20 @@ class LeanPool:
                 self._idle.append(conn)
                 return
         _discard(conn)
+
+    @staticmethod
+    def _keep(answer: _Answer, sock: Any) -> bool:
+        """Whether the connection that carried ``answer`` may carry another request."""
+        if not answer.reusable or answer.leftover:
+            return False
+        connection = answer.headers.get("Connection", "").lower()
+        if "close" in connection or (
+            answer.version == "HTTP/1.0" and "keep-alive" not in connection
+        ):
+            return False
+        # Decrypted bytes waiting in the TLS layer would not show to the idle check's select.
+        pending = getattr(sock, "pending", None)
+        return not (pending is not None and pending())
 
     @property
     def idle(self) -> int:
@@ -330,10 +551,32 @@ class LeanPool:
             self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
-            with contextlib.suppress(OSError):
-                _discard(conn)
+            _discard(conn)
 
     # -- one GET ------------------------------------------------------------------------------
+
+    def _when(self, now: float) -> float | None:
+        """The monotonic time a request started at ``now`` must be answered by, if any."""
+        budget = self.budget
+        when = now + budget if budget is not None else None
+        limit = current_limit()
+        if limit is not None:
+            when = limit if when is None else min(when, limit)
+        return when
+
+    @staticmethod
+    def _no_time(request: requests.PreparedRequest) -> requests.RequestException:
+        return requests.exceptions.ReadTimeout(
+            "no time left for this request (its deadline has passed); nothing was sent",
+            request=request,
+        )
+
+    @staticmethod
+    def _invalid(request: requests.PreparedRequest) -> requests.RequestException:
+        # http.client would quote the offending value (it may be a credential): say less.
+        return requests.exceptions.InvalidHeader(
+            "a request header was rejected as invalid", request=request
+        )
 
     def get(
         self, target: str, headers: Mapping[str, str], request: requests.PreparedRequest
@@ -346,34 +589,33 @@ class LeanPool:
         if self._closed:
             raise requests.exceptions.ConnectionError("the connection pool is closed")
         now = time.monotonic()
-        budget = self.budget
-        when = now + budget if budget is not None else None
-        limit = current_limit()
-        if limit is not None:
-            when = limit if when is None else min(when, limit)
+        when = self._when(now)
         if when is not None and when <= now:
-            raise requests.exceptions.ReadTimeout(
-                "no time left for this request (its deadline has passed); nothing was sent",
-                request=request,
-            )
+            raise self._no_time(request)
+        head = _request_head(target, headers)
+        if head is None:
+            raise self._invalid(request)
         deadline = _Deadline(when) if when is not None else None
         if deadline is not None:
             _WATCHDOG.arm(deadline)
         try:
             for attempt in (0, 1):
-                conn, reused = self._checkout()
+                conn, reused = self._checkout(fresh=attempt == 1)
+                answer = _Answer(self.max_bytes, request)
                 try:
-                    return self._exchange(conn, reused, target, headers, request, deadline, when)
+                    return self._exchange(conn, reused, head, target, request, answer, deadline)
                 except _RETRYABLE_ON_REUSE as exc:
                     _discard(conn)
-                    # A kept-alive connection the server had just closed: nothing reached it,
-                    # so the GET goes once more on a new connection.
-                    if reused and attempt == 0 and not (deadline and deadline.fired):
+                    fired = deadline is not None and deadline.fired
+                    # A kept-alive connection the server had just closed: nothing came back,
+                    # so the GET goes once more, on a new connection.
+                    if reused and attempt == 0 and not answer.started and not fired:
                         continue
-                    raise self._mapped(exc, request, deadline, when, now) from None
+                    raise self._mapped(exc, request, fired, when, now) from None
                 except (OSError, http.client.HTTPException, ssl.CertificateError) as exc:
                     _discard(conn)
-                    raise self._mapped(exc, request, deadline, when, now) from None
+                    fired = deadline is not None and deadline.fired
+                    raise self._mapped(exc, request, fired, when, now) from None
                 except BaseException:
                     _discard(conn)
                     raise
@@ -382,36 +624,15 @@ class LeanPool:
             if deadline is not None:
                 deadline.cancel()
 
-    def get_many(
-        self,
-        items: Sequence[tuple[str, requests.PreparedRequest]],
-        headers: Mapping[str, str],
-        *,
-        in_flight: int,
-    ) -> list[requests.Response | requests.RequestException]:
-        """GET each ``(target, request)`` of ``items`` with the same ``headers``, at most
-        ``in_flight`` at once; one entry per item, in order: the answer as :meth:`get`
-        returns it, or the ``requests`` exception :meth:`get` would have raised.
-
-        (Sequential for now: the interface the batch read path is built against.)
-        """
-        out: list[requests.Response | requests.RequestException] = []
-        for target, request in items:
-            try:
-                out.append(self.get(target, headers, request))
-            except requests.RequestException as exc:
-                out.append(exc)
-        return out
-
     def _exchange(
         self,
         conn: http.client.HTTPConnection,
         reused: bool,
+        head: bytes,
         target: str,
-        headers: Mapping[str, str],
         request: requests.PreparedRequest,
+        answer: _Answer,
         deadline: _Deadline | None,
-        when: float | None,
     ) -> requests.Response:
         if deadline is not None:
             with _owner_lock:
@@ -430,43 +651,36 @@ class LeanPool:
             raise requests.exceptions.ReadTimeout(
                 "no complete answer within the request's total deadline", request=request
             )
-        if conn.sock is not None and self.read_timeout is not None:
+        sock: Any = conn.sock
+        if self.read_timeout is not None:
+            when = deadline.when if deadline is not None else None
             left = None if when is None else max(0.001, when - time.monotonic())
             read = self.read_timeout
-            conn.sock.settimeout(read if left is None else min(read, left))
-        head = _request_head(target, headers)
-        if head is None:
-            # http.client would quote the offending value (it may be a credential): say less.
-            raise requests.exceptions.InvalidHeader(
-                "a request header was rejected as invalid", request=request
-            )
-        sock: Any = conn.sock
+            sock.settimeout(read if left is None else min(read, left))
         sock.sendall(head)
-        fp = getattr(conn, "_pvekit_fp", None)
-        if fp is None:
-            fp = conn._pvekit_fp = sock.makefile("rb")  # type: ignore[attr-defined]
-        version, status, reason, fields = _read_head(fp)
-        received: CaseInsensitiveDict[str] = CaseInsensitiveDict(fields)
-        limit = self.max_bytes
-        raw, reusable = _read_body(fp, status, received, limit, request)
-        body = self._decoded(raw, received.get("Content-Encoding"), request)
+        recv = sock.recv
+        feed = answer.feed
+        while not feed(recv(_RECV)):
+            pass
+        response = self._response(answer, target, request)
+        if self._keep(answer, sock):
+            self._checkin(conn)
+        else:
+            _discard(conn)
+        return response
+
+    def _response(
+        self, answer: _Answer, target: str, request: requests.PreparedRequest
+    ) -> requests.Response:
+        received = answer.headers
         response = requests.Response()
-        response.status_code = status
-        response.reason = reason
+        response._content = self._decoded(answer.body(), received.get("Content-Encoding"), request)
+        response.status_code = answer.status
+        response.reason = answer.reason
         response.headers = received
-        response._content = body
         response.url = self.origin + target
         response.request = request
         response.encoding = "utf-8"
-        connection = received.get("Connection", "").lower()
-        if (
-            not reusable
-            or "close" in connection
-            or (version == "HTTP/1.0" and "keep-alive" not in connection)
-        ):
-            _discard(conn)
-        else:
-            self._checkin(conn)
         return response
 
     def _decoded(
@@ -503,27 +717,32 @@ class LeanPool:
         self,
         exc: BaseException,
         request: requests.PreparedRequest,
-        deadline: _Deadline | None,
+        fired: bool,
         when: float | None,
         started: float,
     ) -> requests.RequestException:
+        """The ``requests`` exception for ``exc`` (``fired``: the total deadline passed)."""
         if isinstance(exc, requests.RequestException):
-            if (
-                deadline is not None
-                and deadline.fired
-                and not isinstance(exc, requests.exceptions.SSLError | ResponseTooLargeError)
-            ):
+            if fired and not isinstance(exc, requests.exceptions.SSLError | ResponseTooLargeError):
                 return self._late(request, when, started)
             return exc
-        if deadline is not None and deadline.fired:
+        if fired:
             return self._late(request, when, started)
         if isinstance(exc, TimeoutError):
-            return requests.exceptions.ReadTimeout(
-                f"read timed out (read timeout={self.read_timeout})", request=request
-            )
+            return self._read_timeout(request)
         if isinstance(exc, ssl.SSLError | ssl.CertificateError):
             return requests.exceptions.SSLError(str(exc), request=request)
         return requests.exceptions.ConnectionError(f"{type(exc).__name__}: {exc}", request=request)
+
+    def _read_timeout(self, request: requests.PreparedRequest) -> requests.RequestException:
+        return requests.exceptions.ReadTimeout(
+            f"read timed out (read timeout={self.read_timeout})", request=request
+        )
+
+    def _connect_timeout(self, request: requests.PreparedRequest) -> requests.RequestException:
+        return requests.exceptions.ConnectTimeout(
+            f"connect timeout ({self.connect_timeout} s)", request=request
+        )
 
     @staticmethod
     def _late(
@@ -534,3 +753,387 @@ class LeanPool:
             f"no complete answer within {span:.3g} s (the request's total deadline)",
             request=request,
         )
+
+    # -- many GETs, one thread ----------------------------------------------------------------
+
+    def get_many(
+        self,
+        items: Sequence[tuple[str, requests.PreparedRequest]],
+        headers: Mapping[str, str],
+        *,
+        in_flight: int,
+    ) -> list[requests.Response | requests.RequestException]:
+        """GET each ``(target, request)`` of ``items`` with the same ``headers``, at most
+        ``in_flight`` at once; one entry per item, in order: the answer as :meth:`get`
+        returns it, or the ``requests`` exception :meth:`get` would have raised.
+
+        One thread (the caller's) drives up to ``in_flight`` non-blocking keep-alive
+        connections with a selector: no worker threads, no watchdog. Each request's limits
+        are :meth:`get`'s (connect timeout while connecting and in the TLS handshake, the
+        read timeout as the longest silence, the total budget and the thread's
+        :func:`~pvekit._transport.time_limit` from the moment the request starts), and the
+        answer is read by the same parser. Clean connections go back to the pool, blocking
+        again, for later :meth:`get` calls.
+        """
+        out: list[requests.Response | requests.RequestException | None] = [None] * len(items)
+        if self._closed:
+            return [
+                requests.exceptions.ConnectionError("the connection pool is closed") for _ in items
+            ]
+        batch = _Batch(self, items, headers, out)
+        batch.run(max(1, in_flight))
+        return out  # type: ignore[return-value]  # every entry is filled by run()
+
+
+# Where a slot of the batch is: connecting, in the TLS handshake, sending, or reading.
+_CONNECTING, _HANDSHAKE, _SENDING, _READING = range(4)
+_WAITING = (BlockingIOError, InterruptedError)
+
+
+class _Slot:
+    """One request of a batch on its connection."""
+
+    __slots__ = (
+        "addrs",
+        "answer",
+        "attempt",
+        "conn",
+        "errors",
+        "events",
+        "head",
+        "index",
+        "limit",
+        "phase",
+        "request",
+        "reused",
+        "sent",
+        "sock",
+        "started",
+        "target",
+        "when",
+    )
+
+    def __init__(
+        self, index: int, target: str, request: requests.PreparedRequest, head: bytes
+    ) -> None:
+        self.index = index
+        self.target = target
+        self.request = request
+        self.head = head
+        self.started = 0.0
+        self.when: float | None = None  # the total deadline
+        self.limit: float | None = None  # the phase's: connect timeout, or longest silence
+        self.conn: http.client.HTTPConnection | None = None
+        self.sock: Any = None
+        self.reused = False
+        self.attempt = 0
+        self.phase = _CONNECTING
+        self.events = 0
+        self.sent = 0
+        self.addrs: list[Any] = []
+        self.errors: list[OSError] = []
+        self.answer: _Answer | None = None
+
+
+class _Batch:
+    """The event loop of one :meth:`LeanPool.get_many` call."""
+
+    def __init__(
+        self,
+        pool: LeanPool,
+        items: Sequence[tuple[str, requests.PreparedRequest]],
+        headers: Mapping[str, str],
+        out: list[requests.Response | requests.RequestException | None],
+    ) -> None:
+        self.pool = pool
+        self.items = items
+        self.headers = headers
+        self.out = out
+        self.block = _header_block(headers)  # the same for every item: checked once
+        self.selector = selectors.DefaultSelector()
+        self.slots: set[_Slot] = set()
+
+    def run(self, width: int) -> None:
+        pool, slots, selector = self.pool, self.slots, self.selector
+        queue = deque(range(len(self.items)))
+        try:
+            while queue or slots:
+                while queue and len(slots) < width:
+                    self._start(queue.popleft())
+                if not slots:
+                    continue
+                now = time.monotonic()
+                soonest = None
+                for slot in slots:
+                    for t in (slot.when, slot.limit):
+                        if t is not None and (soonest is None or t < soonest):
+                            soonest = t
+                timeout = None if soonest is None else max(0.0, soonest - now)
+                for key, mask in selector.select(timeout):
+                    slot = key.data
+                    if slot in slots:
+                        self._guarded(slot, mask)
+                now = time.monotonic()
+                for slot in [s for s in slots if self._expired(s, now)]:
+                    self._expire(slot, now)
+        except BaseException:
+            # A bug or an interrupt, not a transport error: nothing half-read goes back.
+            for slot in slots:
+                self._drop(slot)
+            slots.clear()
+            raise
+        finally:
+            selector.close()
+        del pool
+
+    # -- starting a request -------------------------------------------------------------------
+
+    def _start(self, index: int) -> None:
+        pool = self.pool
+        target, request = self.items[index]
+        now = time.monotonic()
+        when = pool._when(now)
+        if when is not None and when <= now:
+            self.out[index] = pool._no_time(request)
+            return
+        line = _request_line(target)
+        if line is None or self.block is None:
+            self.out[index] = pool._invalid(request)
+            return
+        head = line + self.block
+        slot = _Slot(index, target, request, head)
+        slot.started, slot.when = now, when
+        self.slots.add(slot)
+        conn, reused = pool._checkout()
+        self._begin(slot, conn, reused, now)
+
+    def _begin(
+        self, slot: _Slot, conn: http.client.HTTPConnection, reused: bool, now: float
+    ) -> None:
+        slot.conn, slot.reused = conn, reused
+        slot.answer = _Answer(self.pool.max_bytes, slot.request)
+        slot.sent = 0
+        try:
+            if reused:
+                slot.sock = conn.sock
+                slot.sock.setblocking(False)
+                self._sending(slot, now)
+            else:
+                if self.pool._insecure:
+                    self.pool._warn_insecure()
+                slot.addrs = socket.getaddrinfo(
+                    self.pool.hostname, self.pool.port, 0, socket.SOCK_STREAM
+                )
+                slot.errors = []
+                self._dial(slot, now)
+        except (OSError, http.client.HTTPException, ssl.CertificateError) as exc:
+            self._failed(slot, exc)
+
+    def _dial(self, slot: _Slot, now: float) -> None:
+        """Start a non-blocking connect to the next address (as socket.create_connection
+        tries them in order, and reports the last failure)."""
+        while slot.addrs:
+            family, kind, proto, _, address = slot.addrs.pop(0)
+            sock = socket.socket(family, kind, proto)
+            assert slot.conn is not None
+            slot.conn.sock = sock  # from here _discard closes it
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = sock.connect_ex(address)
+            if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EINTR):
+                slot.sock = sock
+                slot.phase = _CONNECTING
+                slot.limit = self._connect_limit(now)
+                self._want(slot, selectors.EVENT_WRITE)
+                return
+            self._unregister(slot)
+            sock.close()
+            slot.conn.sock = None
+            slot.errors = [OSError(err, os.strerror(err))]
+        raise slot.errors[-1] if slot.errors else OSError("getaddrinfo returns an empty list")
+
+    def _connect_limit(self, now: float) -> float | None:
+        t = self.pool.connect_timeout
+        return None if t is None else now + t
+
+    def _read_limit(self, now: float) -> float | None:
+        t = self.pool.read_timeout
+        return None if t is None else now + t
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def _guarded(self, slot: _Slot, mask: int) -> None:
+        try:
+            self._step(slot, time.monotonic())
+        except (OSError, http.client.HTTPException, ssl.CertificateError) as exc:
+            self._failed(slot, exc)
+
+    def _step(self, slot: _Slot, now: float) -> None:
+        phase = slot.phase
+        if phase == _READING:
+            self._receive(slot, now)
+        elif phase == _SENDING:
+            self._send(slot, now)
+        elif phase == _CONNECTING:
+            err = slot.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._unregister(slot)
+                assert slot.conn is not None
+                _discard(slot.conn)
+                slot.errors.append(OSError(err, os.strerror(err)))
+                self._dial(slot, now)
+                return
+            pool = self.pool
+            if pool._context is None:
+                self._sending(slot, now)
+                return
+            self._unregister(slot)  # the TLS socket takes the descriptor over
+            slot.sock = pool._context.wrap_socket(
+                slot.sock, server_hostname=pool.hostname, do_handshake_on_connect=False
+            )
+            assert slot.conn is not None
+            slot.conn.sock = slot.sock
+            slot.phase = _HANDSHAKE
+            self._handshake(slot, now)
+        else:
+            self._handshake(slot, now)
+
+    def _handshake(self, slot: _Slot, now: float) -> None:
+        slot.limit = self._connect_limit(now)  # per operation, as the socket timeout is
+        try:
+            slot.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want(slot, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(slot, selectors.EVENT_WRITE)
+            return
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise requests.exceptions.SSLError(str(exc), request=slot.request) from None
+        pin = self.pool._pin_error(slot.sock)  # before a byte of the request is written
+        if pin is not None:
+            raise pin
+        self._sending(slot, now)
+
+    def _sending(self, slot: _Slot, now: float) -> None:
+        slot.phase = _SENDING
+        slot.limit = self._read_limit(now)
+        self._send(slot, now)
+
+    def _send(self, slot: _Slot, now: float) -> None:
+        try:
+            slot.sent += slot.sock.send(memoryview(slot.head)[slot.sent :])
+        except (*_WAITING, ssl.SSLWantWriteError):
+            self._want(slot, selectors.EVENT_WRITE)
+            return
+        except ssl.SSLWantReadError:
+            self._want(slot, selectors.EVENT_READ)
+            return
+        slot.limit = self._read_limit(now)
+        if slot.sent < len(slot.head):
+            self._want(slot, selectors.EVENT_WRITE)
+            return
+        slot.phase = _READING
+        self._want(slot, selectors.EVENT_READ)
+
+    def _receive(self, slot: _Slot, now: float) -> None:
+        sock, answer = slot.sock, slot.answer
+        assert answer is not None
+        while True:
+            try:
+                data = sock.recv(_RECV)
+            except (*_WAITING, ssl.SSLWantReadError):
+                return
+            except ssl.SSLWantWriteError:
+                self._want(slot, selectors.EVENT_WRITE)
+                return
+            slot.limit = self._read_limit(now)
+            if answer.feed(data):
+                self._complete(slot)
+                return
+            # Plain sockets: the selector says when more came. TLS may hold decrypted bytes
+            # the selector cannot see.
+            if not data or not getattr(sock, "pending", None) or not sock.pending():
+                if self.pool._context is not None and slot.events != selectors.EVENT_READ:
+                    self._want(slot, selectors.EVENT_READ)
+                return
+
+    def _complete(self, slot: _Slot) -> None:
+        pool = self.pool
+        answer = slot.answer
+        assert answer is not None and slot.conn is not None
+        response = pool._response(answer, slot.target, slot.request)
+        self._unregister(slot)
+        self.slots.discard(slot)
+        conn = slot.conn
+        if pool._keep(answer, slot.sock):
+            slot.sock.settimeout(pool.connect_timeout)  # blocking again, as http.client made it
+            pool._checkin(conn)
+        else:
+            _discard(conn)
+        self.out[slot.index] = response
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def _expired(self, slot: _Slot, now: float) -> bool:
+        return (slot.when is not None and slot.when <= now) or (
+            slot.limit is not None and slot.limit <= now
+        )
+
+    def _expire(self, slot: _Slot, now: float) -> None:
+        pool, request = self.pool, slot.request
+        self._drop(slot)
+        self.slots.discard(slot)
+        if (
+            slot.when is not None
+            and slot.when <= now
+            and (slot.limit is None or slot.when <= slot.limit)
+        ):
+            self.out[slot.index] = pool._late(request, slot.when, slot.started)
+        elif slot.phase in (_CONNECTING, _HANDSHAKE):
+            self.out[slot.index] = pool._connect_timeout(request)
+        else:
+            self.out[slot.index] = pool._read_timeout(request)
+
+    def _failed(self, slot: _Slot, exc: BaseException) -> None:
+        pool = self.pool
+        self._drop(slot)
+        now = time.monotonic()
+        fired = slot.when is not None and slot.when <= now
+        answer = slot.answer
+        if (
+            isinstance(exc, _RETRYABLE_ON_REUSE)
+            and slot.reused
+            and slot.attempt == 0
+            and not (answer is not None and answer.started)
+            and not fired
+        ):
+            # A kept-alive connection the server had just closed: nothing came back, so the
+            # GET goes once more, on a new connection (as get() does).
+            slot.attempt = 1
+            self._begin(slot, pool._checkout(fresh=True)[0], False, now)
+            return
+        self.slots.discard(slot)
+        self.out[slot.index] = pool._mapped(exc, slot.request, fired, slot.when, slot.started)
+
+    # -- the selector -------------------------------------------------------------------------
+
+    def _want(self, slot: _Slot, events: int) -> None:
+        if slot.events == events:
+            return
+        if slot.events:
+            self.selector.modify(slot.sock, events, slot)
+        else:
+            self.selector.register(slot.sock, events, slot)
+        slot.events = events
+
+    def _unregister(self, slot: _Slot) -> None:
+        if slot.events:
+            slot.events = 0
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.selector.unregister(slot.sock)
+
+    def _drop(self, slot: _Slot) -> None:
+        self._unregister(slot)
+        if slot.conn is not None:
+            _discard(slot.conn)
