@@ -259,7 +259,13 @@ class _Answer:
         if not self._eof:
             return None
         self._pos = len(buf)
-        return buf[pos:]
+        rest = buf[pos:]
+        if self._state == _FIELDS or (rest and self._state == _STATUS):
+            # http.client would take what came as the whole head (and read a body to the
+            # end of the connection): a head cut short, by the server or by the deadline's
+            # shutdown, is an error, not a truncated answer.
+            raise http.client.HTTPException("the connection closed inside the answer's head")
+        return rest
 
     def _whole_head(self) -> bool:
         """Read a head that is all in the buffer in one pass (the usual case: a small answer
@@ -662,6 +668,10 @@ class LeanPool:
         feed = answer.feed
         while not feed(recv(_RECV)):
             pass
+        if deadline is not None and deadline.fired:
+            # The watchdog's shutdown ends the connection: an answer read to its end may be
+            # one it cut.
+            raise requests.exceptions.ReadTimeout("the total deadline passed", request=request)
         response = self._response(answer, target, request)
         if self._keep(answer, sock):
             self._checkin(conn)

@@ -21,8 +21,28 @@ from test_hardening import _BODY, _HEAD, RawServer, _gzip_bomb, _raw_profile, _t
 import pvekit
 from pvekit import APIError, TLSError
 from pvekit._api import ApiClient
+from pvekit._lean import LeanPool
 
 GUEST = "/nodes/pve1/qemu/100/config"
+
+
+@pytest.fixture(autouse=True, params=["get", "get_many"])
+def lean_call(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: the pool's reads by get(), then by get_many() (one item a call),
+    which must keep each promise get() keeps (tests/test_lean_batch.py compares the two)."""
+    if request.param == "get_many":
+        batch = LeanPool.get_many
+
+        def via_batch(
+            self: LeanPool, target: str, headers: Any, req: requests.PreparedRequest
+        ) -> requests.Response:
+            (entry,) = batch(self, [(target, req)], headers, in_flight=1)
+            if isinstance(entry, BaseException):
+                raise entry
+            return entry
+
+        monkeypatch.setattr(LeanPool, "get", via_batch)
+    return str(request.param)
 
 
 @pytest.fixture
