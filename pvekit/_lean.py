@@ -860,16 +860,16 @@ class _Batch:
         self.headers = headers
         self.out = out
         self.block = _header_block(headers)  # the same for every item: checked once
+        self.queue = deque(range(len(items)))
         self.selector = selectors.DefaultSelector()
         self.slots: set[_Slot] = set()
 
     def run(self, width: int) -> None:
-        pool, slots, selector = self.pool, self.slots, self.selector
-        queue = deque(range(len(self.items)))
+        slots, selector, queue = self.slots, self.selector, self.queue
         try:
             while queue or slots:
                 while queue and len(slots) < width:
-                    self._start(queue.popleft())
+                    self._start()
                 if not slots:
                     continue
                 now = time.monotonic()
@@ -879,13 +879,14 @@ class _Batch:
                         if t is not None and (soonest is None or t < soonest):
                             soonest = t
                 timeout = None if soonest is None else max(0.0, soonest - now)
-                for key, mask in selector.select(timeout):
+                for key, _ in selector.select(timeout):
                     slot = key.data
                     if slot in slots:
-                        self._guarded(slot, mask)
-                now = time.monotonic()
-                for slot in [s for s in slots if self._expired(s, now)]:
-                    self._expire(slot, now)
+                        self._guarded(slot)
+                if soonest is not None and soonest <= time.monotonic():
+                    now = time.monotonic()
+                    for slot in [s for s in slots if self._expired(s, now)]:
+                        self._expire(slot, now)
         except BaseException:
             # A bug or an interrupt, not a transport error: nothing half-read goes back.
             for slot in slots:
@@ -894,39 +895,60 @@ class _Batch:
             raise
         finally:
             selector.close()
-        del pool
 
     # -- starting a request -------------------------------------------------------------------
 
-    def _start(self, index: int) -> None:
+    def _start(self, after: _Slot | None = None) -> bool:
+        """Start the next item of the queue (``False``: none left to start). ``after``: a
+        slot whose connection just read a clean answer, which goes on with this item."""
         pool = self.pool
-        target, request = self.items[index]
-        now = time.monotonic()
-        when = pool._when(now)
-        if when is not None and when <= now:
-            self.out[index] = pool._no_time(request)
-            return
-        line = _request_line(target)
-        if line is None or self.block is None:
-            self.out[index] = pool._invalid(request)
-            return
-        head = line + self.block
-        slot = _Slot(index, target, request, head)
-        slot.started, slot.when = now, when
-        self.slots.add(slot)
-        conn, reused = pool._checkout()
-        self._begin(slot, conn, reused, now)
+        while self.queue:
+            index = self.queue.popleft()
+            target, request = self.items[index]
+            now = time.monotonic()
+            when = pool._when(now)
+            if when is not None and when <= now:
+                self.out[index] = pool._no_time(request)
+                continue
+            line = _request_line(target)
+            if line is None or self.block is None:
+                self.out[index] = pool._invalid(request)
+                continue
+            slot = _Slot(index, target, request, line + self.block)
+            slot.started, slot.when = now, when
+            self.slots.add(slot)
+            if after is None:
+                conn, reused = pool._checkout()
+                self._begin(slot, conn, reused, now)
+            else:
+                # Kept within the batch: still non-blocking and registered, just read to its
+                # end; a server that closed it meanwhile fails the send or the first read,
+                # and the request goes once more on a new connection, as for any reused one.
+                slot.sock, slot.events = after.sock, after.events
+                if slot.events:
+                    self.selector.modify(slot.sock, slot.events, slot)
+                assert after.conn is not None
+                self._begin(slot, after.conn, True, now, hot=True)
+            return True
+        return False
 
     def _begin(
-        self, slot: _Slot, conn: http.client.HTTPConnection, reused: bool, now: float
+        self,
+        slot: _Slot,
+        conn: http.client.HTTPConnection,
+        reused: bool,
+        now: float,
+        *,
+        hot: bool = False,
     ) -> None:
         slot.conn, slot.reused = conn, reused
         slot.answer = _Answer(self.pool.max_bytes, slot.request)
         slot.sent = 0
         try:
             if reused:
-                slot.sock = conn.sock
-                slot.sock.setblocking(False)
+                if not hot:
+                    slot.sock = conn.sock
+                    slot.sock.setblocking(False)
                 self._sending(slot, now)
             else:
                 if self.pool._insecure:
@@ -972,7 +994,7 @@ class _Batch:
 
     # -- progress -----------------------------------------------------------------------------
 
-    def _guarded(self, slot: _Slot, mask: int) -> None:
+    def _guarded(self, slot: _Slot) -> None:
         try:
             self._step(slot, time.monotonic())
         except (OSError, http.client.HTTPException, ssl.CertificateError) as exc:
@@ -1070,18 +1092,17 @@ class _Batch:
 
     def _complete(self, slot: _Slot) -> None:
         pool = self.pool
-        answer = slot.answer
-        assert answer is not None and slot.conn is not None
+        answer, conn = slot.answer, slot.conn
+        assert answer is not None and conn is not None
         response = pool._response(answer, slot.target, slot.request)
-        self._unregister(slot)
         self.slots.discard(slot)
-        conn = slot.conn
-        if pool._keep(answer, slot.sock):
+        self.out[slot.index] = response
+        if not pool._keep(answer, slot.sock):
+            self._drop(slot)
+        elif not self._start(after=slot):
+            self._unregister(slot)
             slot.sock.settimeout(pool.connect_timeout)  # blocking again, as http.client made it
             pool._checkin(conn)
-        else:
-            _discard(conn)
-        self.out[slot.index] = response
 
     # -- failures -----------------------------------------------------------------------------
 
