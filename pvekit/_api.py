@@ -52,6 +52,12 @@ __all__ = ["ApiClient", "Fan", "shape_problem"]
 Fan = Callable[[Callable[[int], Any], list[int]], list[Any]]
 
 
+def _release(response: requests.Response) -> None:
+    """Give a retried answer's connection back; a lean answer holds none (it is read)."""
+    if response.raw is not None:
+        response.close()
+
+
 def _in_turn(fn: Callable[[int], Any], items: list[int]) -> list[Any]:
     return [fn(i) for i in items]
 
@@ -742,7 +748,7 @@ class ApiClient:
             if method == _READ and status in RETRY_STATUSES and attempt < retries:
                 delay = retry_delay(attempt, self.settings.backoff, response.headers)
                 if self._wait_to_retry(method, path, f"HTTP {status}", attempt, delay):
-                    response.close()
+                    _release(response)
                     attempt += 1
                     continue
             if method == _READ:
@@ -858,7 +864,7 @@ class ApiClient:
                 )
             delay = retry_delay(0, self.settings.backoff, outcome.headers)
             if self._wait_to_retry(_READ, path, why, 0, delay):
-                outcome.close()
+                _release(outcome)
                 return self._tries(_READ, path, params, fresh=fresh, retries=retries, attempt=1)
             return self._settle(path, params, outcome)  # raises the status's error
 
