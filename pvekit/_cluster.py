@@ -9,8 +9,10 @@ whose columns are documented in :data:`pvekit.frames.COLUMNS`, and handles for a
 
 Reads go through the client's cache (TTLs per endpoint); every method takes ``fresh=True``
 to bypass it. The basic tables come from one ``/cluster/resources`` request; enrichment that
-needs one request per guest or node runs concurrently on a bounded thread pool, shows a
-progress bar in notebooks, and records per-item failures instead of failing the whole table.
+needs one request per guest or node goes through :meth:`Cluster.get_many` (one batch on the
+calling thread where the lean path applies, the rest on the cluster's fan-out threads, at most
+``max_workers`` in flight), shows a progress bar in notebooks, and records per-item failures
+instead of failing the whole table.
 """
 
 from __future__ import annotations
