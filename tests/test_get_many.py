@@ -475,3 +475,29 @@ def test_a_200_guest_detailed_table_is_one_batch_and_one_request_per_guest(
             assert probe.peak <= cluster.max_workers
         finally:
             cluster.close()
+
+
+def test_a_detailed_table_under_a_503_burst_and_a_ticket_expiry(http_sim: Simulator) -> None:
+    """The fault matrix's read cases on the batch path (the matrix itself runs cache=False,
+    so per path): a burst of 503 on configs is retried, an expired ticket re-logged once."""
+    kw = dict(http_sim["prod"].connect_kwargs(identity="root"))
+    kw.pop("profile", None)
+    cluster = pvekit.connect("prod", cache="memory", retries=2, backoff=0.01, **kw)
+    try:
+        baseline = cluster.guests(details=True, progress=False)
+        online = int(baseline["error"].isna().sum())
+        http_sim["prod"].clear_requests()
+        http_sim["prod"].faults.errors(1.0, (503,), pattern="/nodes/*/qemu/*/config", times=3)
+        df = cluster.guests(details=True, progress=False, fresh=True)
+        assert int(df["error"].isna().sum()) == online
+        configs = sum(n for p, n in _sent(http_sim).items() if p.endswith("/config"))
+        assert configs == online + 3
+        http_sim["prod"].faults.clear()
+        logins = sum(1 for r in http_sim["prod"].requests if r.path == "/access/ticket")
+        http_sim["prod"].expire_tickets()
+        df = cluster.guests(details=True, progress=False, fresh=True)
+        assert int(df["error"].isna().sum()) == online
+        after = sum(1 for r in http_sim["prod"].requests if r.path == "/access/ticket")
+        assert after == logins + 1
+    finally:
+        cluster.close()
