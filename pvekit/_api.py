@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
@@ -45,7 +45,22 @@ from ._transport import (
     timeout_budget,
 )
 
-__all__ = ["ApiClient", "shape_problem"]
+__all__ = ["ApiClient", "Fan", "shape_problem"]
+
+#: How :meth:`ApiClient.get_many` runs the reads it cannot batch: ``fan(fn, items)`` returns
+#: ``[fn(i) for i in items]`` in order (a cluster runs them on its fan-out threads).
+Fan = Callable[[Callable[[int], Any], list[int]], list[Any]]
+
+
+def _release(response: requests.Response) -> None:
+    """Give a retried answer's connection back; a lean answer holds none (it is read)."""
+    if response.raw is not None:
+        response.close()
+
+
+def _in_turn(fn: Callable[[int], Any], items: list[int]) -> list[Any]:
+    return [fn(i) for i in items]
+
 
 _READ = "GET"
 # What an API path must not hold: a query string, a fragment, white space, an empty segment.
@@ -230,6 +245,82 @@ class ApiClient:
         """GET ``path``; cached per the TTL table unless ``fresh=True``."""
         return self._call("GET", path, _clean_params(params, kwargs), fresh=fresh)
 
+    def get_many(
+        self,
+        paths: Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool = False,
+        in_flight: int = 16,
+        fan: Fan | None = None,
+    ) -> list[Any]:
+        """``[get(p, params, fresh=fresh) for p in paths]``, one entry per path in order,
+        with a :class:`~pvekit.PVEError` as the value of its path instead of raised.
+
+        Answers held in memory come from it (the same rules as :meth:`get`). The reads that
+        take the lean path (per-guest reads on a session pvekit built) are sent in one batch
+        on the calling thread, at most ``in_flight`` at once, with the auth applied once.
+        The others, and every read the batch must try again (a retryable status or
+        transport error, a refused ticket), go on one by one through ``fan``
+        (``fan(fn, items)`` returns ``[fn(i) for i in items]``, e.g. on a cluster's
+        fan-out threads; by default in turn) with the tries, backoff, ``Retry-After`` and
+        deadline of :meth:`get`, the batched try counting as the first.
+        """
+        count = len(paths)
+        try:
+            query = _clean_params(params, {})
+        except errors.PVEError as exc:
+            return [exc] * count
+        out: list[Any] = [None] * count
+        fresh_of: dict[int, bool] = {}
+        batch: list[int] = []
+        later: list[int] = []  # each from the start, as get() would: after the batch
+        queued: set[str] = set()
+        lean = self._lean is not None and (
+            self._plain.adapters.get(self._lean_prefix) is self._lean_adapter
+        )
+        for i, path in enumerate(paths):
+            try:
+                self._check_path(_READ, path)
+            except errors.PVEError as exc:
+                out[i] = exc
+                continue
+            now_fresh = fresh or bool(self._cached and self._unsettled and self._is_unsettled(path))
+            if self._cached and not now_fresh:
+                started = time.perf_counter()
+                body = self._memo_get(path, query)
+                if body is not None:
+                    out[i] = _data_of(json.loads(body))
+                    self._log_request(_READ, path, query, None, started, " (cache)", hit=True)
+                    continue
+            if lean and path not in queued and not _persisted(_READ, path):
+                # A path twice goes once in the batch; its repeat, later, finds the answer
+                # in memory, as the second of two get() calls would.
+                queued.add(path)
+                fresh_of[i] = now_fresh
+                batch.append(i)
+            else:
+                later.append(i)
+        resume: dict[int, tuple[requests.Response | errors.PVEError, str]] = {}
+        if batch:
+            self._batch(paths, batch, query, in_flight, out, resume)
+
+        def one(i: int) -> Any:
+            try:
+                if i in resume:
+                    outcome, why = resume[i]
+                    return self._resume(paths[i], query, fresh_of[i], outcome, why)
+                return self._call(_READ, paths[i], dict(query), fresh=fresh)
+            except errors.PVEError as exc:
+                return exc
+
+        rest = sorted(resume) + later
+        if rest:
+            answers = (fan or _in_turn)(one, rest)
+            for i, value in zip(rest, answers, strict=True):
+                out[i] = value
+        return out
+
     def post(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
         """POST ``path`` (never retried, except once after a ticket renewal on 401)."""
         return self._call("POST", path, _clean_params(params, kwargs))
@@ -394,28 +485,37 @@ class ApiClient:
             and self._plain.adapters.get(self._lean_prefix) is self._lean_adapter
         )
 
-    def _send_lean(self, path: str, params: dict[str, Any], auth: AuthBase) -> requests.Response:
-        assert self._lean is not None
-        request = requests.PreparedRequest()
-        request.method = _READ
-        target = self.settings.api_path + path
-        if params:
-            target += "?" + urlencode(params, doseq=True)
-        target = requote_uri(target)
-        request.url = self._lean.origin + target
+    def _lean_headers(self) -> requests.structures.CaseInsensitiveDict[str]:
+        """The headers of a lean GET before auth: the session's, plus Host and encodings."""
         headers: requests.structures.CaseInsensitiveDict[str] = (
             requests.structures.CaseInsensitiveDict(self._plain.headers)  # type: ignore[arg-type]
         )
         headers["Host"] = self.settings.host
         headers["Accept-Encoding"] = "gzip, deflate"
-        request.headers = headers
+        return headers
+
+    def _lean_target(self, path: str, query: str) -> str:
+        return requote_uri(self.settings.api_path + path + query)
+
+    def _lean_auth(self, request: requests.PreparedRequest, auth: AuthBase) -> None:
+        """Apply ``auth`` to ``request``'s headers; the token's header is built once and
+        reused (TokenAuth checks the secret on the first read)."""
         token = self._lean_token
         if token is not None and auth is self.auth:
-            headers["Authorization"] = token.reveal()
+            request.headers["Authorization"] = token.reveal()
         else:
             auth(request)
             if isinstance(auth, TokenAuth) and auth is self.auth:
-                self._lean_token = Secret.of(headers["Authorization"])
+                self._lean_token = Secret.of(request.headers["Authorization"])
+
+    def _send_lean(self, path: str, params: dict[str, Any], auth: AuthBase) -> requests.Response:
+        assert self._lean is not None
+        request = requests.PreparedRequest()
+        request.method = _READ
+        target = self._lean_target(path, "?" + urlencode(params, doseq=True) if params else "")
+        request.url = self._lean.origin + target
+        request.headers = self._lean_headers()
+        self._lean_auth(request, auth)
         return self._lean.get(target, request.headers, request)
 
     def _send(
@@ -602,10 +702,18 @@ class ApiClient:
             return self._tries(method, path, params, fresh=fresh, retries=retries)
 
     def _tries(
-        self, method: str, path: str, params: dict[str, Any], *, fresh: bool, retries: int
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        fresh: bool,
+        retries: int,
+        attempt: int = 0,
+        reauthenticated: bool = False,
     ) -> Any:
-        attempt = 0
-        reauthenticated = False
+        """Send until an answer is final; ``attempt``/``reauthenticated`` say where a read
+        that began in a batch (:meth:`get_many`) goes on."""
         while True:
             started = time.perf_counter()
             try:
@@ -640,16 +748,125 @@ class ApiClient:
             if method == _READ and status in RETRY_STATUSES and attempt < retries:
                 delay = retry_delay(attempt, self.settings.backoff, response.headers)
                 if self._wait_to_retry(method, path, f"HTTP {status}", attempt, delay):
-                    response.close()
+                    _release(response)
                     attempt += 1
                     continue
-            data = self._unwrap(method, path, response)
             if method == _READ:
-                self._remember(path, response)
-                self._memo_put(path, params, response)
-            else:
-                self._written(method, path, params, data)
+                return self._settle(path, params, response)
+            data = self._unwrap(method, path, response)
+            self._written(method, path, params, data)
             return data
+
+    def _settle(self, path: str, params: dict[str, Any], response: requests.Response) -> Any:
+        """The data of a read's final answer (a mapped error raised), filed in the cache."""
+        data = self._unwrap(_READ, path, response)
+        self._remember(path, response)
+        self._memo_put(path, params, response)
+        return data
+
+    # -- many reads in one batch (get_many) ---------------------------------------------------
+
+    def _batch(
+        self,
+        paths: Sequence[str],
+        batch: list[int],
+        params: dict[str, Any],
+        in_flight: int,
+        out: list[Any],
+        resume: dict[int, tuple[requests.Response | errors.PVEError, str]],
+    ) -> None:
+        """Send the reads ``batch`` (indices into ``paths``) in one lean batch: attempt 0
+        of each. A final outcome goes to ``out``; one that :meth:`_tries` would try again
+        (a retryable status or transport error, a refused ticket) to ``resume``."""
+        pool = self._lean
+        assert pool is not None
+        retries = self.settings.retries
+        query = "?" + urlencode(params, doseq=True) if params else ""
+        headers = self._lean_headers()
+        first = requests.PreparedRequest()
+        first.method = _READ
+        first.url = pool.origin + self._lean_target(paths[batch[0]], query)
+        first.headers = headers
+        try:
+            # Once for the batch: a ticket login or renewal, or the token's header.
+            self._lean_auth(first, self.auth)
+        except errors.PVEError as exc:
+            # The login inside the auth hook failed: attempt 0 of every read failed so.
+            for i in batch:
+                if retries and _transient(exc):
+                    resume[i] = (exc, f"login: {exc.message}")
+                else:
+                    out[i] = exc
+            return
+        items: list[tuple[str, requests.PreparedRequest]] = []
+        for i in batch:
+            target = self._lean_target(paths[i], query)
+            request = requests.PreparedRequest()
+            request.method = _READ
+            request.url = pool.origin + target
+            request.headers = headers  # what was sent: the same for every read
+            items.append((target, request))
+        ticket = isinstance(self.auth, TicketAuth)
+        note = f" (batch of {len(items)})"
+        started = time.perf_counter()
+        answers = pool.get_many(items, headers, in_flight=max(1, in_flight))
+        for i, answer in zip(batch, answers, strict=True):
+            path = paths[i]
+            if isinstance(answer, ResponseTooLargeError):
+                self._log_request(_READ, path, params, None, started, " (too large)" + note)
+                out[i] = self._too_large(answer, _READ, path)
+                continue
+            if isinstance(answer, requests.RequestException):
+                why = f" ({type(answer).__name__}){note}"
+                self._log_request(_READ, path, params, None, started, why)
+                error = self._transport_error(answer, _READ, path)
+                if retries and not isinstance(error, errors.TLSError):
+                    resume[i] = (error, str(error))
+                else:
+                    out[i] = error
+                continue
+            self._log_request(_READ, path, params, answer, started, note)
+            status = answer.status_code
+            if (status == 401 and ticket) or (status in RETRY_STATUSES and retries):
+                resume[i] = (answer, f"HTTP {status}")
+                continue
+            try:
+                out[i] = self._settle(path, params, answer)
+            except errors.PVEError as exc:
+                out[i] = exc
+
+    def _resume(
+        self,
+        path: str,
+        params: dict[str, Any],
+        fresh: bool,
+        outcome: requests.Response | errors.PVEError,
+        why: str,
+    ) -> Any:
+        """Go on with a read whose attempt 0 was sent in a batch, as :meth:`_tries` would
+        have after that answer: re-log in once on 401, else wait and go on from attempt 1.
+
+        The call's deadline is the one :meth:`get` gives a read, less the one try the batch
+        already spent (the batch itself is bounded per request and by the caller's limit).
+        """
+        retries = self.settings.retries
+        spent = timeout_budget(self.settings.timeout) or 0.0
+        with time_limit(self._call_deadline(retries) - spent):
+            if isinstance(outcome, errors.PVEError):
+                delay = retry_delay(0, self.settings.backoff)
+                if self._wait_to_retry(_READ, path, why, 0, delay):
+                    return self._tries(_READ, path, params, fresh=fresh, retries=retries, attempt=1)
+                raise outcome
+            if outcome.status_code == 401 and isinstance(self.auth, TicketAuth):
+                self.auth.refresh_after_401(outcome.request.headers.get("Cookie"))
+                return self._tries(
+                    _READ, path, params, fresh=fresh, retries=retries, reauthenticated=True
+                )
+            delay = retry_delay(0, self.settings.backoff, outcome.headers)
+            if self._wait_to_retry(_READ, path, why, 0, delay):
+                _release(outcome)
+                return self._tries(_READ, path, params, fresh=fresh, retries=retries, attempt=1)
+            return self._settle(path, params, outcome)  # raises the status's error
 
     def _wait_to_retry(self, method: str, path: str, why: str, attempt: int, delay: float) -> bool:
         """Sleep ``delay`` before retry ``attempt + 1``; ``False`` when it cannot fit in the

@@ -9,8 +9,10 @@ whose columns are documented in :data:`pvekit.frames.COLUMNS`, and handles for a
 
 Reads go through the client's cache (TTLs per endpoint); every method takes ``fresh=True``
 to bypass it. The basic tables come from one ``/cluster/resources`` request; enrichment that
-needs one request per guest or node runs concurrently on a bounded thread pool, shows a
-progress bar in notebooks, and records per-item failures instead of failing the whole table.
+needs one request per guest or node goes through :meth:`Cluster.get_many` (one batch on the
+calling thread where the lean path applies, the rest on the cluster's fan-out threads, at most
+``max_workers`` in flight), shows a progress bar in notebooks, and records per-item failures
+instead of failing the whole table.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -379,7 +381,23 @@ class Cluster:
             return []
         how = _progress.mode(progress)
         started = time.monotonic()
+        from tqdm.auto import tqdm
 
+        with tqdm(
+            total=len(items),
+            desc=f"{self.profile}: {desc}",
+            disable=how != "bar",
+            leave=False,
+        ) as bar:
+            results = self._run_fan(fn, items, done=lambda: bar.update(1))
+        if how == "log":
+            self._log_progress(desc, len(items), started, results)
+        return results
+
+    def _run_fan(
+        self, fn: Callable[[T], R], items: Sequence[T], *, done: Callable[[], None] | None
+    ) -> list[R | PVEError]:
+        """``fn`` of every item on this cluster's fan-out (a PVEError as the item's result)."""
         limit = current_limit()  # a caller's deadline (a group's) also binds the workers
 
         def guarded(item: T) -> R | PVEError:
@@ -393,31 +411,77 @@ class Cluster:
         share = current_share()  # a group's even share of its requests in flight
         if share is not None:
             workers = max(1, min(workers, share))
+        return self._fan_pool().run(
+            guarded, items, limit=workers, size=max(1, self.max_workers), done=done
+        )
+
+    def _log_progress(self, desc: str, count: int, started: float, results: list[Any]) -> None:
+        failed = sum(isinstance(r, PVEError) for r in results)
+        _progress.LOGGER.info(
+            "%s: %s: %d requests in %.1f s%s",
+            self.profile,
+            desc,
+            count,
+            time.monotonic() - started,
+            f", {failed} failed" if failed else "",
+        )
+
+    def get_many(
+        self,
+        paths: Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool = False,
+    ) -> list[Any]:
+        """``[get(p, params, fresh=fresh) for p in paths]`` in one batch where it can (see
+        :meth:`ApiClient.get_many`), a :class:`~pvekit.PVEError` as the value of its path
+        instead of raised (a malformed answer too, as :meth:`get` raises it). At most
+        ``max_workers`` requests are in flight at once."""
+        return self._get_many(paths, params, fresh=fresh, desc="read", progress=False)
+
+    def _get_many(
+        self,
+        paths: Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool,
+        desc: str,
+        progress: bool | None,
+    ) -> list[Any]:
+        """:meth:`get_many` with a progress bar (or log line) over the reads.
+
+        The batch runs on the calling thread and costs no thread; only the reads it cannot
+        carry (persisted, an injected session) or must try again use the fan-out threads.
+        """
+        if not paths:
+            return []
+        how = _progress.mode(progress)
+        started = time.monotonic()
+        total = len(paths)
         from tqdm.auto import tqdm
 
         with tqdm(
-            total=len(items),
-            desc=f"{self.profile}: {desc}",
-            disable=how != "bar",
-            leave=False,
+            total=total, desc=f"{self.profile}: {desc}", disable=how != "bar", leave=False
         ) as bar:
-            results: list[R | PVEError] = self._fan_pool().run(
-                guarded,
-                items,
-                limit=workers,
-                size=max(1, self.max_workers),
-                done=lambda: bar.update(1),
+
+            def fan(fn: Callable[[int], Any], items: list[int]) -> list[Any]:
+                bar.update(total - len(items) - bar.n)  # answered by the memory or the batch
+                return self._run_fan(fn, items, done=lambda: bar.update(1))
+
+            results = self.api.get_many(
+                paths, params, fresh=fresh, in_flight=max(1, self.max_workers), fan=fan
             )
+            bar.update(total - bar.n)
+        for i, (path, data) in enumerate(zip(paths, results, strict=True)):
+            if isinstance(data, PVEError):
+                continue
+            problem = shape_problem(path, data)
+            if problem is not None:
+                results[i] = APIError(
+                    f"malformed answer: {problem}", profile=self.profile, method="GET", path=path
+                )
         if how == "log":
-            failed = sum(isinstance(r, PVEError) for r in results)
-            _progress.LOGGER.info(
-                "%s: %s: %d requests in %.1f s%s",
-                self.profile,
-                desc,
-                len(items),
-                time.monotonic() - started,
-                f", {failed} failed" if failed else "",
-            )
+            self._log_progress(desc, total, started, results)
         return results
 
     def _fan_pool(self) -> FanOut:
@@ -460,12 +524,36 @@ class Cluster:
         self._warn(desc, failed)
         return answered
 
+    def _gather_paths(
+        self,
+        items: Sequence[T],
+        path: Callable[[T], str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        fresh: bool,
+        key: Callable[[T], str],
+        desc: str,
+        progress: bool | None,
+        failed: dict[str, str] | None = None,
+    ) -> list[tuple[T, Any]]:
+        """:meth:`_gather` of ``GET path(item)`` for every item, in one :meth:`get_many`."""
+        failed = {} if failed is None else failed
+        answered: list[tuple[T, Any]] = []
+        results = self._get_many(
+            [path(item) for item in items], params, fresh=fresh, desc=desc, progress=progress
+        )
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, PVEError):
+                failed[key(item)] = result.message
+            else:
+                answered.append((item, result))
+        self._warn(desc, failed)
+        return answered
+
     def _get_all(self, paths: Sequence[str], fresh: bool) -> list[Any]:
         """GET several cluster-wide paths at once (one round trip of latency, not several);
         any failure raises, as these answers are all needed."""
-        results = self._fan_out(
-            lambda p: self.get(p, fresh=fresh), list(paths), desc="read", progress=False
-        )
+        results = self._get_many(list(paths), fresh=fresh, desc="read", progress=False)
         for result in results:
             if isinstance(result, PVEError):
                 raise result
@@ -513,9 +601,10 @@ class Cluster:
         self._note_identity(resources)
         online = self._online_nodes(resources)
         node_status = dict(
-            self._gather(
-                lambda n: self.get(_path("nodes", n, "status"), fresh=fresh),
+            self._gather_paths(
                 online,
+                lambda n: _path("nodes", n, "status"),
+                fresh=fresh,
                 key=str,
                 desc="node status",
                 progress=progress,
@@ -562,10 +651,12 @@ class Cluster:
             r for r in resources if r.get("type") in ("qemu", "lxc") and r.get("vmid") is not None
         ]
 
-        def enrich(row: Mapping[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
-            return self._enrich(row, online, ips=ips, fresh=fresh)
-
-        results = self._fan_out(enrich, guests, desc="guest details", progress=progress)
+        results = self._walk(
+            [self._enrich(row, online, ips=ips) for row in guests],
+            fresh=fresh,
+            desc="guest details",
+            progress=progress,
+        )
         configs: dict[int, Any] = {}
         ip_data: dict[int, dict[str, Any]] = {}
         errors: dict[int, str] = {}
@@ -631,28 +722,69 @@ class Cluster:
         df = pd.concat(parts, ignore_index=True).sort_values("vmid", kind="stable")
         return frames.apply_dtypes(df.reset_index(drop=True), "guests")
 
+    def _walk(
+        self,
+        steps: list[Generator[str, Any, R]],
+        *,
+        fresh: bool,
+        desc: str,
+        progress: bool | None,
+    ) -> list[R]:
+        """Run per-item read sequences side by side: each generator yields the path it
+        needs next and is sent its answer (a PVEError as a value); the paths all the
+        sequences ask for at one step go in one :meth:`get_many`. Returns each result."""
+        results: list[Any] = [None] * len(steps)
+        pending: list[tuple[int, str]] = []
+
+        def advance(i: int, answer: Any, first: bool) -> None:
+            try:
+                want = next(steps[i]) if first else steps[i].send(answer)
+            except StopIteration as stop:
+                results[i] = stop.value
+            else:
+                pending.append((i, want))
+
+        for i in range(len(steps)):
+            advance(i, None, True)
+        phase = 0
+        while pending:
+            asked, pending = pending, []
+            answers = self._get_many(
+                [p for _, p in asked],
+                fresh=fresh,
+                desc=desc if phase == 0 else f"{desc} ({phase + 1})",
+                progress=progress,
+            )
+            phase += 1
+            for (i, _), answer in zip(asked, answers, strict=True):
+                advance(i, answer, False)
+        return results
+
     def _enrich(
-        self, row: Mapping[str, Any], online: set[str], *, ips: bool, fresh: bool
-    ) -> tuple[Any, dict[str, Any], list[str]]:
-        """Config and address data of one guest: (config or None, ip data, problems)."""
+        self, row: Mapping[str, Any], online: set[str], *, ips: bool
+    ) -> Generator[str, Any, tuple[Any, dict[str, Any], list[str]]]:
+        """Config and address data of one guest: (config or None, ip data, problems).
+
+        Yields each path it reads and is sent the answer (a PVEError as a value), so the
+        reads of every guest's step go in one batch (see :meth:`_walk`)."""
         node, gtype, vmid = str(row.get("node")), str(row.get("type")), row.get("vmid")
         if node not in online:
             return None, {}, [f"node {node!r} is not online"]
         base = _path("nodes", node, gtype, vmid)
         problems: list[str] = []
-        config: Any = None
-        try:
-            config = self.get(base + "/config", fresh=fresh)
-        except PVEError as err:
-            problems.append(f"config: {err.message}")
+        config: Any = yield base + "/config"
+        if isinstance(config, PVEError):
+            problems.append(f"config: {config.message}")
+            config = None
         data: dict[str, Any] = {}
         if not ips or row.get("status") != "running":
             return config, data, problems
         if gtype == "lxc":
-            try:
-                data["lxc_interfaces"] = self.get(base + "/interfaces", fresh=fresh)
-            except PVEError as err:
-                problems.append(f"interfaces: {err.message}")
+            answer = yield base + "/interfaces"
+            if isinstance(answer, PVEError):
+                problems.append(f"interfaces: {answer.message}")
+            else:
+                data["lxc_interfaces"] = answer
             return config, data, problems
         try:
             agent_on = parse_agent((config or {}).get("agent")) if config is not None else True
@@ -660,16 +792,17 @@ class Cluster:
             agent_on = True  # unreadable setting: ask the agent, its answer decides
         if not agent_on:
             return config, data, problems
-        try:
-            data["agent_interfaces"] = self.get(base + "/agent/network-get-interfaces", fresh=fresh)
-        except PVEError as err:
+        answer = yield base + "/agent/network-get-interfaces"
+        if isinstance(answer, PVEError):
             # A stopped or absent agent makes the fsinfo call fail the same way: skip it.
-            problems.append(f"guest agent: {err.message}")
+            problems.append(f"guest agent: {answer.message}")
             return config, data, problems
-        try:
-            data["fsinfo"] = self.get(base + "/agent/get-fsinfo", fresh=fresh)
-        except PVEError as err:
-            problems.append(f"guest agent fsinfo: {err.message}")
+        data["agent_interfaces"] = answer
+        answer = yield base + "/agent/get-fsinfo"
+        if isinstance(answer, PVEError):
+            problems.append(f"guest agent fsinfo: {answer.message}")
+        else:
+            data["fsinfo"] = answer
         return config, data, problems
 
     def storage(
@@ -690,9 +823,10 @@ class Cluster:
         inputs = {"/cluster/resources": self.memo_token("/cluster/resources")}
         online = self._online_nodes(resources)
         per_node = dict(
-            self._gather(
-                lambda n: self.get(_path("nodes", n, "storage"), fresh=fresh),
+            self._gather_paths(
                 online,
+                lambda n: _path("nodes", n, "storage"),
+                fresh=fresh,
                 key=str,
                 desc="storage",
                 progress=progress,
@@ -732,9 +866,11 @@ class Cluster:
             "since": since_epoch,
             "source": "active" if running else "all",
         }
-        answered = self._gather(
-            lambda n: self.get(_path("nodes", n, "tasks"), params, fresh=fresh),
+        answered = self._gather_paths(
             online,
+            lambda n: _path("nodes", n, "tasks"),
+            params,
+            fresh=fresh,
             key=str,
             desc="tasks",
             progress=progress,
@@ -780,14 +916,21 @@ class Cluster:
                 shared_seen.add(name)
             targets.append((node, name))
 
-        def listing(target: tuple[str, str]) -> list[dict[str, Any]]:
-            node, name = target
-            params = {"content": "backup", "vmid": vmid_int}
-            rows = self.get(_path("nodes", node, "storage", name, "content"), params, fresh=fresh)
-            return [{**r, "node": node, "storage": name} for r in rows or [] if isinstance(r, dict)]
-
-        answered = self._gather(listing, targets, key="/".join, desc="backups", progress=progress)
-        volumes = [v for _, listed in answered for v in listed]
+        answered = self._gather_paths(
+            targets,
+            lambda t: _path("nodes", t[0], "storage", t[1], "content"),
+            {"content": "backup", "vmid": vmid_int},
+            fresh=fresh,
+            key="/".join,
+            desc="backups",
+            progress=progress,
+        )
+        volumes = [
+            {**r, "node": node, "storage": name}
+            for (node, name), rows in answered
+            for r in rows or []
+            if isinstance(r, dict)
+        ]
         df = frames.backups_frame(self.profile, volumes)
         if vmid_int is not None:
             df = df[df["vmid"] == vmid_int].reset_index(drop=True)
@@ -819,21 +962,24 @@ class Cluster:
             else:
                 failed[str(row.get("vmid"))] = f"node {row.get('node')!r} is not online"
 
-        def listing(row: Mapping[str, Any]) -> list[dict[str, Any]]:
-            node, gtype, gid = str(row["node"]), str(row["type"]), frames._int(row.get("vmid"))
-            rows = self.get(_path("nodes", node, gtype, gid, "snapshot"), fresh=fresh)
-            extra = {"node": node, "vmid": gid, "guest_type": gtype}
-            return [{**r, **extra} for r in rows or [] if isinstance(r, dict)]
+        def where(row: Mapping[str, Any]) -> str:
+            gid = frames._int(row.get("vmid"))
+            return _path("nodes", str(row["node"]), str(row["type"]), gid, "snapshot")
 
-        answered = self._gather(
-            listing,
+        answered = self._gather_paths(
             reachable,
+            where,
+            fresh=fresh,
             key=lambda row: str(row.get("vmid")),
             desc="snapshots",
             progress=progress,
             failed=failed,
         )
-        snaps = [s for _, listed in answered for s in listed]
+        snaps = []
+        for row, rows in answered:
+            node, gtype, gid = str(row["node"]), str(row["type"]), frames._int(row.get("vmid"))
+            extra = {"node": node, "vmid": gid, "guest_type": gtype}
+            snaps += [{**r, **extra} for r in rows or [] if isinstance(r, dict)]
         return frames.snapshots_frame(self.profile, snaps)
 
     def metrics(
@@ -860,9 +1006,11 @@ class Cluster:
         resources = self.resources(fresh=fresh)
         jobs = self._metric_jobs(kind, wanted, resources)
         params = {"timeframe": timeframe, "cf": cf}
-        answered = self._gather(
-            lambda job: self.get(job[2], params, fresh=fresh),
+        answered = self._gather_paths(
             jobs,
+            lambda job: job[2],
+            params,
+            fresh=fresh,
             key=lambda job: job[0],
             desc=f"{kind} metrics",
             progress=progress,

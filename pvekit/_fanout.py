@@ -12,6 +12,13 @@ every worker allowed.
 
 The pool lives as long as its cluster (one per cluster, not one per call) and is shut down
 by ``close()``; threads are started only as the concurrency asks for them.
+
+Most per-guest reads no longer come here: a table reads its paths with ``get_many``, whose
+lean-path batch runs on the calling thread with ``max_workers`` requests in flight (see
+:meth:`pvekit._api.ApiClient.get_many`). This pool runs what the batch cannot carry (persisted
+and cluster-level reads, an injected session) and the reads it must try again. In a Group
+each cluster's batch keeps its own ``max_workers`` bound (different servers; a batch costs no
+thread): :data:`GROUP_IN_FLIGHT` and :func:`in_flight_share` bound these threads only.
 """
 
 from __future__ import annotations
@@ -38,9 +45,10 @@ _MIN_GAIN = 1.5
 _in_worker = threading.local()
 _share = threading.local()
 
-#: Requests a Group keeps in flight over all its clusters at once: each cluster's fan-out gets
-#: an even share (at least 1). Past a few dozen, threads of one interpreter add switching
-#: and TLS connections, not throughput (the clients' CPU is the bound, measured).
+#: Requests a Group keeps in flight on fan-out threads over all its clusters at once: each
+#: cluster's fan-out gets an even share (at least 1). Past a few dozen, threads of one
+#: interpreter add switching and TLS connections, not throughput (the clients' CPU is the
+#: bound, measured). A cluster's lean batch is not bound by it (see the module docs).
 GROUP_IN_FLIGHT = 64
 
 

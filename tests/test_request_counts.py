@@ -203,3 +203,38 @@ def test_a_write_drops_exactly_the_stale_reads(fresh_sim: Simulator) -> None:
         assert len([p for p in paths if p.endswith("/config")]) == 1
     finally:
         cluster.close()
+
+
+@pytest.mark.parametrize(("label", "read"), READS, ids=[r[0] for r in READS])
+def test_batched_reads_send_what_one_get_per_path_sends(
+    fresh_sim: Simulator, label: str, read: Callable[[Any], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tables read their per-guest and per-node paths through get_many (one batch on
+    the lean path): the requests are exactly those of the requests path, read one by one."""
+    from pvekit._lean import LeanPool
+
+    batched: list[int] = []
+    real = LeanPool.get_many
+
+    def spy(pool: LeanPool, items: Any, headers: Any, *, in_flight: int) -> Any:
+        batched.append(len(items))
+        return real(pool, items, headers, in_flight=in_flight)
+
+    monkeypatch.setattr(LeanPool, "get_many", spy)
+    sent = {}
+    for lean in (True, False):
+        cluster = _connect(fresh_sim, "prod")
+        if not lean:
+            cluster.api._lean = None  # every read one by one on requests, as before batches
+        try:
+            fresh_sim.clear_requests()
+            read(cluster)
+            sent[lean] = Counter(_sent(fresh_sim, "prod"))
+        finally:
+            cluster.close()
+    assert sent[True] == sent[False], label
+    lean_paths = sum(n for (_, p, _), n in sent[True].items() if "/qemu/" in p or "/lxc/" in p)
+    if label.startswith("guests ") or label in ("snapshots", "metrics guest"):
+        assert sum(batched) == lean_paths > 0, label  # each such read went in a batch
+    else:
+        assert batched == [], label  # cluster- and node-level reads stay on requests-cache
