@@ -91,15 +91,16 @@ def _same_columns(dfs: Sequence[pd.DataFrame]) -> bool:
     the concatenation re-codes them onto their union)."""
     import pandas as pd
 
-    first = dfs[0].dtypes
+    columns = dfs[0].columns
+    first = dfs[0].dtypes.tolist()
     for df in dfs[1:]:
-        dtypes = df.dtypes
-        if list(dtypes.index) != list(first.index):
+        if not df.columns.equals(columns):
             return False
-        for a, b in zip(first, dtypes, strict=True):
-            if a != b and not (
-                isinstance(a, pd.CategoricalDtype) and isinstance(b, pd.CategoricalDtype)
-            ):
+        for a, b in zip(first, df.dtypes.tolist(), strict=True):
+            # the same dtype object, mostly: an equality test of extension dtypes costs more
+            if a is b or (type(a) is type(b) and isinstance(a, pd.CategoricalDtype)):
+                continue
+            if a != b:
                 return False
     return True
 
@@ -306,13 +307,18 @@ class Store:
 
         from ._collect import _concat
 
+        # pandas' concat as is: a category column whose categories differ between the frames
+        # becomes object, which to_arrow turns into the same strings (the dictionaries are
+        # built per snapshot afterwards), without re-coding 2 frames a day onto their union.
         per_snapshot = [[df for df in parts.get(kind, ()) if len(df)] for *_r, parts in batch]
         flat = [df for dfs in per_snapshot for df in dfs]
         if not flat:
             whole = _schema.to_arrow(kind, pd.DataFrame(), encode=False)
         elif _same_columns(flat):
             whole = _schema.to_arrow(
-                kind, flat[0] if len(flat) == 1 else _concat(flat), encode=False
+                kind,
+                flat[0] if len(flat) == 1 else pd.concat(flat, ignore_index=True),
+                encode=False,
             )
         else:  # frames of different shapes: each snapshot on its own, concatenated as read
             whole = pa.concat_tables(
