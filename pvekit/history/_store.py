@@ -80,12 +80,6 @@ def _batch_name(sids: Iterable[str]) -> str:
     return f"batch-{ordered[-1]}-{digest}"
 
 
-def _is_frame(value: Any) -> bool:
-    import pandas as pd
-
-    return isinstance(value, pd.DataFrame)
-
-
 def _same_columns(dfs: Sequence[pd.DataFrame]) -> bool:
     """One conversion fits them all: the same columns and dtypes (categories may differ,
     the concatenation re-codes them onto their union)."""
@@ -238,6 +232,8 @@ class Store:
         stores it once. One Arrow conversion per kind for the whole batch, not one per
         snapshot: a few rows cost that conversion's set-up more than their values.
         """
+        import pandas as pd
+
         items = list(snapshots)
         if not items:
             return []
@@ -249,10 +245,9 @@ class Store:
                     f"unknown history kind(s) {', '.join(sorted(unknown))}: "
                     f"expected {', '.join(KINDS)}"
                 )
-            parts = {
-                k: [v] if _is_frame(v) else list(v)  # type: ignore[list-item]
-                for k, v in frames.items()
-            }
+            parts: dict[str, list[pd.DataFrame]] = {}
+            for k, v in frames.items():
+                parts[k] = [v] if isinstance(v, pd.DataFrame) else list(v)
             when = _utc(collected_at, "collected_at").floor("s")
             if profiles is None:
                 seen: set[str] = set()
