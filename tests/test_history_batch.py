@@ -207,3 +207,26 @@ def test_version_one_store_is_upgraded_by_a_batch(tmp_path: Path, snaps: list[An
     old.write_many(_items(snaps[1:]))
     assert json.loads(root.read_text())["schema_version"] == 2
     assert len(Store(location).snapshots()) == 3
+
+
+def test_batch_on_a_real_s3_server(snaps: list[Any]) -> None:
+    """The same protocol on an object store (moto's server on loopback, through s3fs):
+    one PUT per file, the batch marker last; prune inside the batch."""
+    from moto.server import ThreadedMotoServer
+    from test_history import _s3_store
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        store = _s3_store(f"http://{host}:{port}")
+        sids = store.write_many(_items(snaps))
+        assert list(store.snapshots()["snapshot_id"]) == sids
+        back = store.read("guests")
+        assert len(back) == sum(len(_combined(s)["guests"]) for s in snaps)
+        assert store.write_many(_items(snaps)) == sids  # the retry: stored once
+        assert len(store.read("guests")) == len(back)
+        assert store.prune(keep_last=1) == sids[:2]
+        assert list(Store(store._url, **store._options).snapshots()["snapshot_id"]) == sids[2:]
+    finally:
+        server.stop()
