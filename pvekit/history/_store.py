@@ -323,21 +323,25 @@ class Store:
                     if dfs
                 ]
             )
+        import numpy as np
+
         schema = _schema.arrow_schema(kind)
+        counts = [sum(len(df) for df in dfs) for dfs in per_snapshot]
+        # Stamped once for the batch (each row its snapshot's time, and id for status), cut
+        # per snapshot after.
         stamp = schema.get_field_index("collected_at")
-        sid_col = schema.get_field_index("snapshot_id") if kind == "status" else -1
+        times = np.repeat(np.array([when.value for _s, when, *_r in batch], np.int64), counts)
+        field = schema.field(stamp)
+        whole = whole.set_column(stamp, field, pa.array(times).cast(field.type))
+        if kind == "status":
+            i = schema.get_field_index("snapshot_id")
+            ids = [sid for (sid, *_r), n in zip(batch, counts, strict=True) for _ in range(n)]
+            whole = whole.set_column(i, schema.field(i), pa.array(ids, type=pa.string()))
         out = []
         offset = 0
-        for (sid, when, _p, _parts), dfs in zip(batch, per_snapshot, strict=True):
-            n = sum(len(df) for df in dfs)
-            table = _schema.encode_dictionaries(kind, whole.slice(offset, n))
+        for n in counts:
+            out.append(_schema.encode_dictionaries(kind, whole.slice(offset, n)))
             offset += n
-            times = pa.array([when.value] * n, type=pa.int64()).cast(schema.field(stamp).type)
-            table = table.set_column(stamp, schema.field(stamp), times)
-            if sid_col >= 0:
-                ids = pa.array([sid] * n, type=pa.string())
-                table = table.set_column(sid_col, schema.field(sid_col), ids)
-            out.append(table)
         return out
 
     def _upgrade_format(self) -> None:
