@@ -230,3 +230,23 @@ def test_batch_on_a_real_s3_server(snaps: list[Any]) -> None:
         assert list(Store(store._url, **store._options).snapshots()["snapshot_id"]) == sids[2:]
     finally:
         server.stop()
+
+
+def test_frames_read_back_can_be_written_again(tmp_path: Path, snaps: list[Any]) -> None:
+    """collected_at (and status' snapshot_id) are the store's: whatever a frame holds there
+    (a store's own read-back, or junk) is replaced, never converted."""
+    first, other = Store(tmp_path / "a"), Store(tmp_path / "b")
+    snap = snaps[0]
+    first.write(_combined(snap), collected_at=snap.collected_at)
+    later = snap.collected_at + pd.Timedelta(days=1)
+    back = {kind: first.read(kind) for kind in KINDS}
+    back["nodes"] = back["nodes"].assign(collected_at="not a time")
+    sid = other.write(back, collected_at=later)
+    for kind in KINDS:
+        again = other.read(kind)
+        assert set(again["collected_at"]) <= {later}
+        pd.testing.assert_frame_equal(
+            again.drop(columns=["collected_at", "snapshot_id"], errors="ignore"),
+            back[kind].drop(columns=["collected_at", "snapshot_id"], errors="ignore"),
+        )
+    assert set(other.read("status")["snapshot_id"]) == {sid}

@@ -179,9 +179,12 @@ def _plain(pd: Any, dtype: Any, arrow_type: Any) -> bool:
     return text == "float64"
 
 
-def to_arrow(kind: str, df: pd.DataFrame, *, encode: bool = True) -> pa.Table:
+def to_arrow(
+    kind: str, df: pd.DataFrame, *, encode: bool = True, skip: Iterable[str] = ()
+) -> pa.Table:
     """The table of one kind as stored: every documented column (missing ones null).
 
+    ``skip`` names columns left null whatever the frame has (the store stamps them itself).
     ``encode=False`` leaves the dictionary columns plain strings (schema
     :func:`plain_schema`): a table of several snapshots is cut into one table per snapshot
     first, and each is then encoded on its own by :func:`encode_dictionaries`, in order of
@@ -196,6 +199,8 @@ def to_arrow(kind: str, df: pd.DataFrame, *, encode: bool = True) -> pa.Table:
     # costs its columns' conversions, not pandas' and pyarrow's per-call set-up (selecting
     # the plain columns into a new frame, Table.from_pandas' metadata) on top.
     dtypes = dict(zip(df.columns, df.dtypes, strict=True))
+    for name in skip:
+        dtypes.pop(name, None)
     arrays = []
     for field in schema:
         name = field.name

@@ -306,19 +306,24 @@ class Store:
         # becomes object, which to_arrow turns into the same strings (the dictionaries are
         # built per snapshot afterwards), without re-coding 2 frames a day onto their union.
         per_snapshot = [[df for df in parts.get(kind, ()) if len(df)] for *_r, parts in batch]
+        # stamped below whatever the frames hold (frames read back from a store have them)
+        stamped = ("collected_at", "snapshot_id")
         flat = [df for dfs in per_snapshot for df in dfs]
         if not flat:
-            whole = _schema.to_arrow(kind, pd.DataFrame(), encode=False)
+            whole = _schema.to_arrow(kind, pd.DataFrame(), encode=False, skip=stamped)
         elif _same_columns(flat):
             whole = _schema.to_arrow(
                 kind,
                 flat[0] if len(flat) == 1 else pd.concat(flat, ignore_index=True),
                 encode=False,
+                skip=stamped,
             )
         else:  # frames of different shapes: each snapshot on its own, concatenated as read
             whole = pa.concat_tables(
                 [
-                    _schema.to_arrow(kind, _concat(dfs) if len(dfs) > 1 else dfs[0], encode=False)
+                    _schema.to_arrow(
+                        kind, _concat(dfs) if len(dfs) > 1 else dfs[0], encode=False, skip=stamped
+                    )
                     for dfs in per_snapshot
                     if dfs
                 ]
