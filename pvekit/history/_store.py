@@ -81,8 +81,8 @@ def _batch_name(sids: Iterable[str]) -> str:
 
 
 def _same_columns(dfs: Sequence[pd.DataFrame]) -> bool:
-    """One conversion fits them all: the same columns and dtypes (categories may differ,
-    the concatenation re-codes them onto their union)."""
+    """One conversion fits them all: the same columns and dtypes (categories may differ:
+    pandas' concat makes such a column object, which to_arrow turns into the same strings)."""
     import pandas as pd
 
     columns = dfs[0].columns
