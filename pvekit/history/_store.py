@@ -297,6 +297,7 @@ class Store:
         batch: list[tuple[str, pd.Timestamp, list[str], dict[str, list[pd.DataFrame]]]],
     ) -> list[pa.Table]:
         """One stored table of ``kind`` per snapshot of ``batch``."""
+        import numpy as np
         import pandas as pd
         import pyarrow as pa
 
@@ -328,8 +329,6 @@ class Store:
                     if dfs
                 ]
             )
-        import numpy as np
-
         schema = _schema.arrow_schema(kind)
         counts = [sum(len(df) for df in dfs) for dfs in per_snapshot]
         # Stamped once for the batch (each row its snapshot's time, and id for status), cut
