@@ -12,7 +12,10 @@
 
 0. The demo history (``--demo-days``, default 180): ``pvekit.demo(history_days=N)`` in this
    process and ``pvekit collect --demo --days N`` as a command, wall and CPU time (this
-   process and its worker processes), the real collector over HTTP against the simulator.
+   process and its worker processes), the real collector over HTTP against the simulator;
+   then the CPU of a simulated day by layer (60 days in one process, each layer's functions
+   wrapped with a thread-CPU clock, so the client's, the simulator's and the writer's
+   threads count).
 
 Run: ``python benchmarks/bench_history.py [--days 365] [--guests 10000] [--json out.json]``;
 ``--demo-only`` runs part 0 alone.
@@ -84,15 +87,21 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def demo_history(days: int, root: Path) -> dict[str, Any]:
-    """Wall and CPU seconds of the demo history, as a library call and as the command."""
-    out: dict[str, Any] = {"days": days}
+    """Wall and CPU seconds of the demo history, as a library call and as the command,
+    with the machine's load average before and after (wall times mean little under load)."""
+    out: dict[str, Any] = {"days": days, "load_before": _load()}
     wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
     group = pvekit.demo(history_days=days)
     try:
         out["demo_wall_s"] = time.perf_counter() - wall
         out["demo_cpu_s"] = time.process_time() - cpu + _children_cpu() - children
         out["demo_build"] = dict(group.history_build)
+        out["demo_cpu_ms_per_day"] = round(1000 * out["demo_cpu_s"] / days, 1)
         out["snapshots"] = len(group.history.snapshots())
     finally:
         group.close()
@@ -105,7 +114,108 @@ def demo_history(days: int, root: Path) -> dict[str, Any]:
     out["cli_wall_s"] = time.perf_counter() - wall
     out["cli_cpu_s"] = _children_cpu() - children
     out["cli_snapshots"] = len(Store(location).snapshots())
+    out["load_after"] = _load()
     return out
+
+
+# Layers of a demo day, each a function wrapped with a thread-CPU clock (time.thread_time):
+# the client's fan-out, the simulator's server and the store's writer run in threads that
+# cProfile (main thread only) does not see. (module, attribute, layer); self time only, so
+# a layer's figure is its own work, not what it calls of the others.
+_LAYERS: tuple[tuple[str, str, str], ...] = (
+    ("pvekit._api:ApiClient", "_send", "client: an HTTP request (requests, urllib3, JSON)"),
+    ("pvekit._api:ApiClient", "get", "client: ApiClient.get (cache hits, bookkeeping)"),
+    ("pvekit._api:ApiClient", "keep_frame", "client: frame memo"),
+    ("pvekit._cluster:Cluster", "_enrich", "client: Cluster methods (own work)"),
+    ("pvekit._cluster:Cluster", "nodes", "client: Cluster methods (own work)"),
+    ("pvekit._cluster:Cluster", "guests", "client: Cluster methods (own work)"),
+    ("pvekit._cluster:Cluster", "storage", "client: Cluster methods (own work)"),
+    ("pvekit._cluster:Cluster", "summary", "client: Cluster methods (own work)"),
+    ("pvekit._fanout:_Workers", "_loop", "client: fan-out threads"),
+    ("pvekit.frames", "nodes_frame", "frames: builders"),
+    ("pvekit.frames", "guests_frame", "frames: builders"),
+    ("pvekit.frames", "storage_frame", "frames: builders"),
+    ("pvekit.frames", "summary_frame", "frames: builders"),
+    ("pvekit.frames", "guest_details", "frames: guest_details (config parsing)"),
+    ("pvekit.sim._server:_Handler", "handle_one_request", "simulator: HTTP server"),
+    ("pvekit.sim._server", "serve", "simulator: dispatch and handlers"),
+    ("pvekit.history._collect", "read_snapshot", "collector: read_snapshot, Group.map, status"),
+    ("pvekit._group:Group", "map", "collector: read_snapshot, Group.map, status"),
+    ("pvekit._group:Group", "status", "collector: read_snapshot, Group.map, status"),
+    ("pvekit.history._collect", "_concat", "collector: concatenation"),
+    ("pvekit.capacity", "node_usage", "capacity analysis (every 30 days)"),
+    ("pvekit.capacity", "storage_pools", "capacity analysis (every 30 days)"),
+    ("pvekit.capacity", "headroom", "capacity analysis (every 30 days)"),
+    ("pvekit.capacity", "findings", "capacity analysis (every 30 days)"),
+    ("pvekit.history._store:Store", "write", "store: stamping, slices, markers"),
+    ("pvekit.history._store:Store", "write_many", "store: stamping, slices, markers"),
+    ("pvekit.history._schema", "to_arrow", "store: Arrow conversion"),
+    ("pvekit.history._store", "_parquet_bytes", "store: Parquet encoding"),
+    ("pvekit.history._store:Store", "_put", "store: files"),
+    ("pvekit.sim._growth:GrowthModel", "step", "growth model, cache invalidation"),
+    ("pvekit.history._demo", "_invalidate_day", "growth model, cache invalidation"),
+)
+
+
+def demo_layers(days: int) -> dict[str, Any]:
+    """CPU ms per simulated day by layer, ``days`` of demo history in one process."""
+    import collections
+    import functools
+    import importlib
+    import threading
+
+    own: collections.Counter[str] = collections.Counter()
+    local = threading.local()
+    undo = []
+
+    def wrap(owner: Any, attr: str, layer: str) -> None:
+        fn = getattr(owner, attr, None)
+        if fn is None:  # not in this version of pvekit
+            return
+        inherited = isinstance(owner, type) and attr not in owner.__dict__
+
+        @functools.wraps(fn)
+        def timed(*a: Any, **k: Any) -> Any:
+            stack = local.__dict__.setdefault("stack", [])
+            start = time.thread_time()
+            stack.append(0.0)
+            try:
+                return fn(*a, **k)
+            finally:
+                spent = time.thread_time() - start
+                own[layer] += spent - stack.pop()
+                if stack:
+                    stack[-1] += spent
+
+        setattr(owner, attr, timed)
+        undo.append((owner, attr, None if inherited else fn))
+
+    for where, attr, layer in _LAYERS:
+        module, _, cls = where.partition(":")
+        owner = importlib.import_module(module)
+        wrap(getattr(owner, cls) if cls else owner, attr, layer)
+    from pvekit.history._demo import build_demo_history, past_clock
+
+    try:
+        group = pvekit.demo(clock=past_clock(days))
+        try:
+            store = Store(tempfile.mkdtemp(prefix="pvekit-bench-layers-"))
+            cpu = time.process_time()
+            build_demo_history(group, store, days, workers=1)
+            cpu = time.process_time() - cpu
+        finally:
+            group.close()
+    finally:
+        for owner, attr, fn in reversed(undo):
+            if fn is None:
+                delattr(owner, attr)  # the inherited one shows through again
+            else:
+                setattr(owner, attr, fn)
+    per_day = {k: round(1000 * v / days, 2) for k, v in own.most_common()}
+    per_day["other (threads' own work, GIL hand-offs...)"] = round(
+        1000 * (cpu - sum(own.values())) / days, 2
+    )
+    return {"days": days, "cpu_ms_per_day": round(1000 * cpu / days, 1), "layers": per_day}
 
 
 def _grow(base: pd.DataFrame, guests: int) -> pd.DataFrame:
@@ -226,6 +336,9 @@ def main() -> int:
         print(f"0. demo history, {args.demo_days} days ...", flush=True)
         results["demo_history"] = demo_history(args.demo_days, root)
         print(json.dumps(results["demo_history"], indent=1), flush=True)
+        print("0b. CPU of a demo day by layer (60 days, one process) ...", flush=True)
+        results["demo_layers"] = demo_layers(60)
+        print(json.dumps(results["demo_layers"], indent=1), flush=True)
     if args.demo_only:
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))

@@ -19,7 +19,7 @@ from test_frames_columnwise import assert_same
 import pvekit
 from pvekit import history
 from pvekit.history import _collect, _schema
-from pvekit.history._demo import _chunks, build_demo_history, past_clock
+from pvekit.history._demo import _STARTUP_DAYS, _chunks, _cost, build_demo_history, past_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 DAYS = 6
@@ -83,9 +83,14 @@ def test_day_split_between_processes() -> None:
             assert chunks[0][0] == 0 and chunks[-1][1] == days
             assert all(a < b for a, b in chunks)
             assert all(chunks[i][1] == chunks[i + 1][0] for i in range(len(chunks) - 1))
-    # a worker starts later (interpreter, imports): this process takes more days
+    # a worker starts later (interpreter, imports): it gets less of the work, measured in
+    # the cost of its days (later days cost more: more guests), not in their number
     (w0, w1), (m0, m1) = _chunks(180, 2)
-    assert m1 - m0 > w1 - w0
+    worker, main = _cost(w1) - _cost(w0), _cost(m1) - _cost(m0)
+    assert worker < main
+    one_day = _cost(w1 + 1) - _cost(w1)  # the cut is between whole days
+    assert abs(main - worker - _STARTUP_DAYS) <= 2 * one_day
+    assert _cost(1) - _cost(0) < _cost(180) - _cost(179)
 
 
 def test_workers_from_a_script_without_main_guard(tmp_path: Path) -> None:

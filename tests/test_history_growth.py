@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -241,11 +242,15 @@ def test_collect_loop_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     try:
         assert proc.stderr is not None
         deadline = time.monotonic() + 120
-        while sum("snapshot " in line for line in lines) < 2 and time.monotonic() < deadline:
+        # Two different snapshots: ids are to the second, and the first run's imports can
+        # push its time into the second of the next run (which then replaces it).
+        sids: set[str] = set()
+        while len(sids) < 2 and time.monotonic() < deadline:
             line = proc.stderr.readline()
             if not line:
                 break
             lines.append(line)
+            sids.update(re.findall(r"snapshot (\S+) stored", line))
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=60)
         lines.append(rest)

@@ -18,11 +18,24 @@ __all__ = ["Snapshot", "read_snapshot"]
 
 @dataclass
 class Snapshot:
-    """The frames of one collection run (keys: the store's kinds)."""
+    """The frames of one collection run (keys: the store's kinds).
+
+    ``parts`` holds each kind's frames per cluster as read; ``frames`` their concatenation,
+    except for a snapshot read with ``combine=False`` (without analysis), which has only its
+    ``status`` there: :meth:`Store.write_many` concatenates the parts of many snapshots at
+    once.
+    """
 
     collected_at: pd.Timestamp
     profiles: list[str]
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    parts: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+
+    def for_store(self) -> dict[str, pd.DataFrame | list[pd.DataFrame]]:
+        """What :meth:`Store.write_many` takes for this snapshot's frames."""
+        out: dict[str, pd.DataFrame | list[pd.DataFrame]] = dict(self.parts)
+        out.update(self.frames)
+        return out
 
 
 def _read_cluster(cluster: Any, details: bool, fresh: bool) -> dict[str, pd.DataFrame]:
@@ -98,11 +111,14 @@ def read_snapshot(
     analyse: bool = True,
     fresh: bool = True,
     collected_at: Any = None,
+    combine: bool = True,
 ) -> Snapshot:
     """Read nodes, guests, storage and summary of every cluster of ``source``.
 
     A Group is read concurrently; a cluster that fails is left out of the data and recorded
     in the ``status`` frame (state ``failed`` and the error), the others are kept.
+    ``combine=False`` leaves the clusters' frames apart in ``parts`` (unless ``analyse``
+    needs them together): a batch of snapshots is concatenated once, when stored.
     """
     import pandas as pd
 
@@ -155,21 +171,21 @@ def read_snapshot(
             if len(df):
                 parts[k].append(df)
     out: dict[str, pd.DataFrame] = {}
-    for k, dfs in parts.items():
-        spec = {"details": details} if k == "guests" else {}
+    combine = combine or (analyse and bool(parts["nodes"]))
+    for k, dfs in parts.items() if combine else ():
         if len(dfs) == 1:
             out[k] = dfs[0]
         elif dfs:
             out[k] = _concat(dfs)
         else:
-            out[k] = _frames.empty_frame(k, **spec)
+            out[k] = _frames.empty_frame(k, **({"details": details} if k == "guests" else {}))
     status = status.copy()
     for k in ("nodes", "guests", "storage"):
         status[k] = pd.array(
             [counts.get(str(p), {}).get(k) for p in status["profile"]], dtype="Int64"
         )
     out["status"] = status
-    if analyse and len(out["nodes"]):
+    if analyse and len(out.get("nodes", ())):
         from .. import capacity
 
         out["findings"] = capacity.findings(
@@ -179,4 +195,4 @@ def read_snapshot(
             summary=out["summary"],
         )
     profiles = sorted(str(p) for p in status["profile"])
-    return Snapshot(collected_at=when.floor("s"), profiles=profiles, frames=out)
+    return Snapshot(collected_at=when.floor("s"), profiles=profiles, frames=out, parts=parts)

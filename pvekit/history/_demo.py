@@ -24,11 +24,20 @@ _DAY = 86400.0
 # beyond a few threads they only queue for the GIL (16 cost ~15 ms of thread start-up and
 # switching a day for nothing).
 _COLLECTOR_WORKERS = 4
-# A worker process costs ~2 s of CPU before its first day (interpreter, imports, its own
-# simulator): below this many days one process is faster.
+# A worker process costs ~1 s of CPU before its first day (see _STARTUP_DAYS): below this
+# many days one process is about as fast, and cheaper.
 _PARALLEL_FROM_DAYS = 60
-# Simulated days a worker's start-up is worth, when splitting the days between processes.
-_STARTUP_DAYS = 12
+# Simulated days a worker's start-up is worth, when splitting the days between processes
+# (~1 s of CPU before its first day: interpreter, imports, its simulator, the collector's
+# clients, the first day's guest configs over HTTP; a day is 50-75 ms).
+_STARTUP_DAYS = 16
+# A day costs more as the estate grows (79 guests to ~210 over 180 days): day d costs
+# about 1 + d / _GROWTH_DAYS of day 0 (measured on 180 days in two processes: 52 ms a day
+# over the first half, 69 ms over the second, start-ups apart).
+_GROWTH_DAYS = 350.0
+# Days stored per commit (Store.write_many): one Arrow conversion and concatenation per kind
+# for them all. The last batch is written after the last read, not alongside: not too many.
+_BATCH_DAYS = 15
 
 
 def _collector(sim: Any) -> Any:
@@ -91,9 +100,10 @@ def _collect_days(
         cluster._demo_nodes = sorted(sim[cluster.profile].state.nodes)
     t0 = time.perf_counter()
     collect_s = 0.0
-    # Parquet encoding releases the GIL: day N is written while day N+1 is read over HTTP.
+    # Parquet encoding releases the GIL: a batch of days is written while the next is read.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pvekit-history") as writer:
-        pending: list[Future[str]] = []
+        pending: list[Future[list[str]]] = []
+        batch: list[Any] = []
         for day in range(first, last):
             if day:
                 changed: dict[str, list[str]] = {}
@@ -105,15 +115,19 @@ def _collect_days(
             # and on the last day.
             analyse = day % 30 == 0 or day == days - 1
             snap = read_snapshot(
-                group, details=True, analyse=analyse, fresh=False, collected_at=sim.clock.now()
+                group,
+                details=True,
+                analyse=analyse,
+                fresh=False,
+                collected_at=sim.clock.now(),
+                combine=False,
             )
             collect_s += time.perf_counter() - start
-            pending.append(
-                writer.submit(
-                    store.write, snap.frames, collected_at=snap.collected_at, profiles=snap.profiles
-                )
-            )
-            if pending[0].done():
+            batch.append((snap.for_store(), snap.collected_at, snap.profiles))
+            if len(batch) >= _BATCH_DAYS or day + 1 == last:
+                pending.append(writer.submit(store.write_many, batch))
+                batch = []
+            if pending and pending[0].done():
                 pending.pop(0).result()  # a failed write stops the build here
             if (day + 1) % 30 == 0 or day + 1 == last:
                 say(f"  day {day + 1}/{days}: {time.perf_counter() - t0:.1f} s")
@@ -172,7 +186,11 @@ def _run_chunk(spec: dict[str, Any]) -> dict[str, float]:
             group.close()
     finally:
         sim.stop()
-    return {"collect_seconds": collect_s, "cpu_seconds": time.process_time() - cpu}
+    return {
+        "collect_seconds": collect_s,
+        "cpu_seconds": time.process_time() - cpu,
+        "finished_at": time.time(),
+    }
 
 
 def _worker_main(spec: dict[str, Any]) -> None:
@@ -199,6 +217,7 @@ class _Worker:
         import tempfile
 
         self.first, self.last = spec["first"], spec["last"]
+        self.spawned_at = time.time()
         self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in close())
         self.err = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -225,6 +244,8 @@ class _Worker:
                 f"demo history worker for days {self.first + 1}..{self.last} failed: {why}"
             )
         result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        # its whole life, start-up included (wall clock of this machine: the same clock)
+        result["seconds"] = result.pop("finished_at", self.spawned_at) - self.spawned_at
         return result
 
     def close(self) -> None:
@@ -246,17 +267,29 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _cost(day: float) -> float:
+    """CPU of days 0..``day`` (continuous), in units of day 0's."""
+    return day + day * day / (2 * _GROWTH_DAYS)
+
+
 def _chunks(days: int, workers: int) -> list[tuple[int, int]]:
     """Day ranges, the first ``workers - 1`` for worker processes and the last for this
-    process: a worker starts later (its start-up), so it gets fewer days."""
+    process: a worker starts later (its start-up), so it gets fewer days, and later days
+    cost more (more guests), so the ranges are cut by cost, not by count."""
     if workers == 1:
         return [(0, days)]
-    # w processes over the same time: each worker does `share - startup` days, this one
-    # `share`, so that days = w * share - (w - 1) * startup.
-    share = (days + (workers - 1) * _STARTUP_DAYS) / workers
+    # w processes over the same time: each worker does `share - startup` of cost, this one
+    # `share`, so that the total cost = w * share - (w - 1) * startup.
+    share = (_cost(days) + (workers - 1) * _STARTUP_DAYS) / workers
     each = max(1.0, share - _STARTUP_DAYS)
-    cuts = {min(days - 1, round(i * each)) for i in range(1, workers)}
-    bounds = [0, *sorted(cuts), days]
+    bounds = [0]
+    day = 0
+    for i in range(1, workers):
+        while day < days - 1 and _cost(day + 1) <= i * each:
+            day += 1
+        # at least a day each, in order
+        bounds.append(min(days - (workers - i), max(bounds[-1] + 1, day)))
+    bounds.append(days)
     return list(itertools.pairwise(bounds))
 
 
@@ -315,6 +348,7 @@ def build_demo_history(
             collect_s = _collect_days(collector, sim, store, model, first, last, days, say)
         finally:
             collector.close()
+        own_s = time.perf_counter() - t0
         results = [p.result() for p in procs]
     finally:
         for p in procs:
@@ -325,6 +359,9 @@ def build_demo_history(
         "seconds": time.perf_counter() - t0,
         "collect_seconds": collect_s + sum(r["collect_seconds"] for r in results),
         "cpu_seconds": time.process_time() - cpu0 + sum(r["cpu_seconds"] for r in results),
+        # when this process and the last worker were done with their days (the split's check)
+        "main_seconds": own_s,
+        "worker_seconds": max((r["seconds"] for r in results), default=0.0),
     }
 
 

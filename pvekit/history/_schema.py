@@ -21,10 +21,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["KINDS", "SCHEMA_VERSION", "column_dtypes", "from_arrow", "to_arrow"]
 
-# Version 1: the first layout (see docs/history.md). Bump it when a reader of the old
-# version would misread the new files; adding a column does not need a bump (older files
-# read back with that column null).
-SCHEMA_VERSION = 1
+# Version 1: the first layout (see docs/history.md). Version 2: a commit marker may commit
+# several snapshots at once (Store.write_many); a version-1 reader would not see them. Bump
+# it when a reader of the old version would misread the new files; adding a column does not
+# need a bump (older files read back with that column null).
+SCHEMA_VERSION = 2
 
 KINDS: tuple[str, ...] = ("nodes", "guests", "storage", "summary", "findings", "status")
 
@@ -178,17 +179,28 @@ def _plain(pd: Any, dtype: Any, arrow_type: Any) -> bool:
     return text == "float64"
 
 
-def to_arrow(kind: str, df: pd.DataFrame) -> pa.Table:
-    """The table of one kind as stored: every documented column (missing ones null)."""
+def to_arrow(
+    kind: str, df: pd.DataFrame, *, encode: bool = True, skip: Iterable[str] = ()
+) -> pa.Table:
+    """The table of one kind as stored: every documented column (missing ones null).
+
+    ``skip`` names columns left null whatever the frame has (the store stamps them itself).
+    ``encode=False`` leaves the dictionary columns plain strings (schema
+    :func:`plain_schema`): a table of several snapshots is cut into one table per snapshot
+    first, and each is then encoded on its own by :func:`encode_dictionaries`, in order of
+    appearance in that snapshot, as a table converted alone would be.
+    """
     import pandas as pd
     import pyarrow as pa
 
-    schema = arrow_schema(kind)
+    schema = arrow_schema(kind) if encode else plain_schema(kind)
     n = len(df)
     # One conversion per column, each straight from its pandas array: a frame of a few rows
     # costs its columns' conversions, not pandas' and pyarrow's per-call set-up (selecting
     # the plain columns into a new frame, Table.from_pandas' metadata) on top.
     dtypes = dict(zip(df.columns, df.dtypes, strict=True))
+    for name in skip:
+        dtypes.pop(name, None)
     arrays = []
     for field in schema:
         name = field.name
@@ -201,7 +213,7 @@ def to_arrow(kind: str, df: pd.DataFrame) -> pa.Table:
             arrays.append(pa.array(_with_absent(name, col), type=field.type))
         elif pa.types.is_list(field.type):
             arrays.append(pa.array(_string_list(col), type=field.type))
-        elif pa.types.is_dictionary(field.type):
+        elif pa.types.is_dictionary(field.type) or name in _dictionary_names(kind):
             # Encoded in order of appearance, as always (not in the categories' order).
             if isinstance(dtype, pd.CategoricalDtype):
                 text = pa.array(col, from_pandas=True).dictionary_decode().cast(pa.string())
@@ -211,7 +223,7 @@ def to_arrow(kind: str, df: pd.DataFrame) -> pa.Table:
                     type=pa.string(),
                     from_pandas=True,
                 )
-            arrays.append(text.dictionary_encode().cast(field.type))
+            arrays.append(text.dictionary_encode().cast(field.type) if encode else text)
         elif _plain(pd, dtype, field.type):
             # The array itself (Arrow-backed, masked, datetime or numpy), not the Series:
             # pa.array's pandas checks cost more than converting a short column.
@@ -230,6 +242,39 @@ def to_arrow(kind: str, df: pd.DataFrame) -> pa.Table:
         else:
             arrays.append(pa.array(col.astype("float64"), type=field.type, from_pandas=True))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+@functools.cache
+def _dictionary_names(kind: str) -> frozenset[str]:
+    import pyarrow as pa
+
+    return frozenset(f.name for f in arrow_schema(kind) if pa.types.is_dictionary(f.type))
+
+
+@functools.cache
+def plain_schema(kind: str) -> pa.Schema:
+    """:func:`arrow_schema` with plain strings for its dictionary columns."""
+    import pyarrow as pa
+
+    schema = arrow_schema(kind)
+    for i, f in enumerate(schema):
+        if pa.types.is_dictionary(f.type):
+            schema = schema.set(i, f.with_type(pa.string()))
+    return schema
+
+
+def encode_dictionaries(kind: str, table: pa.Table) -> pa.Table:
+    """A :func:`plain_schema` table (or a slice of one) as stored: its dictionary columns
+    encoded in order of appearance, exactly what :func:`to_arrow` gives for those rows."""
+    import pyarrow as pa
+
+    schema = arrow_schema(kind)
+    columns = table.columns
+    for name in _dictionary_names(kind):
+        i = schema.get_field_index(name)
+        text = columns[i].combine_chunks()
+        columns[i] = text.dictionary_encode().cast(schema.field(i).type)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _restore_dicts(values: Any) -> list[Any]:
