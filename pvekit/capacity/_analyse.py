@@ -56,11 +56,12 @@ def analyse(
     :func:`rightsizing`.
     """
     th = thresholds or Thresholds(critical_fraction=threshold)
-    nu = node_usage(nodes, guests, storage)
-    cu = cluster_usage(nodes, guests, storage)
-    gu = group_usage(cu)
+    # Each frame built once and handed to the steps that need it (they would rebuild it).
     sp = storage_pools(storage, guests)
-    hr = headroom(nodes, guests, max_vcpu_ratio=max_vcpu_ratio)
+    nu = node_usage(nodes, guests, storage, pools=sp)
+    cu = cluster_usage(nodes, guests, storage, usage=nu, pools=sp)
+    gu = group_usage(cu)
+    hr = headroom(nodes, guests, max_vcpu_ratio=max_vcpu_ratio, usage=nu)
     fc = (
         forecast(metrics, threshold=threshold, storage=storage)
         if metrics is not None and len(metrics)

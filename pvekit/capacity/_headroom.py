@@ -36,7 +36,11 @@ _HEADROOM_COLUMNS: dict[str, str] = {
 
 
 def headroom(
-    nodes: pd.DataFrame, guests: pd.DataFrame, *, max_vcpu_ratio: float = 4.0
+    nodes: pd.DataFrame,
+    guests: pd.DataFrame,
+    *,
+    max_vcpu_ratio: float = 4.0,
+    usage: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """N+1 failure headroom: if one node fails, do its running guests fit elsewhere?
 
@@ -53,10 +57,15 @@ def headroom(
     A single-node cluster has nowhere to fail over: it fits only with no running guests.
     ``weakest`` marks, per cluster, the node whose failure leaves the least memory headroom
     (a node that does not fit comes first).
+
+    ``usage``: the :func:`node_usage` frame of the same ``nodes`` and ``guests`` (with storage
+    or not: only its node, memory, cores and vCPU columns are read) if the caller has it, so an
+    analysis does not build it twice.
     """
     if max_vcpu_ratio <= 0:
         raise InvalidInputError(f"max_vcpu_ratio must be positive, got {max_vcpu_ratio!r}")
-    usage = node_usage(nodes, guests)
+    if usage is None:
+        usage = node_usage(nodes, guests)
     g = guests.copy()
     g["profile"] = g["profile"].astype("string")
     g["node"] = g["node"].astype("string")

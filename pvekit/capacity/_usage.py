@@ -198,7 +198,11 @@ def storage_pools(storage: pd.DataFrame, guests: pd.DataFrame | None = None) -> 
 
 
 def node_usage(
-    nodes: pd.DataFrame, guests: pd.DataFrame, storage: pd.DataFrame | None = None
+    nodes: pd.DataFrame,
+    guests: pd.DataFrame,
+    storage: pd.DataFrame | None = None,
+    *,
+    pools: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per node: used vs physical, and allocated vs physical (overcommit).
 
@@ -209,6 +213,10 @@ def node_usage(
       for running guests and for all guests (templates never run and are left out).
     - ``*_overcommit_*`` = allocated / physical: 2.0 means twice as many vCPUs (or as much
       memory) promised as the node has. NaN where the node does not report its size (offline).
+
+    ``pools``: the :func:`storage_pools` frame of ``storage`` if the caller has it already
+    (with or without guests: only its per-node used/total figures are read here), so an
+    analysis that needs both builds it once.
     """
     _require(nodes, "nodes", ["profile", "node", "cores", "mem_used", "mem_total"])
     _require(guests, "guests", ["profile", "node", "status", "cores", "mem_total"])
@@ -231,7 +239,8 @@ def node_usage(
     out["mem_total"] = _f(n["mem_total"]).to_numpy()
     out["mem_fraction"] = _div(out["mem_used"], out["mem_total"])
     if storage is not None and len(storage):
-        pools = storage_pools(storage)
+        if pools is None:
+            pools = storage_pools(storage)
         local = pools[~pools["shared"] & pools["counted"]]
         agg = local.groupby(["profile", "node"])[["used", "total"]].sum().reset_index()
         agg.columns = ["profile", "node", "storage_used", "storage_total"]
@@ -319,7 +328,12 @@ def _finish_totals(out: pd.DataFrame) -> pd.DataFrame:
 
 
 def cluster_usage(
-    nodes: pd.DataFrame, guests: pd.DataFrame, storage: pd.DataFrame | None = None
+    nodes: pd.DataFrame,
+    guests: pd.DataFrame,
+    storage: pd.DataFrame | None = None,
+    *,
+    usage: pd.DataFrame | None = None,
+    pools: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per cluster (profile): totals over its online nodes and its pools (shared once).
 
@@ -327,8 +341,12 @@ def cluster_usage(
     available to run anything. Allocation counts every guest of the cluster. Storage totals
     come from :func:`storage_pools` (counted pools, shared ones once); ``provisioned`` is NA
     unless ``guests`` carries disk details.
+
+    ``usage`` (the :func:`node_usage` frame of the same nodes and guests, storage or not) and
+    ``pools`` (``storage_pools(storage, guests)``) skip recomputing what the caller has.
     """
-    usage = node_usage(nodes, guests, None)
+    if usage is None:
+        usage = node_usage(nodes, guests, None)
     on = usage[usage["online"]]
     caps = on.groupby("profile")[["cores", "cpu_used", "mem_used", "mem_total"]].sum(min_count=1)
     counts = usage.groupby("profile").agg(
@@ -340,7 +358,8 @@ def cluster_usage(
     alloc = _allocations(g, ["profile"]).set_index("profile")
     out = counts.join(caps, how="outer").join(alloc, how="outer")
     if storage is not None and len(storage):
-        pools = storage_pools(storage, guests)
+        if pools is None:
+            pools = storage_pools(storage, guests)
         counted = pools[pools["counted"]]
         st = counted.groupby("profile").agg(
             storage_used=("used", "sum"),

@@ -188,10 +188,13 @@ def read_snapshot(
     if analyse and len(out.get("nodes", ())):
         from .. import capacity
 
+        # Pools and node usage built once: node_usage and headroom would each rebuild them.
+        pools = capacity.storage_pools(out["storage"], out["guests"])
+        usage = capacity.node_usage(out["nodes"], out["guests"], out["storage"], pools=pools)
         out["findings"] = capacity.findings(
-            node_usage=capacity.node_usage(out["nodes"], out["guests"], out["storage"]),
-            storage_pools=capacity.storage_pools(out["storage"], out["guests"]),
-            headroom=capacity.headroom(out["nodes"], out["guests"]),
+            node_usage=usage,
+            storage_pools=pools,
+            headroom=capacity.headroom(out["nodes"], out["guests"], usage=usage),
             summary=out["summary"],
         )
     profiles = sorted(str(p) for p in status["profile"])
