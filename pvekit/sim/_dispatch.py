@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 if TYPE_CHECKING:  # pragma: no cover
     from ._server import SimCluster
 
-__all__ = ["API_PREFIX", "MAX_BODY", "Headers", "SimResponse", "serve"]
+__all__ = ["API_PREFIX", "MAX_BODY", "Headers", "SimResponse", "http_date", "serve"]
 
 API_PREFIX = "/api2/json"
 MAX_BODY = 16 * 1024 * 1024
@@ -55,6 +55,13 @@ class Headers(MutableMapping[str, str]):
     def __repr__(self) -> str:
         return f"Headers({len(self)} names)"  # values may be secrets
 
+    @classmethod
+    def _of(cls, fields: dict[str, tuple[str, str]]) -> Headers:
+        """Headers over ``{lower-case name: (name as sent, value)}`` (taken, not copied)."""
+        out = cls()
+        out._d = fields
+        return out
+
 
 @dataclass
 class SimResponse:
@@ -84,6 +91,28 @@ def _json_params(decoded: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_DATE: tuple[int, str] = (-1, "")
+
+
+def http_date() -> str:
+    """``email.utils.formatdate(usegmt=True)`` for now, formatted once per second.
+
+    formatdate rounds to the microsecond, so the last microsecond of a second may print as
+    the next one: that instant is formatted afresh rather than taken from the cache.
+    """
+    global _DATE
+    now = time.time()
+    sec = int(now)
+    if now - sec >= 0.999999:
+        return formatdate(now, usegmt=True)
+    cached = _DATE
+    if cached[0] == sec:
+        return cached[1]
+    text = formatdate(now, usegmt=True)
+    _DATE = (sec, text)
+    return text
+
+
 def response(status: int, reason: str, payload: Any) -> SimResponse:
     """A JSON answer with the headers ``pve-api-daemon`` sends."""
     from ._handlers import RawJSON
@@ -104,7 +133,7 @@ def response(status: int, reason: str, payload: Any) -> SimResponse:
             "Content-Type": "application/json;charset=UTF-8",
             "Cache-Control": "max-age=0",
             "Pragma": "no-cache",
-            "Expires": formatdate(usegmt=True),
+            "Expires": http_date(),
             "Content-Length": str(len(body)),
         },
     )
