@@ -10,6 +10,7 @@ way a client arrives.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["API_PREFIX", "MAX_BODY", "Headers", "SimResponse", "http_date", "serve"]
 
 API_PREFIX = "/api2/json"
+# Characters in a request target that make urlsplit do more than split at "?".
+_URL_ODD = re.compile("[#\t\r\n]")
 MAX_BODY = 16 * 1024 * 1024
 
 
@@ -76,6 +79,8 @@ class SimResponse:
 
 def _parse_params(raw: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if not raw:
+        return out
     for k, values in parse_qs(raw, keep_blank_values=True).items():
         out[k] = values[0] if len(values) == 1 else values
     return out
@@ -91,6 +96,9 @@ def _json_params(decoded: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What json.dumps(payload, separators=(",", ":")) builds on every call, built once (the
+# encoder keeps no state between calls).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _DATE: tuple[int, str] = (-1, "")
 
 
@@ -117,16 +125,16 @@ def response(status: int, reason: str, payload: Any) -> SimResponse:
     """A JSON answer with the headers ``pve-api-daemon`` sends."""
     from ._handlers import RawJSON
 
-    body = (
-        payload.body
-        if isinstance(payload, RawJSON)
-        else json.dumps(payload, separators=(",", ":")).encode()
-    )
+    body = payload.body if isinstance(payload, RawJSON) else _ENCODER.encode(payload).encode()
     # The reason phrase carries PVE's message: one latin-1 line.
-    phrase = " ".join(reason.split()).encode("latin-1", "replace").decode("latin-1")
+    phrase = (
+        reason
+        if reason == "OK"
+        else " ".join(reason.split()).encode("latin-1", "replace").decode("latin-1")[:500]
+    )
     return SimResponse(
         status,
-        phrase[:500] or "OK",
+        phrase or "OK",
         body,
         {
             "Server": "pve-api-daemon/3.0",
@@ -147,8 +155,14 @@ def serve(
     hdrs = headers if isinstance(headers, Headers) else Headers(headers)
     if method == "HEAD":
         return response(501, "Method 'HEAD' not implemented", {"data": None})
-    split = urlsplit(target)
-    params = _parse_params(split.query)
+    if target[:1] == "/" and target[:2] != "//" and _URL_ODD.search(target) is None:
+        # An origin-form target: what urlsplit answers, without its work (no scheme, no
+        # netloc, no fragment, nothing it would strip).
+        path, _, query = target.partition("?")
+    else:
+        split = urlsplit(target)
+        path, query = split.path, split.query
+    params = _parse_params(query)
     if len(body) > MAX_BODY:
         return response(413, "Request Entity Too Large", {"data": None})
     if body:
@@ -166,7 +180,6 @@ def serve(
                 params.update(_json_params(decoded))
         else:
             params.update(_parse_params(text))
-    path = split.path
     api_path = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else None
     if api_path is None:
         cluster.record(method, path, params, hdrs, 404)

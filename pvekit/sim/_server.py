@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from . import _access, _ha  # noqa: F401  (register their handlers)
+from . import _access, _auth, _ha  # noqa: F401  (_access, _ha register their handlers)
 from . import _handlers_nodes as _handlers_nodes  # registers its routes in ROUTES
 from ._auth import AuthDB, Identity
 from ._dispatch import API_PREFIX, MAX_BODY, Headers, SimResponse, http_date, response, serve
@@ -49,6 +49,9 @@ _SECRET_PARAMS = {
 }
 _SECRET_HEADERS = {"authorization", "cookie", "csrfpreventiontoken"}
 _MAX_RECORDED = 100_000
+# Paths and parameter sets whose routing and validation a cluster remembers (a client of
+# 5,000 guests reads a few paths per guest); past it the memo starts over.
+_MEMO_SIZE = 32_768
 _SEQ = itertools.count(1)
 
 
@@ -73,8 +76,10 @@ class RecordedRequest:
 
 
 def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    # Headers keeps (name as sent, value) under the lower-case name: read them as stored.
+    pairs = headers._d.values() if isinstance(headers, Headers) else headers.items()
     out: dict[str, str] = {}
-    for k, v in headers.items():
+    for k, v in pairs:
         if k.lower() in _SECRET_HEADERS:
             if k.lower() == "authorization" and v.startswith("PVEAPIToken="):
                 tokenid = v.split("=", 2)[1] if v.count("=") >= 2 else ""
@@ -328,6 +333,12 @@ class SimCluster:
 
     def __post_init__(self) -> None:
         self.schema: Schema = load_schema(self.state.pve_version)
+        # Routing and parameter checks are pure functions of the (immutable) schema and the
+        # request, so their answers are kept, per schema object: a client reads the same
+        # few paths over and over. See _resolve and _check.
+        self._memo_schema: Schema | None = None
+        self._routes: dict[str, tuple[str, dict[str, str]] | None] = {}
+        self._checks: dict[tuple[str, str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -571,10 +582,45 @@ class SimCluster:
             return 200, "OK", {"data": result.data, **result.attribs}
         return 200, "OK", {"data": result}
 
+    def _memos(self) -> None:
+        if self._memo_schema is not self.schema:  # a new schema: nothing kept applies
+            self._routes = {}
+            self._checks = {}
+            self._memo_schema = self.schema
+
+    def _resolve(self, path: str) -> tuple[str, dict[str, str]] | None:
+        """``self.schema.resolve(path)``, remembered per path (a fresh variables dict)."""
+        self._memos()
+        routes = self._routes
+        try:
+            found = routes[path]
+        except KeyError:
+            found = self.schema.resolve(path)
+            if len(routes) >= _MEMO_SIZE:
+                routes.clear()
+            routes[path] = found
+        return None if found is None else (found[0], dict(found[1]))
+
+    def _check(self, ep: Any, merged: dict[str, Any]) -> dict[str, str]:
+        """``self.schema.check(ep, merged)``, remembered per endpoint and parameters (names,
+        order and values) when every value is a string (a fresh errors dict)."""
+        self._memos()
+        if not all(type(v) is str for v in merged.values()):
+            return self.schema.check(ep, merged)
+        key = (ep.path, ep.method, tuple(merged.items()))
+        checks = self._checks
+        errors = checks.get(key)
+        if errors is None:
+            errors = self.schema.check(ep, merged)
+            if len(checks) >= _MEMO_SIZE:
+                checks.clear()
+            checks[key] = errors
+        return dict(errors)
+
     def _handle(
         self, method: str, path: str, params: dict[str, Any], headers: Mapping[str, str]
     ) -> Any:
-        found = self.schema.resolve(path)
+        found = self._resolve(path)
         ep = self.schema.endpoints.get((found[0], method)) if found else None
         if found is None or ep is None:
             raise SimHTTPError(501, f"Method '{method} {API_PREFIX}{path}' not implemented")
@@ -587,7 +633,7 @@ class SimCluster:
             self._authorize(ident, method, ep.perm, variables, params)
         merged = dict(params)
         merged.update(variables)
-        errors = self.schema.check(ep, merged)
+        errors = self._check(ep, merged)
         if errors:
             raise param_error(errors)
         handler = ROUTES.get((template, method))
@@ -613,9 +659,7 @@ class SimCluster:
         variables: Mapping[str, str],
         params: Mapping[str, Any],
     ) -> None:
-        from ._auth import AUDIT_PRIVS
-
-        read_only = ident.privs <= frozenset(AUDIT_PRIVS)
+        read_only = ident.privs <= _audit_privs()
         ok, why = self.auth.check(ident, perm, variables, params)
         if method != "GET" and read_only:
             # PVE has no write an audit-only role may do: fail like the real check would.
@@ -651,6 +695,17 @@ class SimCluster:
         raise SimHTTPError(
             501, f"Method '{method} {API_PREFIX}{template}' not implemented by the pvekit simulator"
         )
+
+
+_AUDIT: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())
+
+
+def _audit_privs() -> frozenset[str]:
+    """``frozenset(AUDIT_PRIVS)``, built once per tuple object."""
+    global _AUDIT
+    if _AUDIT[0] is not _auth.AUDIT_PRIVS:
+        _AUDIT = (_auth.AUDIT_PRIVS, frozenset(_auth.AUDIT_PRIVS))
+    return _AUDIT[1]
 
 
 def _describe_write(perm: Any, variables: Mapping[str, str], params: Mapping[str, Any]) -> str:
