@@ -17,8 +17,7 @@ from email.utils import formatdate
 
 import pytest
 
-from pvekit.sim import SimClock, SimCluster, Simulator
-from pvekit.sim import _dispatch, _server
+from pvekit.sim import SimClock, SimCluster, Simulator, _dispatch, _server
 
 API = "/api2/json"
 
@@ -174,9 +173,8 @@ def test_remembered_routes_and_checks_are_fresh_copies(frozen: Simulator) -> Non
     found = c._resolve("/nodes/pve1/qemu/100/config")
     assert found == ("/nodes/{node}/qemu/{vmid}/config", {"node": "pve1", "vmid": "100"})
     found[1]["node"] = "mutated"
-    assert c._resolve("/nodes/pve1/qemu/100/config") == found[:1] + (
-        {"node": "pve1", "vmid": "100"},
-    )
+    again = c._resolve("/nodes/pve1/qemu/100/config")
+    assert again == ("/nodes/{node}/qemu/{vmid}/config", {"node": "pve1", "vmid": "100"})
     assert c._resolve("/no/such/path") is None
     ep = c.schema.endpoints[("/nodes/{node}/qemu/{vmid}/config", "GET")]
     bad = {"node": "pve1", "vmid": "x"}

@@ -195,7 +195,7 @@ class AuthDB:
         memo = self.__dict__.setdefault("_role_memo", {})
         hit = memo.get(roleid)
         if hit is not None and hit[0] is source and hit[1] == self.major:
-            return hit[2]  # type: ignore[no-any-return]
+            return hit[2]
         privs = frozenset(source)
         if self.major < 9 and roleid == "Administrator":
             # PVE 8 still has VM.Monitor (9.0 split it into Sys.Audit and VM.GuestAgent.*)

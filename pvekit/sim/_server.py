@@ -161,6 +161,7 @@ _MAX_HEADERS = 100
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    raw_requestline: bytes  # set by handle_one_request before parse_request
 
     def setup(self) -> None:
         super().setup()
@@ -264,9 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(response(413, "Request Entity Too Large", {"data": None}))
             return
         body = self.rfile.read(length) if length else b""
-        headers = self.headers
-        if not isinstance(headers, Headers):
-            headers = Headers({k: v for k, v in headers.items()})
+        fields: Any = self.headers  # Headers from the fast path, else an email Message
+        headers = (
+            fields if isinstance(fields, Headers) else Headers({k: v for k, v in fields.items()})
+        )
         answer = serve(self.server.cluster, method, self.path, headers, body)
         if answer.drop:
             self.close_connection = True
@@ -304,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
         pending = getattr(self, "_headers_buffer", None)
         if pending:
             data = b"".join(pending) + data
-            self._headers_buffer = []
+            self._headers_buffer: list[bytes] = []
         try:
             self.wfile.write(data + answer.body)
         except OSError:
