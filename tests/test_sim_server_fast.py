@@ -182,7 +182,14 @@ def test_remembered_routes_and_checks_are_fresh_copies(frozen: Simulator) -> Non
     assert errors == c.schema.check(ep, bad) and errors
     errors.clear()
     assert c._check(ep, bad) == c.schema.check(ep, bad)
-    # Lists (repeated parameters) are checked afresh every time.
+    # Writes, secrets and lists (repeated parameters) are checked afresh every time.
+    login = c.schema.endpoints[("/access/ticket", "POST")]
+    before = len(c._checks)
+    assert c._check(login, {"username": "root@pam", "password": "x"}) == {}
+    assert c._check(ep, {**bad, "value": "secret"}) == c.schema.check(
+        ep, {**bad, "value": "secret"}
+    )
+    assert len(c._checks) == before
     assert c._check(ep, {**bad, "current": ["1", "0"]}) == c.schema.check(
         ep, {**bad, "current": ["1", "0"]}
     )
