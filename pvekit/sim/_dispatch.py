@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +43,11 @@ class Headers(MutableMapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._d[key.lower()][1]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping.get, without its __getitem__ call and KeyError: every request reads a few.
+        item = self._d.get(key.lower())
+        return default if item is None else item[1]
+
     def __setitem__(self, key: str, value: str) -> None:
         self._d[key.lower()] = (key, value)
 
@@ -64,6 +69,12 @@ class Headers(MutableMapping[str, str]):
         out = cls()
         out._d = fields
         return out
+
+
+def _is_headers(obj: object) -> TypeGuard[Headers]:
+    """``isinstance(obj, Headers)``, the exact type first: Headers is an ABC (MutableMapping),
+    whose isinstance goes through ABCMeta.__instancecheck__."""
+    return type(obj) is Headers or isinstance(obj, Headers)
 
 
 @dataclass
@@ -152,7 +163,7 @@ def serve(
 ) -> SimResponse:
     """Answer one raw request to ``cluster`` (``target`` is the path with its query)."""
     method = method.upper()
-    hdrs = headers if isinstance(headers, Headers) else Headers(headers)
+    hdrs = headers if _is_headers(headers) else Headers(headers)
     if method == "HEAD":
         return response(501, "Method 'HEAD' not implemented", {"data": None})
     if target[:1] == "/" and target[:2] != "//" and _URL_ODD.search(target) is None:

@@ -25,7 +25,16 @@ import requests
 from . import _access, _auth, _ha  # noqa: F401  (_access, _ha register their handlers)
 from . import _handlers_nodes as _handlers_nodes  # registers its routes in ROUTES
 from ._auth import AuthDB, Identity
-from ._dispatch import API_PREFIX, MAX_BODY, Headers, SimResponse, http_date, response, serve
+from ._dispatch import (
+    API_PREFIX,
+    MAX_BODY,
+    Headers,
+    SimResponse,
+    _is_headers,
+    http_date,
+    response,
+    serve,
+)
 from ._errors import SimHTTPError, param_error
 from ._faults import Faults
 from ._handlers import ACTION_OF, GUEST_TYPE_OF, ROUTES, Ctx, RawJSON
@@ -77,7 +86,7 @@ class RecordedRequest:
 
 def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     # Headers keeps (name as sent, value) under the lower-case name: read them as stored.
-    pairs = headers._d.values() if isinstance(headers, Headers) else headers.items()
+    pairs = headers._d.values() if _is_headers(headers) else headers.items()
     out: dict[str, str] = {}
     for k, v in pairs:
         if k.lower() in _SECRET_HEADERS:
@@ -266,9 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         fields: Any = self.headers  # Headers from the fast path, else an email Message
-        headers = (
-            fields if isinstance(fields, Headers) else Headers({k: v for k, v in fields.items()})
-        )
+        headers = fields if _is_headers(fields) else Headers({k: v for k, v in fields.items()})
         answer = serve(self.server.cluster, method, self.path, headers, body)
         if answer.drop:
             self.close_connection = True
@@ -567,7 +574,7 @@ class SimCluster:
         self, method: str, path: str, params: dict[str, Any], headers: Mapping[str, str]
     ) -> tuple[int, str, Any]:
         """Answer one API request: (status, reason phrase, JSON payload)."""
-        if not isinstance(headers, Headers):
+        if not _is_headers(headers):
             headers = Headers(headers)  # header names are case-insensitive, in PVE too
         try:
             result = self._handle(method, path, params, headers)

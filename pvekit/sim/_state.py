@@ -1330,7 +1330,7 @@ def _hms(seconds: float) -> str:
 def _digest(cfg: Mapping[str, Any]) -> str:
     import hashlib
 
-    text = "\n".join(f"{k}: {v}" for k, v in sorted(cfg.items()))
+    text = "\n".join([f"{k}: {v}" for k, v in sorted(cfg.items())])
     return hashlib.sha1(text.encode()).hexdigest()
 
 
