@@ -447,7 +447,8 @@ def report(res: SpeedResult) -> str:
 
     out = ["## Targets (issue 18)\n", md_table(["target", "measured", "result"], targets(res))]
     out.append(
-        "\nThe warm-frames target of issue 18 is measured in the warm frames section (below).\n"
+        "\nThe warm-frames target of issue 18 is measured in the warm frames section "
+        "(below).\n"
     )
     out.append("## Where a per-guest read's CPU goes (issue 18)\n")
     out.append(
