@@ -86,7 +86,8 @@ def _serve(specs: list[ClusterSpec], conn: Connection) -> None:  # pragma: no co
         # Clusters of one seed are the same cluster to a Group (same identity): an estate
         # of distinct clusters gives each its own seed.
         seed = int(options.pop("seed", 0))
-        sim = Simulator(spec.scenario, https=True, seed=seed, **options)
+        https = bool(options.pop("https", True))  # plain HTTP for simulator measurements
+        sim = Simulator(spec.scenario, https=https, seed=seed, **options)
         sim.start()
         sims.append(sim)
         for sc in sim.clusters.values():
@@ -100,8 +101,8 @@ def _serve(specs: list[ClusterSpec], conn: Connection) -> None:  # pragma: no co
                 profile=profile,
                 host=sc.host,
                 url=sc.url,
-                ca_file=str(sc.ca_file),
-                fingerprint=str(sc.fingerprint),
+                ca_file=str(sc.ca_file or ""),
+                fingerprint=str(sc.fingerprint or ""),
                 token_name=kw["token_name"],
                 token_value=kw["token_value"],
                 nodes=len(st.nodes),
@@ -128,6 +129,19 @@ def _serve(specs: list[ClusterSpec], conn: Connection) -> None:  # pragma: no co
                 for _, sc in clusters:
                     sc.clear_requests()
                 conn.send(None)
+            elif cmd == "cpu":
+                import resource
+
+                ru = resource.getrusage(resource.RUSAGE_SELF)
+                conn.send(ru.ru_utime + ru.ru_stime)
+            elif cmd == "guests":
+                conn.send(
+                    [
+                        (profile, g.node, g.type, g.vmid, g.agent and g.running)
+                        for profile, sc in clusters
+                        for g in sorted(sc.state.guests.values(), key=lambda g: g.vmid)
+                    ]
+                )
             elif cmd == "stop":
                 break
     finally:
@@ -182,6 +196,14 @@ class SimServer:
 
     def clear_requests(self) -> None:
         self._ask("clear")
+
+    def server_cpu(self) -> float:
+        """CPU seconds (user + system, every thread) the simulator process has used."""
+        return float(self._ask("cpu"))
+
+    def guests(self) -> list[tuple[str, str, str, int, bool]]:
+        """(profile, node, type, vmid, agent answers) of every served guest."""
+        return list(self._ask("guests"))
 
     def request_total(self, *, logins: bool = False) -> int:
         """Requests received since the last clear (logins excluded unless asked)."""

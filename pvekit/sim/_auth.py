@@ -189,10 +189,18 @@ class AuthDB:
         ]
 
     def _role(self, roleid: str) -> frozenset[str]:
-        privs = frozenset(ROLES.get(roleid, ()))
+        # Every request of root@pam asks for Administrator's ~100 privileges: the set is
+        # kept per role, valid while ROLES holds the same tuple for it and major is the same.
+        source = ROLES.get(roleid, ())
+        memo = self.__dict__.setdefault("_role_memo", {})
+        hit = memo.get(roleid)
+        if hit is not None and hit[0] is source and hit[1] == self.major:
+            return hit[2]
+        privs = frozenset(source)
         if self.major < 9 and roleid == "Administrator":
             # PVE 8 still has VM.Monitor (9.0 split it into Sys.Audit and VM.GuestAgent.*)
             privs |= {"VM.Monitor"}
+        memo[roleid] = (source, self.major, privs)
         return privs
 
     def privs_of(self, userid: str, path: str = "/") -> frozenset[str]:
@@ -433,8 +441,10 @@ class AuthDB:
             any_mode = len(expr) > 4 and expr[3] == "any" and bool(expr[4])
             have = [p in ident.privs for p in privs]
             ok = (any(have) if any_mode else all(have)) if privs else True
+            if any_mode:
+                return ok, f"{path}, {'|'.join(privs)}"
             missing = next((p for p, h in zip(privs, have, strict=True) if not h), "")
-            return ok, f"{path}, {('|'.join(privs)) if any_mode else missing}"
+            return ok, f"{path}, {missing}"
         if op == "and":
             for sub in expr[1:]:
                 ok, why = self.check(ident, sub, variables, params)
@@ -470,6 +480,8 @@ def _cookie(header: str, name: str) -> str | None:
 
 
 def _subst(path: str, variables: Mapping[str, str], params: Mapping[str, Any]) -> str:
+    if "{" not in path:
+        return path  # nothing to replace (a replacement needs a "{name}" in the path)
     out = path
     for k, v in {**{k: str(v) for k, v in params.items()}, **variables}.items():
         out = out.replace("{" + k + "}", v)

@@ -10,19 +10,22 @@ way a client arrives.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._server import SimCluster
 
-__all__ = ["API_PREFIX", "MAX_BODY", "Headers", "SimResponse", "serve"]
+__all__ = ["API_PREFIX", "MAX_BODY", "Headers", "SimResponse", "http_date", "serve"]
 
 API_PREFIX = "/api2/json"
+# Characters in a request target that make urlsplit do more than split at "?".
+_URL_ODD = re.compile("[#\t\r\n]")
 MAX_BODY = 16 * 1024 * 1024
 
 
@@ -40,6 +43,11 @@ class Headers(MutableMapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._d[key.lower()][1]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping.get, without its __getitem__ call and KeyError: every request reads a few.
+        item = self._d.get(key.lower())
+        return default if item is None else item[1]
+
     def __setitem__(self, key: str, value: str) -> None:
         self._d[key.lower()] = (key, value)
 
@@ -55,6 +63,19 @@ class Headers(MutableMapping[str, str]):
     def __repr__(self) -> str:
         return f"Headers({len(self)} names)"  # values may be secrets
 
+    @classmethod
+    def _of(cls, fields: dict[str, tuple[str, str]]) -> Headers:
+        """Headers over ``{lower-case name: (name as sent, value)}`` (taken, not copied)."""
+        out = cls()
+        out._d = fields
+        return out
+
+
+def _is_headers(obj: object) -> TypeGuard[Headers]:
+    """``isinstance(obj, Headers)``, the exact type first: Headers is an ABC (MutableMapping),
+    whose isinstance goes through ABCMeta.__instancecheck__."""
+    return type(obj) is Headers or isinstance(obj, Headers)
+
 
 @dataclass
 class SimResponse:
@@ -69,6 +90,8 @@ class SimResponse:
 
 def _parse_params(raw: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if not raw:
+        return out
     for k, values in parse_qs(raw, keep_blank_values=True).items():
         out[k] = values[0] if len(values) == 1 else values
     return out
@@ -84,27 +107,52 @@ def _json_params(decoded: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What json.dumps(payload, separators=(",", ":")) builds on every call, built once (the
+# encoder keeps no state between calls).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_DATE: tuple[int, str] = (-1, "")
+
+
+def http_date() -> str:
+    """``email.utils.formatdate(usegmt=True)`` for now, formatted once per second.
+
+    formatdate rounds to the microsecond, so the last microsecond of a second may print as
+    the next one: that instant is formatted afresh rather than taken from the cache.
+    """
+    global _DATE
+    now = time.time()
+    sec = int(now)
+    if now - sec >= 0.999999:
+        return formatdate(now, usegmt=True)
+    cached = _DATE
+    if cached[0] == sec:
+        return cached[1]
+    text = formatdate(now, usegmt=True)
+    _DATE = (sec, text)
+    return text
+
+
 def response(status: int, reason: str, payload: Any) -> SimResponse:
     """A JSON answer with the headers ``pve-api-daemon`` sends."""
     from ._handlers import RawJSON
 
-    body = (
-        payload.body
-        if isinstance(payload, RawJSON)
-        else json.dumps(payload, separators=(",", ":")).encode()
-    )
+    body = payload.body if isinstance(payload, RawJSON) else _ENCODER.encode(payload).encode()
     # The reason phrase carries PVE's message: one latin-1 line.
-    phrase = " ".join(reason.split()).encode("latin-1", "replace").decode("latin-1")
+    phrase = (
+        reason
+        if reason == "OK"
+        else " ".join(reason.split()).encode("latin-1", "replace").decode("latin-1")[:500]
+    )
     return SimResponse(
         status,
-        phrase[:500] or "OK",
+        phrase or "OK",
         body,
         {
             "Server": "pve-api-daemon/3.0",
             "Content-Type": "application/json;charset=UTF-8",
             "Cache-Control": "max-age=0",
             "Pragma": "no-cache",
-            "Expires": formatdate(usegmt=True),
+            "Expires": http_date(),
             "Content-Length": str(len(body)),
         },
     )
@@ -115,11 +163,17 @@ def serve(
 ) -> SimResponse:
     """Answer one raw request to ``cluster`` (``target`` is the path with its query)."""
     method = method.upper()
-    hdrs = headers if isinstance(headers, Headers) else Headers(headers)
+    hdrs = headers if _is_headers(headers) else Headers(headers)
     if method == "HEAD":
         return response(501, "Method 'HEAD' not implemented", {"data": None})
-    split = urlsplit(target)
-    params = _parse_params(split.query)
+    if target[:1] == "/" and target[:2] != "//" and _URL_ODD.search(target) is None:
+        # An origin-form target: what urlsplit answers, without its work (no scheme, no
+        # netloc, no fragment, nothing it would strip).
+        path, _, query = target.partition("?")
+    else:
+        split = urlsplit(target)
+        path, query = split.path, split.query
+    params = _parse_params(query)
     if len(body) > MAX_BODY:
         return response(413, "Request Entity Too Large", {"data": None})
     if body:
@@ -137,7 +191,6 @@ def serve(
                 params.update(_json_params(decoded))
         else:
             params.update(_parse_params(text))
-    path = split.path
     api_path = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else None
     if api_path is None:
         cluster.record(method, path, params, hdrs, 404)

@@ -9,6 +9,7 @@ changes node only when its migration task ends), so no background thread is need
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -162,7 +163,8 @@ class ClusterState:
     def tick(self) -> None:
         """Finish the tasks whose end time has passed, in the order they end."""
         now = self.clock.now()
-        due = [t for t in self.tasks if t.running and t.started_at + t.duration <= now]
+        # t.endtime is None is Task.running, spelled out: this runs on every request.
+        due = [t for t in self.tasks if t.endtime is None and t.started_at + t.duration <= now]
         for task in sorted(due, key=lambda t: t.started_at + t.duration):
             self._finish(task, task.started_at + task.duration)
 
@@ -1328,11 +1330,13 @@ def _hms(seconds: float) -> str:
 def _digest(cfg: Mapping[str, Any]) -> str:
     import hashlib
 
-    text = "\n".join(f"{k}: {v}" for k, v in sorted(cfg.items()))
+    text = "\n".join([f"{k}: {v}" for k, v in sorted(cfg.items())])
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=65_536, typed=True)
 def _uuid(vmid: int, salt: str) -> str:
+    # A pure function of its arguments, asked twice per config read.
     import uuid
 
     return str(uuid.UUID(int=stable_key("uuid", vmid, salt) << 65 | stable_key(salt, vmid)))
