@@ -1,12 +1,14 @@
 """The API client's in-memory cache layer: one owner for answers, cache keys, frames and tasks.
 
-requests-cache is the persistent HTTP cache (the SQLite file); this layer sits in front of it
-and is the only in-memory cache of a client (:class:`~pvekit._api.ApiClient` holds one):
+requests-cache is the persistent HTTP cache (the SQLite file, ``cache=True``); this layer sits
+in front of it and is the only in-memory cache of a client (:class:`~pvekit._api.ApiClient`
+holds one). With ``cache="memory"`` there is no requests-cache: this layer is the whole cache,
+each answer held for its TTL from the endpoint table. It holds:
 
 - the raw bodies of fresh GET answers, so a warm read costs one ``json.loads`` instead of a
   pass through requests and requests-cache (~2 ms of CPU);
-- the requests-cache keys of stored answers, so a write can delete exactly the stale ones
-  from the file;
+- the requests-cache keys of stored answers (``cache=True``), so a write can delete exactly
+  the stale ones from the file;
 - frames built from cached bodies, handed out again (as copies) while every body they were
   built from is still the very same answer;
 - the reads each running task (by UPID) will have made stale when it ends.

@@ -394,7 +394,8 @@ def markdown_table() -> str:
     lines = [
         "Reads (first match wins; paths relative to `/api2/json`; *kept in*: `file` is",
         "requests-cache, so the SQLite file with `cache=True`, plus the memory layer;",
-        "`memory` is the client's memory layer only):",
+        "`memory` is the client's memory layer only. With",
+        '`cache="memory"` every row is kept in the memory layer only, for the same TTL):',
         "",
         "| endpoint | matches | TTL | kept in | note |",
         "|---|---|---|---|---|",

@@ -210,14 +210,16 @@ def test_batched_reads_send_what_one_get_per_path_sends(
     fresh_sim: Simulator, label: str, read: Callable[[Any], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The tables read their per-guest and per-node paths through get_many (one batch on
-    the lean path): the requests are exactly those of the requests path, read one by one."""
+    the lean path): the requests are exactly those of the requests path, read one by one.
+    With ``cache="memory"`` (no requests-cache) cluster- and node-level reads batch too;
+    with ``cache=True`` they stay on requests-cache, which persists them in the file."""
     from pvekit._lean import LeanPool
 
-    batched: list[int] = []
+    batched: list[str] = []
     real = LeanPool.get_many
 
     def spy(pool: LeanPool, items: Any, headers: Any, *, in_flight: int) -> Any:
-        batched.append(len(items))
+        batched.extend(target.partition("?")[0].removeprefix("/api2/json") for target, _ in items)
         return real(pool, items, headers, in_flight=in_flight)
 
     monkeypatch.setattr(LeanPool, "get_many", spy)
@@ -233,8 +235,23 @@ def test_batched_reads_send_what_one_get_per_path_sends(
         finally:
             cluster.close()
     assert sent[True] == sent[False], label
-    lean_paths = sum(n for (_, p, _), n in sent[True].items() if "/qemu/" in p or "/lxc/" in p)
+    guest_paths = Counter(p for (_, p, _), n in sent[True].items() for _ in range(n) if _guest(p))
+    sent_paths = Counter(p for (_, p, _), n in sent[True].items() for _ in range(n))
     if label.startswith("guests ") or label in ("snapshots", "metrics guest"):
-        assert sum(batched) == lean_paths > 0, label  # each such read went in a batch
-    else:
-        assert batched == [], label  # cluster- and node-level reads stay on requests-cache
+        assert guest_paths, label
+    assert Counter(p for p in batched if _guest(p)) == guest_paths, label  # each in a batch
+    assert not Counter(batched) - sent_paths, label  # and nothing batched twice
+    if not label.startswith("guests") and label not in ("snapshots", "metrics guest"):
+        # No requests-cache to stay on: the cluster- and node-level reads batched too.
+        assert batched and not any(_guest(p) for p in batched), label
+    batched.clear()
+    cluster = _connect(fresh_sim, "prod", cache=True)
+    try:
+        read(cluster)
+    finally:
+        cluster.close()
+    assert all(_guest(p) for p in batched), label  # cluster and node reads: requests-cache
+
+
+def _guest(path: str) -> bool:
+    return "/qemu/" in path or "/lxc/" in path
