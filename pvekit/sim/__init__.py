@@ -190,7 +190,9 @@ class Simulator:
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
         try:
-            if self._started:
+            # At interpreter exit the daemon serve threads are frozen: shutdown() would wait
+            # for them forever; they end with the process anyway.
+            if self._started and not sys.is_finalizing():
                 self.stop()
         except Exception:
             pass
