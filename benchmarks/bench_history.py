@@ -124,6 +124,8 @@ def demo_history(days: int, root: Path) -> dict[str, Any]:
 # a layer's figure is its own work, not what it calls of the others.
 _LAYERS: tuple[tuple[str, str, str], ...] = (
     ("pvekit._api:ApiClient", "_send", "client: an HTTP request (requests, urllib3, JSON)"),
+    # The reads of get_many go out in one batch here, not through _send.
+    ("pvekit._api:ApiClient", "_batch", "client: an HTTP request (requests, urllib3, JSON)"),
     ("pvekit._api:ApiClient", "get", "client: ApiClient.get (cache hits, bookkeeping)"),
     ("pvekit._api:ApiClient", "keep_frame", "client: frame memo"),
     ("pvekit._cluster:Cluster", "_enrich", "client: Cluster methods (own work)"),

@@ -883,3 +883,15 @@ def test_env_is_read_by_pvekit(frozen: Simulator, monkeypatch: pytest.MonkeyPatc
         assert cluster.get("/version")["release"] == "9.1"
     finally:
         cluster.close()
+
+
+def test_a_demo_left_open_does_not_hang_the_interpreter_at_exit() -> None:
+    """A notebook or script that never calls ``close()``: the simulator's serve threads are
+    daemon threads, frozen once the interpreter finalizes, so stopping them from ``__del__``
+    then would wait forever (seen once cluster reads took the lean path)."""
+    code = "import pvekit\ng = pvekit.demo()\ng.nodes()\ng.guests(details=True)\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
