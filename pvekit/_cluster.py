@@ -513,16 +513,8 @@ class Cluster:
         """:meth:`_fan_out`, then one warning naming the failed items (by ``key``) together
         with those already in ``failed``; returns the items that answered, with their answers.
         """
-        failed = {} if failed is None else failed
-        answered: list[tuple[T, R]] = []
         results = self._fan_out(fn, items, desc=desc, progress=progress)
-        for item, result in zip(items, results, strict=True):
-            if isinstance(result, PVEError):
-                failed[key(item)] = result.message
-            else:
-                answered.append((item, result))
-        self._warn(desc, failed)
-        return answered
+        return self._answered(items, results, key=key, desc=desc, failed=failed)
 
     def _gather_paths(
         self,
@@ -537,11 +529,24 @@ class Cluster:
         failed: dict[str, str] | None = None,
     ) -> list[tuple[T, Any]]:
         """:meth:`_gather` of ``GET path(item)`` for every item, in one :meth:`get_many`."""
-        failed = {} if failed is None else failed
-        answered: list[tuple[T, Any]] = []
         results = self._get_many(
             [path(item) for item in items], params, fresh=fresh, desc=desc, progress=progress
         )
+        return self._answered(items, results, key=key, desc=desc, failed=failed)
+
+    def _answered(
+        self,
+        items: Sequence[T],
+        results: Sequence[Any],
+        *,
+        key: Callable[[T], str],
+        desc: str,
+        failed: dict[str, str] | None,
+    ) -> list[tuple[T, Any]]:
+        """The items whose result is not a PVEError, with it; one warning for the others
+        (by ``key``) together with those already in ``failed``."""
+        failed = {} if failed is None else failed
+        answered: list[tuple[T, Any]] = []
         for item, result in zip(items, results, strict=True):
             if isinstance(result, PVEError):
                 failed[key(item)] = result.message
@@ -572,7 +577,7 @@ class Cluster:
                 what=what,
                 failures=failures,
             ),
-            stacklevel=4,  # _warn <- _gather <- the public read <- the caller
+            stacklevel=5,  # _warn <- _answered <- _gather(_paths) <- the public read <- the caller
         )
 
     @staticmethod
