@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _inflight import InFlight
 from _pveserver import ROOT_PW, TOKEN_SECRET, PVEServer, Reply, password_profile, token_profile
 
 import pvekit
@@ -67,31 +68,6 @@ class Batches:
             return real(pool, items, headers, in_flight=in_flight)
 
         monkeypatch.setattr(LeanPool, "get_many", spy)
-
-
-class InFlight:
-    """Wraps a simulated cluster's handler: counts the per-guest reads it handles at once
-    and makes each take ``delay`` seconds (a server far away)."""
-
-    def __init__(self, sim_cluster: Any, delay: float) -> None:
-        self.delay, self.now, self.peak, self.handled = delay, 0, 0, 0
-        self._lock = threading.Lock()
-        self._inner = sim_cluster.handle
-        sim_cluster.handle = self
-
-    def __call__(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        if not path.endswith("/config"):
-            return self._inner(method, path, *args, **kwargs)
-        with self._lock:
-            self.now += 1
-            self.handled += 1
-            self.peak = max(self.peak, self.now)
-        try:
-            time.sleep(self.delay)
-            return self._inner(method, path, *args, **kwargs)
-        finally:
-            with self._lock:
-                self.now -= 1
 
 
 def _guest_paths(cluster: Cluster) -> dict[str, list[str]]:
