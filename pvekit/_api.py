@@ -285,9 +285,6 @@ class ApiClient:
         batch: list[int] = []
         later: list[int] = []  # each from the start, as get() would: after the batch
         queued: set[str] = set()
-        lean = self._lean is not None and (
-            self._plain.adapters.get(self._lean_prefix) is self._lean_adapter
-        )
         for i, path in enumerate(paths):
             try:
                 self._check_path(_READ, path)
@@ -302,7 +299,7 @@ class ApiClient:
                     out[i] = _data_of(json.loads(body))
                     self._log_request(_READ, path, query, None, started, " (cache)", hit=True)
                     continue
-            if lean and path not in queued and not self._persists(path):
+            if path not in queued and self._lean_ok(_READ, path):
                 # A path twice goes once in the batch; its repeat, later, finds the answer
                 # in memory, as the second of two get() calls would.
                 queued.add(path)
